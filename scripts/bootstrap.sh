@@ -4,6 +4,7 @@
 #   (installs Mesa's lavapipe >= 24 and the Vulkan loader only when no adapter works),
 #   4. the build. Prints the adapter it ends up with.
 set -euo pipefail
+export TURBO_TELEMETRY_DISABLED=1
 cd "$(dirname "$0")/.."
 
 PNPM_VERSION=$(node -p "require('./package.json').packageManager.split('@')[1]")
@@ -32,7 +33,7 @@ pnpm install --frozen-lockfile --reporter=silent
 
 # 3. WebGPU adapter
 probe() { node scripts/probe-adapter.mjs "$@"; }
-if probe --quiet; then
+if probe --quiet 2>/dev/null; then
   log "a WebGPU adapter already works; no driver installed"
 else
   log "no working WebGPU adapter: installing Mesa lavapipe (software Vulkan) and the Vulkan loader"
@@ -69,10 +70,10 @@ else
     fi
     as_root apt-get install -y -qq -t "$codename-backports" mesa-vulkan-drivers libvulkan1 >/dev/null
   fi
-  probe --quiet || die "still no working WebGPU adapter after installing Mesa; run 'node scripts/probe-adapter.mjs' for details"
+  probe --quiet 2>/dev/null || die "still no working WebGPU adapter after installing Mesa; run 'node scripts/probe-adapter.mjs' for details"
 fi
 
 # 4. build
 log "pnpm build"
-pnpm -s build >/dev/null
-probe
+pnpm run build >/dev/null
+probe 2>/dev/null

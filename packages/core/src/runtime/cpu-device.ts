@@ -1,0 +1,84 @@
+// CPU device: tensors are typed arrays and a dispatch runs the kernel's TypeScript reference, so every
+// model also runs where no WebGPU exists (and GPU results can be checked against it).
+import { ValidationError } from '../errors.js';
+import { type AdapterDescription, type Device, type DeviceLimits, describeAdapter } from './device.js';
+import { type AnyTypedArray, allocTyped, type DType } from './dtype.js';
+import { checkBinding } from './gpu-device.js';
+import type { Kernel, Params, Spec } from './kernel.js';
+import { asView, type Bindable, shapeSize, Tensor } from './tensor.js';
+
+export class CpuDevice implements Device {
+  readonly kind = 'cpu' as const;
+  readonly adapter: AdapterDescription = {
+    vendor: 'offramp',
+    architecture: 'cpu-reference',
+    description: 'TypeScript reference kernels',
+    isFallback: false,
+  };
+  readonly features: ReadonlySet<string> = new Set();
+  readonly limits: DeviceLimits = {
+    maxStorageBufferBindingSize: 2 ** 31 - 4,
+    maxBufferSize: 2 ** 31 - 4,
+    maxComputeWorkgroupsPerDimension: 2 ** 31 - 1,
+    minStorageBufferOffsetAlignment: 4,
+    maxComputeInvocationsPerWorkgroup: 1024,
+    maxComputeWorkgroupStorageSize: 1 << 20,
+    maxStorageBuffersPerShaderStage: 1 << 10,
+  };
+  dispatchCount = 0;
+
+  describe(): string {
+    return describeAdapter('cpu', this.adapter);
+  }
+
+  tensor(dtype: DType, shape: readonly number[], data?: ArrayLike<number>, label?: string): Tensor {
+    const n = shapeSize(shape);
+    if (data && data.length !== n) {
+      throw new ValidationError(
+        `tensor '${label ?? '?'}': ${data.length} values given for shape [${shape.join(', ')}] (${n} elements)`,
+      );
+    }
+    const a = allocTyped(dtype, n);
+    if (data) a.set(data as ArrayLike<number>);
+    return new Tensor(this, dtype, shape, a, label);
+  }
+
+  dispatch<S extends Spec>(
+    kernel: Kernel<S>,
+    bindings: Record<string, Bindable>,
+    params: Params,
+    spec?: Partial<S>,
+  ): void {
+    const s = kernel.resolveSpec(spec);
+    kernel.checkParams(params);
+    const sizes = kernel.sizes(params, s);
+    const views: Record<string, AnyTypedArray> = {};
+    for (const name of kernel.bindingNames) {
+      const b = bindings[name];
+      if (!b)
+        throw new ValidationError(
+          `kernel '${kernel.name}': binding '${name}' is missing (expects ${kernel.bindingNames.join(', ')})`,
+        );
+      const v = asView(b);
+      checkBinding(kernel, name, v.tensor.dtype, v.length, sizes[name]);
+      if (v.tensor.device !== this)
+        throw new ValidationError(`kernel '${kernel.name}': binding '${name}' lives on another device`);
+      views[name] = (v.tensor.handle as AnyTypedArray).subarray(v.offset, v.offset + v.length);
+    }
+    kernel.reference(views, params, s);
+    this.dispatchCount++;
+  }
+
+  flush(): void {}
+  async sync(): Promise<void> {}
+  async read(t: Tensor): Promise<AnyTypedArray> {
+    return (t.handle as AnyTypedArray).slice();
+  }
+  write(t: Tensor, data: ArrayLike<number>, offset = 0): void {
+    if (offset + data.length > t.length)
+      throw new ValidationError(`write of ${data.length} values at ${offset} overflows ${t}`);
+    (t.handle as AnyTypedArray).set(data as ArrayLike<number>, offset);
+  }
+  free(): void {}
+  destroy(): void {}
+}
