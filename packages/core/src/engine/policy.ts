@@ -54,7 +54,8 @@ export interface PolicyInit {
  * The device-mode (WGSL) form of a policy. `code` defines
  *   fn policy_decide(sid: u32, exit_index: u32, s: Signals) -> bool
  * and may read and write `policy_state[sid * STATE_SIZE + k]` (f32, STATE_SIZE = stateSize).
- * Options are baked into the code as constants. Available:
+ * Options are baked into the code as constants; the host form must compare in f32 too (Math.fround) so
+ * both forms decide identically on values at a threshold. Available:
  *   struct Signals { max_prob: f32, entropy: f32, margin: f32, argmax: u32, gate: f32, similarity: f32, cost: f32 }
  *   const NUM_EXITS: u32; const NUM_CLASSES: u32;
  */
@@ -91,15 +92,17 @@ export const maxProbThreshold = definePolicy((o: { threshold: number }) => ({
   options: { threshold: o.threshold },
   init: () => null,
   decide: (_ctx, s) => {
+    // compare in f32, exactly as the WGSL form does
+    const t = Math.fround(o.threshold);
     const out = new Uint8Array(s.count);
-    for (let i = 0; i < s.count; i++) out[i] = s.maxProb[i] >= o.threshold ? 1 : 0;
+    for (let i = 0; i < s.count; i++) out[i] = s.maxProb[i] >= t ? 1 : 0;
     return out;
   },
   device: { stateSize: 0, code: `fn policy_decide(sid: u32, exit_index: u32, s: Signals) -> bool { return s.max_prob >= f32(${wgslFloat(o.threshold)}); }` },
 }));
 
 /** Never exits early: every sample runs the full depth. */
-export const neverExit = definePolicy((_o: Record<string, never> = {}) => ({
+export const neverExit = definePolicy((_o: Record<string, never> | void) => ({
   name: 'never',
   options: {},
   init: () => null,

@@ -278,7 +278,7 @@ export function checkBinding(
   need: number | undefined,
 ): void {
   const want = kernel.bindings[name].type;
-  if (dtype !== want)
+  if (dtype !== want && !kernel.bindings[name].raw)
     throw new ValidationError(`kernel '${kernel.name}': binding '${name}' must be ${want}, got ${dtype}`);
   if (need !== undefined && length < need) {
     throw new ValidationError(

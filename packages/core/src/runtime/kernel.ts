@@ -8,6 +8,8 @@ export type Access = 'read' | 'write' | 'read_write';
 export interface BindingDesc {
   access: Access;
   type: DType;
+  /** Accepts a tensor of any 4-byte dtype; the WGSL sees raw words of `type` (used to move rows of any tensor). */
+  raw?: boolean;
 }
 export type ParamType = 'u32' | 'i32' | 'f32';
 /** Compile-time specialisation: values baked into the WGSL (activation, transposes, tile sizes, ...). */
