@@ -22,3 +22,4 @@ export * from './models/config.js';
 export * from './models/index.js';
 export * from './weights/config.js';
 export * from './weights/safetensors.js';
+export { runDevicePolicy, packSignals, type PolicyStep } from './engine/device-policy.js';
