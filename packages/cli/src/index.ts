@@ -1,1 +1,1 @@
-export {};
+export { demo, type DemoOptions } from './commands/demo.js';
