@@ -1,0 +1,124 @@
+// User data loaders: JSONL and CSV with {text, label} or {image, label} rows, and strict errors with line numbers.
+
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadCsv, loadJsonl } from './user.js';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'userdata-'));
+let counter = 0;
+function file(ext: string, content: string): string {
+  const p = path.join(dir, `f${counter++}.${ext}`);
+  writeFileSync(p, content);
+  return p;
+}
+
+describe('loadJsonl', () => {
+  it('reads text rows with string labels (classes sorted) and skips blank lines', () => {
+    const f = file(
+      'jsonl',
+      '{"text":"good film","label":"pos"}\n\n{"label":"neg","text":"bad"}\n{"text":"ok","label":"pos"}\n',
+    );
+    expect(loadJsonl(f)).toEqual({
+      kind: 'text',
+      examples: [
+        { text: 'good film', label: 1 },
+        { text: 'bad', label: 0 },
+        { text: 'ok', label: 1 },
+      ],
+      classNames: ['neg', 'pos'],
+    });
+  });
+
+  it('reads image rows with integer labels', () => {
+    const f = file('jsonl', '{"image":[0,0.5,1],"label":2}\n{"image":[1,1,0],"label":0}\n');
+    const d = loadJsonl(f);
+    expect(d.kind).toBe('image');
+    if (d.kind !== 'image') return;
+    expect([d.n, d.features]).toEqual([2, 3]);
+    expect(Array.from(d.images)).toEqual([0, 0.5, 1, 1, 1, 0]);
+    expect(Array.from(d.labels)).toEqual([2, 0]);
+    expect(d.classNames).toEqual(['0', '1', '2']);
+  });
+
+  const bad: [string, string, RegExp][] = [
+    ['invalid JSON', '{"text":"a","label":0}\n{"text":"b",\n', /line 2: not valid JSON/],
+    ['an array row', '[1,2]\n', /line 1: row is an array; expected an object/],
+    [
+      'extra fields',
+      '{"text":"a","label":0,"id":3}\n',
+      /line 1: fields are \{text, label, id\}; expected exactly \{text, label\} or \{image, label\}/,
+    ],
+    [
+      'mixed kinds',
+      '{"text":"a","label":0}\n{"image":[1],"label":0}\n',
+      /line 2: row is \{image, label\} but earlier rows are \{text, label\}/,
+    ],
+    [
+      'a negative label',
+      '{"text":"a","label":-1}\n',
+      /line 1: label is -1; expected an integer in \[0, 100000\) or a non-empty string/,
+    ],
+    ['a fractional label', '{"text":"a","label":0.5}\n', /line 1: label is 0.5/],
+    [
+      'mixed label types',
+      '{"text":"a","label":0}\n\n{"text":"b","label":"x"}\n',
+      /line 3: label "x" is a string, earlier labels are numbers/,
+    ],
+    ['an empty text', '{"text":"  ","label":0}\n', /line 1: text is " {2}"; expected a non-empty string/],
+    ['a non-numeric pixel', '{"image":[0,"x"],"label":0}\n', /line 1: image value 1 is "x"; expected a finite number/],
+    [
+      'images of different sizes',
+      '{"image":[0,1],"label":0}\n{"image":[0],"label":1}\n',
+      /line 2: image has 1 values, the first image has 2/,
+    ],
+    ['no rows', '\n\n', /no rows/],
+  ];
+  for (const [name, content, message] of bad) {
+    it(`rejects ${name}, naming the file and line`, () => {
+      const f = file('jsonl', content);
+      expect(() => loadJsonl(f)).toThrow(message);
+      expect(() => loadJsonl(f)).toThrow(f);
+    });
+  }
+});
+
+describe('loadCsv', () => {
+  it('reads text rows (quoted fields with commas and newlines) with integer labels', () => {
+    const f = file('csv', 'label,text\n1,"great, really"\n0,"line one\nline two"\n1,fine\n');
+    expect(loadCsv(f)).toEqual({
+      kind: 'text',
+      examples: [
+        { text: 'great, really', label: 1 },
+        { text: 'line one\nline two', label: 0 },
+        { text: 'fine', label: 1 },
+      ],
+      classNames: ['0', '1'],
+    });
+  });
+
+  it('reads image rows of space-separated values with string labels', () => {
+    const f = file('csv', 'image,label\n0 0.25 1e-1,cat\n1 .5 -2,dog\n');
+    const d = loadCsv(f);
+    if (d.kind !== 'image') throw new Error('expected image data');
+    expect(Array.from(d.images)).toEqual([0, 0.25, 0.1, 1, 0.5, -2].map(Math.fround));
+    expect(Array.from(d.labels)).toEqual([0, 1]);
+    expect(d.classNames).toEqual(['cat', 'dog']);
+  });
+
+  const bad: [string, string, RegExp][] = [
+    ['a wrong header', 'sentence,label\na,0\n', /line 1: fields are \{sentence, label\}/],
+    ['a short row', 'text,label\na,0\nb\n', /not valid CSV .*line 3/i],
+    ['an empty text', 'text,label\na,0\n"",1\n', /line 3: text is ""/],
+    ['a bad pixel', 'image,label\n0 1,a\n0 x,b\n', /line 3: image value 1 is "x"/],
+    ['an empty label', 'text,label\na,0\nb,\n', /line 3: label is ""/],
+    ['an empty file', '', /empty; expected a header row/],
+  ];
+  for (const [name, content, message] of bad) {
+    it(`rejects ${name}`, () => {
+      const f = file('csv', content);
+      expect(() => loadCsv(f)).toThrow(message);
+    });
+  }
+});
