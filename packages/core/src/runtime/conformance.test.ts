@@ -65,7 +65,10 @@ describe('the harness on the GPU', () => {
   });
 
   it('fails a kernel that loses a NaN', async () => {
-    const k = copyKernel('copyDropsNan', 'let v = x[i]; y[i] = select(v, 0.0, v != v || (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u);');
+    const k = copyKernel(
+      'copyDropsNan',
+      'let v = x[i]; y[i] = select(v, 0.0, v != v || (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u);',
+    );
     const r = await checkKernel(device, k, {
       params: { n: 100 },
       inject: [{ binding: 'x', index: 42, value: Number.NaN }],
