@@ -1,6 +1,7 @@
 // Elementwise kernels. unary: y[i] = f(x[i]); binary: y[i] = x[i] ∘ b[i mod period] (period = size of b,
 // so b broadcasts over rows when it is one row). x, y: (n,), b: (period,).
 import { defineKernel } from '../runtime/kernel.js';
+import { GRID_STRIDE_MAIN, gridStrideDispatch, gridStrideLoop } from './grid-stride.js';
 
 export type UnaryOp = 'gelu' | 'silu' | 'tanh' | 'softplus' | 'exp' | 'sigmoid' | 'relu' | 'identity';
 export type BinaryOp = 'add' | 'mul' | 'sub';
@@ -38,13 +39,11 @@ export const unary = defineKernel<{ op: UnaryOp }>({
   spec: { op: 'gelu' },
   workgroupSize: () => [256, 1, 1],
   linear: true,
-  dispatch: (p) => [Math.ceil(p.n / 256), 1, 1],
+  dispatch: (p) => gridStrideDispatch(p.n, 256),
   sizes: (p) => ({ x: p.n, y: p.n }),
   wgsl: ({ op }) => `${ACTIVATIONS_WGSL}
-@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = linear_wg(wg, nwg) * 256u + li;
-  if (i >= P.n) { return; }
-  y[i] = act_${op}(x[i]);
+${GRID_STRIDE_MAIN(256)} {
+  ${gridStrideLoop(256, 'P.n')} { y[idx] = act_${op}(x[idx]); }
 }`,
   reference: ({ x, y }, p, { op }) => {
     const f = activationRef[op];
@@ -80,14 +79,14 @@ export const binary = defineKernel<{ op: BinaryOp }>({
   spec: { op: 'add' },
   workgroupSize: () => [256, 1, 1],
   linear: true,
-  dispatch: (p) => [Math.ceil(p.n / 256), 1, 1],
+  dispatch: (p) => gridStrideDispatch(p.n, 256),
   sizes: (p) => ({ x: p.n, b: p.period, y: p.n }),
   wgsl: ({ op }) => `
-@compute @workgroup_size(256) fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = linear_wg(wg, nwg) * 256u + li;
-  if (i >= P.n) { return; }
-  let v = b[i % P.period];
-  y[i] = ${op === 'add' ? 'x[i] + v' : op === 'mul' ? 'x[i] * v' : 'x[i] - v'};
+${GRID_STRIDE_MAIN(256)} {
+  ${gridStrideLoop(256, 'P.n')} {
+    let v = b[idx % P.period];
+    y[idx] = ${op === 'add' ? 'x[idx] + v' : op === 'mul' ? 'x[idx] * v' : 'x[idx] - v'};
+  }
 }`,
   reference: ({ x, b, y }, p, { op }) => {
     for (let i = 0; i < p.n; i++) {
