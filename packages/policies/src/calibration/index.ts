@@ -1,0 +1,27 @@
+// Calibration: traces, offline simulation, sweeps, threshold choice and risk-controlled calibration.
+export { type ChooseOptions, type ChosenThreshold, chooseThreshold, type ThresholdTarget } from './choose.js';
+export {
+  binomialCdf,
+  binomialPValue,
+  calibrateRisk,
+  hoeffdingBentkusPValue,
+  logChoose,
+  logGamma,
+  type RiskCalibration,
+  type RiskOptions,
+  type RiskTest,
+} from './risk.js';
+export {
+  expandGrid,
+  oracleExits,
+  paretoFrontier,
+  type SimulateOptions,
+  type SimulationResult,
+  type SimulationSummary,
+  type SweepPoint,
+  simulate,
+  summarize,
+  sweep,
+} from './simulate.js';
+export { candidateThresholds, fixedGrid, nextF32, prevF32, type ThresholdRule, thresholdRule } from './thresholds.js';
+export { checkTrace, recordTrace, subsetTrace, type Trace, type TraceSample } from './trace.js';
