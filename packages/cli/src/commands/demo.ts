@@ -1,62 +1,92 @@
-// `offramp demo`: a real early-exit run on the GPU (or the CPU device) that prints which adapter ran it,
-// what the program compiled to, and where each sample left, in host and device mode.
-import {
-  type CnnClassifierConfig,
-  createDevice,
-  buildModel,
-  maxProbThreshold,
-  neverExit,
-  randomWeights,
-  Runner,
-  randomArray,
-  mulberry32,
-} from '@offramp/core';
-import pc from 'picocolors';
+// `offramp demo`: the shipped Fashion-MNIST CNN (checkpoints/fashion-cnn) on a slice of the Fashion-MNIST
+// test set: evaluates the built-in policies (trace, offline sweep, real runs), prints the tables, says which
+// adapter ran it and where the plot went. Fetches the data when it is missing; without the checkpoint it
+// falls back to a seeded random-weights CNN of the same shape, and says so.
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Backend, CnnClassifierConfig } from '@offramp/core';
+import type { EvalResult, MeasureMode, ModeOption } from '../evaluate.js';
+import type { Logger } from '../util/log.js';
+import { checkpointsDir } from '../util/workspace.js';
+import { evalCommand } from './eval.js';
 
 export interface DemoOptions {
-  backend?: 'gpu' | 'cpu' | 'auto';
-  batch?: number;
-  json?: boolean;
+  model?: string;
+  data?: string;
+  limit: number;
+  batch: number;
+  device: Backend;
+  mode: ModeOption;
+  measure: MeasureMode;
+  policies?: string[];
+  out?: string;
 }
 
-export async function demo(opts: DemoOptions = {}): Promise<Record<string, unknown>> {
-  const device = await createDevice({ backend: opts.backend ?? 'auto' });
-  const log = (s: string) => (opts.json ? process.stderr.write(`${s}\n`) : console.log(s));
-  log(`${pc.bold('device')}  ${device.describe()}`);
-  const cfg: CnnClassifierConfig = {
-    architecture: 'cnn_classifier',
-    image_size: 28,
-    in_channels: 1,
-    stem_channels: 8,
-    channels: [16, 32, 32],
-    strides: [1, 2, 2],
-    num_classes: 10,
-    exits: { blocks: [0, 1, 2], head: 'linear' },
-  };
-  const n = opts.batch ?? 32;
-  const model = buildModel(device, cfg, randomWeights(cfg, 1));
-  const runner = new Runner(device, model, { maxBatch: n });
-  const rand = mulberry32(2);
-  const input = { features: Array.from({ length: n }, () => randomArray(784, rand, 1).map(Math.abs)) };
-  log(`${pc.bold('model')}   28×28 CNN with exits after blocks ${cfg.exits.blocks.join(', ')} (random weights, seed 1), batch ${n}`);
-  const prog = runner.program(1);
-  log(`${pc.bold('program')} ${prog.ops.length} dispatches, scratch ${(prog.plan.scratchBytes / 1024).toFixed(0)} KiB after liveness reuse (${(prog.plan.scratchBytesNaive / 1024).toFixed(0)} KiB without)`);
-  const full = await runner.run(input, { policy: neverExit(), trace: true });
-  const p0 = full.samples.map((s) => s.trace!.maxProb[0]).sort((a, b) => a - b);
-  const policy = maxProbThreshold({ threshold: p0[Math.floor(n / 2)] });
-  const host = await runner.run(input, { policy, mode: 'host' });
-  const dev = device.kind === 'gpu' ? await runner.run(input, { policy, mode: 'device' }) : host;
-  const same = host.samples.every((s, i) => s.exitIndex === dev.samples[i].exitIndex);
-  for (const [name, r] of [['host', host], ['device', dev]] as const) {
-    log(
-      `${pc.bold(name.padEnd(7))} exits per head [${r.summary.exitCounts.join(', ')}], compute ${((100 * r.summary.flops) / r.summary.fullDepthFlops).toFixed(1)}% of full depth, ${r.summary.readbacks} readback(s), ${r.summary.wallMs.toFixed(1)} ms`,
+/** The shape of checkpoints/fashion-cnn, for the random-weights fallback. */
+export const FASHION_CNN_SHAPE: CnnClassifierConfig = {
+  architecture: 'cnn_classifier',
+  image_size: 28,
+  in_channels: 1,
+  stem_channels: 16,
+  channels: [24, 48, 96],
+  strides: [2, 2, 2],
+  num_classes: 10,
+  exits: { blocks: [0, 1, 2], head: 'linear' },
+};
+
+async function fallbackModel(log: Logger): Promise<string> {
+  const core = await import('@offramp/core');
+  const { saveModelDir } = await import('@offramp/core/node');
+  const dir = join(tmpdir(), 'offramp-demo-random-cnn');
+  if (!existsSync(join(dir, 'model.safetensors'))) {
+    await saveModelDir(
+      dir,
+      {
+        offramp_format: 1,
+        model: FASHION_CNN_SHAPE,
+        meta: {
+          dataset: 'Fashion-MNIST (random weights: demo fallback)',
+          note: 'seeded random weights (seed 1), untrained',
+        },
+      },
+      core.randomWeights(FASHION_CNN_SHAPE, 1),
     );
   }
-  log(`host and device mode agree on every exit: ${same ? pc.green('yes') : pc.red('NO')}`);
-  const out = { adapter: device.describe(), dispatches: prog.ops.length, host: host.summary, device: dev.summary, agree: same };
-  runner.dispose();
-  model.dispose();
-  device.destroy();
-  if (!same) throw new Error('host and device mode disagree');
-  return out;
+  log.warn(
+    `checkpoints/fashion-cnn is not there yet: the demo runs a CNN of the same shape with seeded random weights (${dir}); its accuracy is chance level. Train the real one with \`pnpm train:fashion-cnn\`.`,
+  );
+  return dir;
+}
+
+export async function demoCommand(o: DemoOptions, log: Logger): Promise<EvalResult> {
+  let model = o.model;
+  if (!model) {
+    const ck = checkpointsDir();
+    const shipped = ck ? join(ck, 'fashion-cnn') : null;
+    model = shipped && existsSync(join(shipped, 'config.json')) ? shipped : await fallbackModel(log);
+  }
+  log.info(
+    log.c.bold(log.c.cyan('offramp demo')) +
+      log.c.dim(`: early-exit policies on ${model.split('/').pop()} with ${o.limit} test images, batch ${o.batch}`),
+  );
+  return evalCommand(
+    {
+      model,
+      data: o.data ?? 'fashion-mnist',
+      split: 'test',
+      limit: o.limit,
+      fetch: true,
+      policies: o.policies,
+      batch: o.batch,
+      device: o.device,
+      mode: o.mode,
+      measure: o.measure,
+      repeats: 1,
+      maxDrop: 0.01,
+      out: o.out ?? join(tmpdir(), 'offramp-demo'),
+    },
+    log,
+    'demo',
+  );
 }

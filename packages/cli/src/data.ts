@@ -1,0 +1,234 @@
+// Evaluation data for a model: a named dataset from the cache (fashion-mnist, mnist, imdb, sentiment) or a
+// JSONL / CSV file of {image, label} or {text, label} rows, turned into the model's input (flat images for
+// CNN / MLP classifiers, token ids for encoders, through the tokenizer saved beside the model).
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { extname, join, resolve } from 'node:path';
+import type { ConfigEnvelope, ModelInput } from '@offramp/core';
+import { RuntimeError, UsageError } from './errors.js';
+import { metaNumber, metaString } from './model.js';
+import type { Logger } from './util/log.js';
+import { didYouMean } from './util/suggest.js';
+import { workspaceRoot } from './util/workspace.js';
+
+export const DATASETS = ['fashion-mnist', 'mnist', 'imdb', 'sentiment'] as const;
+export type DatasetName = (typeof DATASETS)[number];
+export type Split = 'train' | 'test';
+
+export interface EvalData {
+  /** Dataset name or file path. */
+  name: string;
+  split: Split | 'file';
+  /** Rows used (after offset and limit). */
+  n: number;
+  /** Rows available before the limit. */
+  available: number;
+  kind: 'image' | 'text';
+  input: ModelInput;
+  labels: Int32Array;
+  classNames: string[];
+}
+
+export interface DataRequest {
+  spec: string;
+  split?: Split;
+  limit?: number;
+  offset?: number;
+  /** Fetch a missing named dataset with the workspace's data script. */
+  fetch?: boolean;
+  log?: Logger;
+}
+
+/** The dataset a model was trained on, from its meta (free text such as 'Fashion-MNIST (...)'). */
+export function datasetOfModel(env: ConfigEnvelope): DatasetName | undefined {
+  const d = metaString(env, 'dataset', 'data');
+  if (!d) return undefined;
+  const s = d.toLowerCase();
+  if (s.includes('fashion')) return 'fashion-mnist';
+  if (/\bmnist\b/.test(s)) return 'mnist';
+  if (s.includes('imdb')) return 'imdb';
+  if (s.includes('sentiment')) return 'sentiment';
+  return undefined;
+}
+
+function isFile(spec: string): boolean {
+  return ['.jsonl', '.csv', '.json', '.ndjson'].includes(extname(spec).toLowerCase()) || spec.includes('/');
+}
+
+/** Checks a --data value without loading anything (usage errors early). */
+export function checkDataSpec(spec: string): void {
+  if (isFile(spec)) {
+    if (!existsSync(resolve(spec)))
+      throw new RuntimeError(
+        `data file '${spec}' does not exist; give a .jsonl or .csv file of {image, label} or {text, label} rows, or a dataset name (${DATASETS.join(', ')})`,
+      );
+    const ext = extname(spec).toLowerCase();
+    if (ext !== '.jsonl' && ext !== '.ndjson' && ext !== '.csv')
+      throw new UsageError(`data file '${spec}': expected a .jsonl or .csv file, got '${ext || 'no extension'}'`);
+    return;
+  }
+  if (!(DATASETS as readonly string[]).includes(spec)) {
+    throw new UsageError(
+      `unknown dataset '${spec}'${didYouMean(spec, DATASETS)}: use one of ${DATASETS.join(', ')}, or a .jsonl / .csv file`,
+    );
+  }
+}
+
+/** Runs the workspace's data script for one dataset (`pnpm data --only=NAME`); output goes to stderr. */
+export function fetchDataset(name: DatasetName, log?: Logger): void {
+  const root = workspaceRoot();
+  if (!root)
+    throw new RuntimeError(
+      `dataset '${name}' is not in the cache and there is no Offramp checkout here to fetch it with; run \`pnpm data --only=${name}\` in a checkout, or set OFFRAMP_DATA_DIR to a cache that has it`,
+    );
+  log?.info(`fetching ${name} (pnpm data --only=${name}) ...`);
+  const r = spawnSync('pnpm', ['--silent', 'data', `--only=${name}`], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    encoding: 'utf8',
+  });
+  if (r.error || r.status !== 0) {
+    throw new RuntimeError(
+      `fetching ${name} failed (pnpm data --only=${name} exited ${r.status ?? r.error?.message}):\n${(r.stderr || r.stdout || '').trim().split('\n').slice(-8).join('\n')}`,
+    );
+  }
+}
+
+function isNotFound(e: unknown): boolean {
+  return e instanceof Error && e.name === 'DataNotFoundError';
+}
+
+/** Loads evaluation data shaped for the model. */
+export async function loadEvalData(env: ConfigEnvelope, modelDir: string, req: DataRequest): Promise<EvalData> {
+  checkDataSpec(req.spec);
+  const train = await import('@offramp/train');
+  const arch = env.model.architecture;
+  const wantsText = arch === 'encoder_classifier';
+  const split: Split = req.split ?? 'test';
+  let kind: 'image' | 'text';
+  let images: Float32Array | null = null;
+  let width = 0;
+  let texts: string[] = [];
+  let labels: Int32Array;
+  let classNames: string[];
+  let name = req.spec;
+  let splitOut: EvalData['split'] = split;
+
+  const load = <T>(f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      if (isNotFound(e) && req.fetch && !isFile(req.spec)) {
+        fetchDataset(req.spec as DatasetName, req.log);
+        return f();
+      }
+      if (isNotFound(e))
+        throw new RuntimeError(`${(e as Error).message} (or pass --fetch to fetch it now)`, { cause: e });
+      throw e;
+    }
+  };
+
+  if (isFile(req.spec)) {
+    const path = resolve(req.spec);
+    const ds = extname(path).toLowerCase() === '.csv' ? train.loadCsv(path) : train.loadJsonl(path);
+    splitOut = 'file';
+    classNames = ds.classNames;
+    if (ds.kind === 'image') {
+      kind = 'image';
+      images = ds.images;
+      width = ds.features;
+      labels = Int32Array.from(ds.labels);
+    } else {
+      kind = 'text';
+      texts = ds.examples.map((x) => x.text);
+      labels = Int32Array.from(ds.examples, (x) => x.label);
+    }
+  } else {
+    const n = req.spec as DatasetName;
+    name = n;
+    if (n === 'fashion-mnist' || n === 'mnist') {
+      const ds = load(() => (n === 'mnist' ? train.loadMnist(split) : train.loadFashionMnist(split)));
+      kind = 'image';
+      images = ds.images;
+      width = ds.height * ds.width;
+      labels = Int32Array.from(ds.labels);
+      classNames = [...ds.classNames];
+    } else {
+      const ds = load(() => (n === 'imdb' ? train.loadImdb() : train.loadSentiment()));
+      const rows = split === 'train' ? ds.train : ds.test;
+      kind = 'text';
+      texts = rows.map((r) => r.text);
+      labels = Int32Array.from(rows, (r) => r.label);
+      classNames = [...train.SENTIMENT_CLASS_NAMES];
+    }
+  }
+
+  if (wantsText !== (kind === 'text')) {
+    throw new UsageError(
+      `the model is a${wantsText ? 'n encoder (text)' : ` ${arch.replace('_classifier', '')} (image / feature)`} classifier but '${req.spec}' holds ${kind} data; give ${wantsText ? 'text data (imdb, sentiment, or {text, label} rows)' : 'image data (fashion-mnist, mnist, or {image, label} rows)'}`,
+    );
+  }
+  const available = labels.length;
+  const offset = req.offset ?? 0;
+  if (offset >= available)
+    throw new UsageError(`--offset ${offset} is past the end of '${req.spec}' (${available} rows)`);
+  const end = req.limit ? Math.min(available, offset + req.limit) : available;
+  const n = end - offset;
+  labels = labels.slice(offset, end);
+  const C = env.model.num_classes;
+  const bad = labels.findIndex((l) => l < 0 || l >= C);
+  if (bad >= 0)
+    throw new UsageError(
+      `'${req.spec}' row ${offset + bad} has label ${labels[bad]}, but the model has ${C} classes (labels 0..${C - 1})`,
+    );
+
+  let input: ModelInput;
+  if (kind === 'image') {
+    const want =
+      arch === 'cnn_classifier'
+        ? env.model.image_size * env.model.image_size * env.model.in_channels
+        : arch === 'mlp_classifier'
+          ? env.model.input_size
+          : 0;
+    if (width !== want)
+      throw new UsageError(`'${req.spec}' has ${width} values per image, but the model takes ${want}`);
+    input = { features: images!.slice(offset * width, end * width) };
+  } else {
+    if (env.model.architecture !== 'encoder_classifier') throw new Error('internal: text data for a non-encoder model');
+    const { tokenizer, length } = await loadTokenizer(env, modelDir);
+    const maxLen = Math.min(length, env.model.max_position);
+    const ids = texts.slice(offset, end).map((t) => {
+      const row = tokenizer.encode(t, maxLen);
+      let len = row.length;
+      while (len > 1 && row[len - 1] === 0) len--;
+      return Array.from(row.subarray(0, len));
+    });
+    const V = env.model.vocab_size;
+    if (tokenizer.vocabSize > V)
+      throw new RuntimeError(
+        `${modelDir}: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocab_size is ${V}`,
+      );
+    input = { ids };
+  }
+  return { name, split: splitOut, n, available, kind, input, labels, classNames };
+}
+
+/** The word tokenizer saved beside a text model, and the token length it was trained with. */
+async function loadTokenizer(env: ConfigEnvelope, dir: string) {
+  const { WordTokenizer } = await import('@offramp/train');
+  const named = metaString(env, 'tokenizer', 'tokenizer_file', 'vocab', 'vocab_file');
+  let file = named ? join(dir, named) : undefined;
+  if (!file) {
+    const found = readdirSync(dir).filter((f) => /(tokenizer|vocab).*\.json$/i.test(f));
+    if (found.length) file = join(dir, found[0]);
+  }
+  if (!file || !existsSync(file)) {
+    throw new RuntimeError(
+      `${dir}: no tokenizer found for this text model (looked for meta.tokenizer in config.json and *tokenizer*.json / *vocab*.json files); save the WordTokenizer beside the model`,
+    );
+  }
+  const tokenizer = WordTokenizer.load(file);
+  const m = env.model.architecture === 'encoder_classifier' ? env.model.max_position : 512;
+  const length = metaNumber(env, 'max_length', 'seq_len', 'sequence_length', 'max_tokens') ?? m;
+  return { tokenizer, length };
+}

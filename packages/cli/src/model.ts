@@ -1,0 +1,106 @@
+// Finding and loading a model directory: a path, or the name of a shipped checkpoint (checkpoints/NAME in
+// the checkout). Offramp classifiers (config.json with offramp_format) load through @offramp/core; Mamba
+// language models (HuggingFace-style config.json) through @offramp/mamba. Errors say how to get the model.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import type { ConfigEnvelope, HostTensor } from '@offramp/core';
+import { RuntimeError } from './errors.js';
+import { checkpointsDir, SHIPPED_MODELS } from './util/workspace.js';
+
+export type ModelKind = 'classifier' | 'mamba-lm';
+
+/** Resolves `--model`: an existing path, else checkpoints/NAME of the checkout. */
+export function resolveModelDir(spec: string): string {
+  const direct = resolve(spec);
+  if (existsSync(direct)) return direct;
+  const ck = checkpointsDir();
+  if (ck && !spec.includes('/') && existsSync(join(ck, spec))) return join(ck, spec);
+  throw new RuntimeError(missingModelMessage(spec));
+}
+
+function missingModelMessage(spec: string): string {
+  const name = basename(spec);
+  const ck = checkpointsDir();
+  const have = ck && existsSync(ck) ? SHIPPED_MODELS.filter((m) => existsSync(join(ck, m, 'config.json'))) : [];
+  const lines = [`model directory '${spec}' does not exist (expected a folder with config.json and model.safetensors)`];
+  if ((SHIPPED_MODELS as readonly string[]).includes(name)) {
+    lines.push(
+      `'${name}' is a shipped model: it lives in checkpoints/${name} of an Offramp checkout; to train it again run \`pnpm train:${name}\` at the repository root`,
+    );
+  }
+  if (have.length) lines.push(`models available here: ${have.map((m) => `checkpoints/${m}`).join(', ')}`);
+  else
+    lines.push(
+      'shipped models: checkpoints/fashion-cnn, checkpoints/imdb-encoder, ... (train one with `pnpm train:fashion-cnn`)',
+    );
+  return lines.join('\n  ');
+}
+
+/** Which loader a directory needs, from its config.json. */
+export function modelKind(dir: string): ModelKind {
+  const p = join(dir, 'config.json');
+  if (!existsSync(p)) {
+    const isDir = existsSync(dir) && statSync(dir).isDirectory();
+    throw new RuntimeError(
+      `${isDir ? `${dir} has no config.json` : `${dir} is not a directory`}; a model directory holds config.json and model.safetensors`,
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(p, 'utf8'));
+  } catch (e) {
+    throw new RuntimeError(`${p} is not valid JSON: ${(e as Error).message}`, { cause: e });
+  }
+  if (json && typeof json === 'object' && 'offramp_format' in json) return 'classifier';
+  return 'mamba-lm';
+}
+
+export interface LoadedClassifier {
+  dir: string;
+  name: string;
+  envelope: ConfigEnvelope;
+  /** The weights, as float32 host tensors. */
+  tensors: Map<string, HostTensor & { dtype: string }>;
+  /** Total number of weights. */
+  parameters: number;
+}
+
+/** Loads and validates an Offramp classifier directory. */
+export async function loadClassifier(spec: string): Promise<LoadedClassifier> {
+  const dir = resolveModelDir(spec);
+  if (modelKind(dir) !== 'classifier') {
+    throw new RuntimeError(
+      `${dir} holds a Mamba language model (HuggingFace-style config.json); this command needs an Offramp classifier (config.json with offramp_format): use \`offramp generate\` for language models`,
+    );
+  }
+  const { loadModelDir } = await import('@offramp/core/node');
+  const { config, tensors: raw } = await loadModelDir(dir);
+  const tensors = new Map<string, HostTensor & { dtype: string }>();
+  let parameters = 0;
+  for (const [name, t] of raw) {
+    parameters += t.shape.reduce((a, b) => a * b, 1);
+    const data = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>);
+    tensors.set(name, { shape: [...t.shape], data, dtype: t.dtype });
+  }
+  return { dir, name: basename(dir), envelope: config, tensors, parameters };
+}
+
+/** A string field of the model's meta, if present. */
+export function metaString(env: ConfigEnvelope, ...keys: string[]): string | undefined {
+  const m = env.meta ?? {};
+  for (const k of keys) {
+    const v = (m as Record<string, unknown>)[k];
+    if (typeof v === 'string' && v) return v;
+  }
+  return undefined;
+}
+
+/** A number field of the model's meta, if present. */
+export function metaNumber(env: ConfigEnvelope, ...keys: string[]): number | undefined {
+  const m = env.meta ?? {};
+  for (const k of keys) {
+    const v = (m as Record<string, unknown>)[k];
+    if (typeof v === 'number' && Number.isFinite(v)) return v;
+  }
+  return undefined;
+}

@@ -1,0 +1,419 @@
+// The `offramp` command line: commands, options, help texts with examples, and the mapping of every
+// failure to an exit code (0 ok, 1 runtime error, 2 usage error) with a message and no stack trace unless
+// --verbose.
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { EXIT_OK, EXIT_USAGE, exitCodeOf, formatError } from './errors.js';
+import { Logger } from './util/log.js';
+
+export const EXIT_CODES_HELP = `Exit codes:
+  0  success
+  1  runtime error: a model or data file missing or damaged, a GPU error, results that do not check out
+  2  usage error: unknown command, option, policy or dataset, or an option value out of range`;
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+      .version;
+  } catch {
+    return '0.0.0';
+  }
+}
+
+const int =
+  (name: string, lo: number, hi = Number.MAX_SAFE_INTEGER) =>
+  (v: string): number => {
+    const x = Number(v);
+    if (!Number.isInteger(x) || x < lo || x > hi)
+      throw new InvalidArgumentError(
+        `${name} must be an integer in [${lo}, ${hi === Number.MAX_SAFE_INTEGER ? '∞' : hi}], got '${v}'`,
+      );
+    return x;
+  };
+const real =
+  (name: string, lo: number, hi: number) =>
+  (v: string): number => {
+    const x = Number(v);
+    if (v.trim() === '' || !Number.isFinite(x) || x < lo || x > hi)
+      throw new InvalidArgumentError(`${name} must be a number in [${lo}, ${hi}], got '${v}'`);
+    return x;
+  };
+const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
+
+interface Common {
+  json?: boolean;
+  quiet?: boolean;
+  color?: boolean;
+  verbose?: boolean;
+}
+
+function withCommon(cmd: Command): Command {
+  return cmd
+    .option('--json', 'machine-readable result on stdout (logs go to stderr)')
+    .option('-q, --quiet', 'print only warnings and errors')
+    .option('--no-color', 'no colours (also: NO_COLOR=1)')
+    .option('--verbose', 'stack traces on errors');
+}
+
+function deviceOption(): Option {
+  return new Option('--device <kind>', 'device: gpu (WebGPU), cpu (reference device) or auto')
+    .choices(['gpu', 'cpu', 'auto'])
+    .default('auto');
+}
+
+function loggerFor(o: Common): Logger {
+  return new Logger({ json: o.json, quiet: o.quiet, color: o.color === false ? false : undefined });
+}
+
+function examples(lines: string[]): string {
+  return `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
+}
+
+export interface RunOutcome {
+  code: number;
+}
+
+/** Builds the program; `state.verbose` is set from the parsed options for error printing. */
+export function buildProgram(state: { verbose: boolean; json: boolean } = { verbose: false, json: false }): Command {
+  const program = new Command();
+  program
+    .name('offramp')
+    .description(
+      'Early-exit neural networks on WebGPU: evaluate exit policies, calibrate them, benchmark, inspect models.',
+    )
+    .version(version(), '-V, --version')
+    .option('--verbose', 'stack traces on errors')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureHelp({ sortSubcommands: false })
+    .addHelpText(
+      'after',
+      `\n${EXIT_CODES_HELP}\n${examples(['offramp demo', 'offramp eval --model checkpoints/fashion-cnn --data fashion-mnist --limit 2000', 'offramp calibrate --model checkpoints/fashion-cnn --policy entropy --max-drop 0.01', 'offramp inspect checkpoints/fashion-cnn', "offramp generate --model checkpoints/austen-mamba --prompt 'It is a truth' --policy confidence:threshold=0.8"])}`,
+    );
+  const act =
+    <A extends unknown[]>(fn: (...args: A) => Promise<unknown> | unknown) =>
+    async (...args: A) => {
+      const cmd = args[args.length - 1] as Command;
+      const o = cmd.optsWithGlobals() as Common;
+      state.verbose = Boolean(o.verbose);
+      state.json = Boolean(o.json);
+      await fn(...args);
+    };
+
+  withCommon(
+    program
+      .command('eval')
+      .description('evaluate exit policies on a model: trace once, sweep offline, re-run the chosen settings for real')
+      .requiredOption('-m, --model <dir>', 'model directory (config.json + model.safetensors) or a shipped model name')
+      .option(
+        '-d, --data <name|file>',
+        "dataset (fashion-mnist, mnist, imdb, sentiment) or a .jsonl / .csv file; default: the model's own dataset",
+      )
+      .addOption(new Option('--split <split>', 'split of a named dataset').choices(['test', 'train']).default('test'))
+      .option(
+        '-p, --policies <list>',
+        "policies: names (swept), name:key=value (one setting), file:PATH.json, module:PACKAGE, or 'all'; comma-separated, repeatable",
+        collect,
+      )
+      .option('--sweep', 'a finer grid for each swept policy')
+      .option(
+        '--grid <n>',
+        'thresholds per swept threshold policy (default 8, 24 with --sweep)',
+        int('--grid', 2, 1000),
+      )
+      .option('-b, --batch <n>', 'batch size of every run', int('--batch', 1, 4096), 64)
+      .addOption(deviceOption())
+      .addOption(
+        new Option('--mode <mode>', 'execution mode of the real runs')
+          .choices(['auto', 'host', 'device'])
+          .default('auto'),
+      )
+      .addOption(
+        new Option(
+          '--measure <which>',
+          "settings re-run for real: each policy's frontier and chosen setting, only the chosen ones, all, or none",
+        )
+          .choices(['frontier', 'chosen', 'all', 'none'])
+          .default('frontier'),
+      )
+      .option('--repeats <n>', 'timed passes per real run (median)', int('--repeats', 1, 100), 1)
+      .option(
+        '--max-drop <x>',
+        "accuracy drop allowed for each policy's chosen setting",
+        real('--max-drop', 0, 1),
+        0.01,
+      )
+      .option(
+        '-o, --out <dir>',
+        'folder for results.json, results.csv, report.md, report.html, plot.svg, plot.png (default offramp-eval/MODEL-DATA)',
+      )
+      .option('-n, --limit <n>', 'use only the first n samples', int('--limit', 1))
+      .option('--offset <n>', 'skip the first n samples', int('--offset', 0), 0)
+      .option('--fetch', 'fetch a missing dataset with the data script of the checkout')
+      .addHelpText(
+        'after',
+        examples([
+          'offramp eval -m checkpoints/fashion-cnn -d fashion-mnist --limit 2000',
+          'offramp eval -m checkpoints/imdb-encoder -d imdb -p confidence,entropy,patience --sweep',
+          'offramp eval -m my-model -d data.jsonl -p entropy:threshold=0.3 -p file:entropy.policy.json --json > results.json',
+          'offramp eval -m checkpoints/fashion-cnn -p module:offramp-policy-steady:threshold=0.8',
+        ]),
+      ),
+  ).action(
+    act(async (o: Parameters<typeof import('./commands/eval.js').evalCommand>[0] & Common) => {
+      const { evalCommand } = await import('./commands/eval.js');
+      await evalCommand(o, loggerFor(o));
+    }),
+  );
+
+  withCommon(
+    program
+      .command('calibrate')
+      .description(
+        'choose a policy threshold for an accuracy-drop target, a compute budget or a risk guarantee, and write a policy file',
+      )
+      .requiredOption('-m, --model <dir>', 'model directory or shipped model name')
+      .option('-d, --data <name|file>', "dataset or .jsonl / .csv file; default: the model's own dataset")
+      .addOption(
+        new Option('--split <split>', 'split of a named dataset (calibrate on train, evaluate on test)')
+          .choices(['train', 'test'])
+          .default('train'),
+      )
+      .requiredOption(
+        '-p, --policy <name>',
+        'single-threshold policy: confidence, entropy, margin, saturation, gate, quality (name:key=value for fixed options)',
+      )
+      .option(
+        '--max-drop <x>',
+        'cheapest threshold losing at most x accuracy (e.g. 0.01 = one point)',
+        real('--max-drop', 0, 1),
+      )
+      .option('--budget <x>', 'most accurate threshold with mean compute ≤ x of full depth', real('--budget', 0, 1))
+      .option('--risk <eps,delta>', 'Learn-then-Test: disagreement with full depth ≤ eps with probability ≥ 1 − delta')
+      .addOption(
+        new Option('--method <m>', 'p-value of --risk').choices(['binomial', 'hoeffding-bentkus']).default('binomial'),
+      )
+      .option('--per-exit', 'one threshold per exit (with --max-drop or --budget)')
+      .option('-b, --batch <n>', 'batch size', int('--batch', 1, 4096), 64)
+      .addOption(deviceOption())
+      .option('-n, --limit <n>', 'use only the first n samples', int('--limit', 1))
+      .option('--offset <n>', 'skip the first n samples', int('--offset', 0), 0)
+      .option('-o, --out <file>', 'policy file to write (default POLICY.policy.json)')
+      .option('--fetch', 'fetch a missing dataset with the data script of the checkout')
+      .addHelpText(
+        'after',
+        `\nThe file works with: offramp eval --policies file:PATH.json\n${examples(['offramp calibrate -m checkpoints/fashion-cnn -p entropy --max-drop 0.01 --limit 5000', 'offramp calibrate -m checkpoints/fashion-cnn -p confidence --budget 0.5 --per-exit -o fast.policy.json', 'offramp calibrate -m checkpoints/imdb-encoder -d imdb -p confidence --risk 0.05,0.1'])}`,
+      ),
+  ).action(
+    act(async (o: Parameters<typeof import('./commands/calibrate.js').calibrateCommand>[0] & Common) => {
+      const { calibrateCommand } = await import('./commands/calibrate.js');
+      await calibrateCommand(o, loggerFor(o));
+    }),
+  );
+
+  withCommon(
+    program
+      .command('bench')
+      .description('run the benchmark programs (pnpm bench:kernels, pnpm bench:engine) and print their summary')
+      .argument('[which...]', 'kernels and/or engine (default both)')
+      .option('--no-run', 'only print the saved results')
+      .option('--results <dir>', 'results folder (default packages/core/bench/results of the checkout)')
+      .addHelpText(
+        'after',
+        examples([
+          'offramp bench --no-run',
+          'offramp bench engine',
+          'offramp bench kernels --json > kernels-summary.json',
+        ]),
+      ),
+  ).action(
+    act(async (which: string[], o: { run: boolean; results?: string } & Common) => {
+      const { benchCommand } = await import('./commands/bench.js');
+      await benchCommand(which, { run: o.run, resultsDir: o.results }, loggerFor(o));
+    }),
+  );
+
+  withCommon(
+    program
+      .command('train')
+      .description('train a model with one of the recipes of the checkout (front end to pnpm train:NAME)')
+      .argument('[recipe]', 'fashion-cnn, imdb-encoder, imdb-ponder, imdb-gates or austen-mamba')
+      .option('--list', 'list the recipes')
+      .option('-d, --data <name>', "the recipe's dataset (checked; other data is not available yet)")
+      .option('-o, --out <dir>', 'where the finished model goes (default checkpoints/RECIPE)')
+      .option(
+        '--exit-recipe <name>',
+        'exit-head training recipe: joint, two-stage, self-distill, dual-head, ponder, gates',
+      )
+      .option('--epochs <n>', 'epochs per stage', int('--epochs', 1))
+      .option('--batch <n>', 'batch size', int('--batch', 1))
+      .option('--lr <x>', 'peak learning rate', real('--lr', 0, 10))
+      .option('--seed <n>', 'random seed', int('--seed', 0))
+      .option('--limit <n>', 'use only n training and n held-out rows (smoke runs)', int('--limit', 1))
+      .option('--max-steps <n>', 'stop each stage after n steps', int('--max-steps', 1))
+      .option('--minutes <n>', 'wall-clock budget (austen-mamba)', real('--minutes', 0, 10_000))
+      .option('--resume', "continue from the work directory's saved state")
+      .option('--work-dir <dir>', 'where resumable state goes')
+      .addOption(new Option('--backend <b>', 'training backend').choices(['webgpu', 'cpu']))
+      .addHelpText(
+        'after',
+        examples([
+          'offramp train --list',
+          'offramp train fashion-cnn --epochs 1 --limit 2000 --out /tmp/cnn',
+          'offramp train imdb-encoder --resume',
+        ]),
+      ),
+  ).action(
+    act(async (recipe: string | undefined, o: Record<string, unknown> & Common) => {
+      const { trainCommand } = await import('./commands/train.js');
+      const { json, quiet, color, verbose, ...rest } = o;
+      await trainCommand(recipe, rest as never, loggerFor({ json, quiet, color, verbose }));
+    }),
+  );
+
+  withCommon(
+    program
+      .command('generate')
+      .description(
+        "stream tokens from a Mamba language model with token-level early exit, showing each token's exit block",
+      )
+      .requiredOption('-m, --model <dir>', 'Mamba LM directory (e.g. checkpoints/austen-mamba)')
+      .requiredOption('--prompt <text>', 'text to continue')
+      .option(
+        '-p, --policy <spec>',
+        'exit rule: never, confidence:threshold=T, entropy:threshold=S, static:exit=K',
+        'confidence:threshold=0.9',
+      )
+      .option('--max-tokens <n>', 'tokens to generate', int('--max-tokens', 1, 100_000), 200)
+      .option('--temperature <x>', '0 = greedy', real('--temperature', 0, 100), 0)
+      .option('--top-k <n>', 'sample among the k most likely tokens', int('--top-k', 0))
+      .option('--top-p <x>', 'nucleus sampling', real('--top-p', 0, 1))
+      .option('--seed <n>', 'sampling seed', int('--seed', 0), 0)
+      .addOption(
+        new Option('--skip <how>', "state of skipped blocks: 'freeze' or 'partial' update")
+          .choices(['freeze', 'partial'])
+          .default('freeze'),
+      )
+      .addOption(deviceOption())
+      .addHelpText(
+        'after',
+        examples([
+          "offramp generate -m checkpoints/austen-mamba --prompt 'It is a truth universally' --max-tokens 300",
+          "offramp generate -m checkpoints/austen-mamba --prompt 'Emma' -p entropy:threshold=0.5 --temperature 0.8 --seed 3",
+        ]),
+      ),
+  ).action(
+    act(async (o: Parameters<typeof import('./commands/generate.js').generateCommand>[0] & Common) => {
+      const { generateCommand } = await import('./commands/generate.js');
+      await generateCommand(o, loggerFor(o));
+    }),
+  );
+
+  withCommon(
+    program
+      .command('inspect')
+      .description(
+        'validate a model directory and show its architecture, exits, parameters, FLOPs per block and tensors',
+      )
+      .argument('<model>', 'model directory or shipped model name')
+      .option(
+        '--seq-len <n>',
+        'sequence length for the FLOPs of an encoder (default min(128, max_position))',
+        int('--seq-len', 1),
+      )
+      .option('--no-tensors', 'leave out the tensor list')
+      .addHelpText(
+        'after',
+        examples([
+          'offramp inspect checkpoints/fashion-cnn',
+          'offramp inspect imdb-encoder --seq-len 256 --no-tensors',
+          'offramp inspect checkpoints/austen-mamba --json',
+        ]),
+      ),
+  ).action(
+    act(async (model: string, o: { seqLen?: number; tensors?: boolean } & Common) => {
+      const { inspectCommand } = await import('./commands/inspect.js');
+      await inspectCommand(model, { seqLen: o.seqLen, tensors: o.tensors }, loggerFor(o));
+    }),
+  );
+
+  const create = program.command('new').description('scaffold new things').exitOverride();
+  withCommon(
+    create
+      .command('policy')
+      .description('scaffold an exit-policy plugin package that passes the conformance kit')
+      .argument('<name>', 'policy name: lowercase letters, digits and hyphens')
+      .option('--dir <dir>', 'target folder (default ./offramp-policy-NAME)')
+      .option('--force', 'write into a non-empty folder')
+      .addHelpText(
+        'after',
+        examples(['offramp new policy steady-confidence', 'offramp new policy my-rule --dir packages/my-rule']),
+      ),
+  ).action(
+    act(async (name: string, o: { dir?: string; force?: boolean } & Common) => {
+      const { newPolicyCommand } = await import('./commands/new-policy.js');
+      newPolicyCommand(name, o, loggerFor(o));
+    }),
+  );
+
+  withCommon(
+    program
+      .command('demo')
+      .description('the shipped Fashion-MNIST CNN on a slice of the test set: built-in policies, tables, plot, adapter')
+      .option('-m, --model <dir>', 'model directory (default checkpoints/fashion-cnn)')
+      .option('-d, --data <name|file>', 'dataset (default fashion-mnist, fetched when missing)')
+      .option('-n, --limit <n>', 'test images used', int('--limit', 1), 2000)
+      .option('-b, --batch <n>', 'batch size', int('--batch', 1, 4096), 64)
+      .option('-p, --policies <list>', 'policies (default: the built-ins that apply)', collect)
+      .addOption(deviceOption())
+      .addOption(
+        new Option('--mode <mode>', 'execution mode of the real runs')
+          .choices(['auto', 'host', 'device'])
+          .default('auto'),
+      )
+      .addOption(
+        new Option('--measure <which>', 'settings re-run for real')
+          .choices(['frontier', 'chosen', 'all', 'none'])
+          .default('chosen'),
+      )
+      .option('-o, --out <dir>', 'folder for the results and the plot (default: offramp-demo in the temp folder)')
+      .addHelpText(
+        'after',
+        examples([
+          'offramp demo',
+          'offramp demo --limit 5000 --measure frontier',
+          'offramp demo --device cpu --limit 200',
+        ]),
+      ),
+  ).action(
+    act(async (o: Parameters<typeof import('./commands/demo.js').demoCommand>[0] & Common) => {
+      const { demoCommand } = await import('./commands/demo.js');
+      await demoCommand(o, loggerFor(o));
+    }),
+  );
+  return program;
+}
+
+/** Runs the command line; returns the exit code (never calls process.exit). */
+export async function run(argv: string[]): Promise<number> {
+  const state = { verbose: argv.includes('--verbose'), json: argv.includes('--json') };
+  const program = buildProgram(state);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return EXIT_OK;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version exit 0; help shown because a command is missing is a usage error
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0) return EXIT_OK;
+      if (e.code === 'commander.help') return EXIT_USAGE;
+      // commander has already printed its message (with suggestions)
+      if (e.code === 'commander.executeSubCommandAsync') return EXIT_USAGE;
+      process.stderr.write(
+        `(run 'offramp ${argv[0] && !argv[0].startsWith('-') ? `${argv[0]} ` : ''}--help' for usage)\n`,
+      );
+      return EXIT_USAGE;
+    }
+    process.stderr.write(`offramp: error: ${formatError(e, state.verbose)}\n`);
+    return exitCodeOf(e);
+  }
+}

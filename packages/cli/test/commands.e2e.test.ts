@@ -1,0 +1,483 @@
+// End-to-end through the built binary: error messages and exit codes (0 ok, 1 runtime, 2 usage), help texts,
+// calibrate → policy file → eval, inspect, bench, train, generate on a tiny Mamba LM, and the policy scaffold.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  buildModel,
+  type CnnClassifierConfig,
+  createDevice,
+  type EncoderClassifierConfig,
+  Runner,
+  writeSafetensors,
+} from '@offramp/core';
+import { loadModelDir } from '@offramp/core/node';
+import { parseMambaConfig, randomMambaWeights } from '@offramp/mamba';
+import { loadPolicyFile } from '@offramp/policies';
+import { CharTokenizer, WordTokenizer } from '@offramp/train';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { calibrateResultSchema, evalResultSchema } from '../src/schema.js';
+import { CLI_DIR, cli, ensureBuilt, makeJsonl, makeModel, ROOT, tempDir } from './helpers.js';
+
+let dir: string;
+let model: string;
+let data: string;
+
+beforeAll(async () => {
+  ensureBuilt();
+  dir = tempDir('commands');
+  model = await makeModel(join(dir, 'mlp'));
+  data = makeJsonl(join(dir, 'data.jsonl'), 120);
+});
+
+const noStack = (s: string) => expect(s).not.toMatch(/\n\s+at .+:\d+:\d+/);
+
+describe('usage errors exit 2 with a helpful message', () => {
+  it('an unknown policy suggests the nearest built-in', () => {
+    const r = cli(['eval', '-m', model, '-d', data, '-p', 'entropi']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown policy 'entropi' (did you mean 'entropy'?)");
+    noStack(r.stderr);
+  });
+  it('an option out of range names the policy, the option and the allowed range', () => {
+    const r = cli(['eval', '-m', model, '-d', data, '-p', 'confidence:threshold=2']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/policy 'confidence'.*'threshold'.*\[0, ?1\]/);
+    // a range that depends on the model (ln C for C = 4 classes) is checked before anything runs
+    const e = cli(['eval', '-m', model, '-d', data, '-p', 'entropy:threshold=2']);
+    expect(e.code).toBe(2);
+    expect(e.stderr).toMatch(/policy 'entropy'.*'threshold'.*ln C.*1\.38/);
+  });
+  it('an unknown dataset suggests the nearest one', () => {
+    const r = cli(['eval', '-m', model, '-d', 'fashon-mnist']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown dataset 'fashon-mnist' (did you mean 'fashion-mnist'?)");
+  });
+  it('bad options and values are refused by the parser', () => {
+    for (const args of [
+      ['eval', '-m', model, '-d', data, '--bogus'],
+      ['eval', '-m', model, '-d', data, '--batch', '0'],
+      ['eval', '-m', model, '-d', data, '--mode', 'fast'],
+      ['eval', '-d', data],
+      ['evaluate'],
+      ['calibrate', '-m', model, '-d', data, '-p', 'entropy'],
+      ['calibrate', '-m', model, '-d', data, '-p', 'patience', '--max-drop', '0.01'],
+      ['calibrate', '-m', model, '-d', data, '-p', 'entropy', '--risk', '0.05'],
+    ]) {
+      const r = cli(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr.length, args.join(' ')).toBeGreaterThan(10);
+      noStack(r.stderr);
+    }
+    expect(cli(['evaluate']).stderr).toContain('eval');
+  });
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('runtime errors exit 1 and say how to fix them', () => {
+  it('a missing model directory', () => {
+    const r = cli(['eval', '-m', join(dir, 'nope'), '-d', data]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('does not exist');
+    expect(r.stderr).toContain('checkpoints');
+    noStack(r.stderr);
+    const v = cli(['eval', '-m', join(dir, 'nope'), '-d', data, '--verbose']);
+    expect(v.code).toBe(1);
+    expect(v.stderr).toMatch(/\n\s+at .+:\d+:\d+/);
+  });
+  it('a shipped model name that is not there says how to train it', () => {
+    const r = cli(['inspect', 'no-such-model-here']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("model directory 'no-such-model-here' does not exist");
+  });
+  it('a dataset missing from the cache (matching model) says to run pnpm data', async () => {
+    const cnnDir = join(dir, 'cnn');
+    const core = await import('@offramp/core');
+    const { saveModelDir } = await import('@offramp/core/node');
+    const cfg: CnnClassifierConfig = {
+      architecture: 'cnn_classifier',
+      image_size: 28,
+      in_channels: 1,
+      stem_channels: 4,
+      channels: [4, 8],
+      strides: [2, 2],
+      num_classes: 10,
+      exits: { blocks: [0, 1], head: 'linear' },
+    };
+    await saveModelDir(cnnDir, { offramp_format: 1, model: cfg }, core.randomWeights(cfg, 1));
+    const r = cli(['eval', '-m', cnnDir, '-d', 'mnist'], { env: { OFFRAMP_DATA_DIR: join(dir, 'empty-cache') } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('pnpm data');
+    noStack(r.stderr);
+  });
+});
+
+describe('help', () => {
+  it('every command has --help with examples; the top level documents the exit codes', () => {
+    const top = cli(['--help']);
+    expect(top.code).toBe(0);
+    expect(top.stdout).toContain('Exit codes:');
+    expect(cli([]).code).toBe(2); // no command: help on stderr, usage error
+    for (const c of ['eval', 'calibrate', 'bench', 'train', 'generate', 'inspect', 'demo']) {
+      const r = cli([c, '--help']);
+      expect(r.code, c).toBe(0);
+      expect(r.stdout, c).toContain('Examples:');
+      expect(r.stdout, c).toContain(`offramp ${c}`);
+    }
+    const np = cli(['new', 'policy', '--help']);
+    expect(np.code).toBe(0);
+    expect(np.stdout).toContain('offramp new policy');
+  });
+});
+
+describe('offramp calibrate', () => {
+  it('writes a policy file that eval accepts (file:PATH)', () => {
+    const file = join(dir, 'entropy.policy.json');
+    const r = cli([
+      'calibrate',
+      '-m',
+      model,
+      '-d',
+      data,
+      '-p',
+      'entropy',
+      '--max-drop',
+      '0.05',
+      '-b',
+      '32',
+      '-o',
+      file,
+      '--json',
+    ]);
+    expect(r.code).toBe(0);
+    const out = calibrateResultSchema.parse(JSON.parse(r.stdout));
+    expect(out.file).toBe(file);
+    expect(out.feasible).toBe(true);
+    expect(out.metrics.accuracyDrop!).toBeLessThanOrEqual(0.05);
+    const doc = JSON.parse(readFileSync(file, 'utf8'));
+    expect(doc).toMatchObject({
+      offramp_policy: 1,
+      name: 'entropy',
+      calibration: { method: 'max-drop', maxDrop: 0.05 },
+    });
+    const e = cli([
+      'eval',
+      '-m',
+      model,
+      '-d',
+      data,
+      '-p',
+      `file:${file}`,
+      '-b',
+      '32',
+      '-o',
+      join(dir, 'cal-eval'),
+      '--json',
+    ]);
+    expect(e.code).toBe(0);
+    const res = evalResultSchema.parse(JSON.parse(e.stdout));
+    expect(res.policies).toHaveLength(1);
+    expect(res.policies[0].family).toBe('entropy (file)');
+    const p = res.policies[0].points[0];
+    expect(p.computeFraction).toBeCloseTo(out.metrics.computeFraction, 12);
+    expect(p.accuracyDrop!).toBeCloseTo(out.metrics.accuracyDrop!, 12);
+    expect(p.measured!.exitsMatch).toBe(true);
+  });
+  it('budget and risk targets', async () => {
+    const b = cli([
+      'calibrate',
+      '-m',
+      model,
+      '-d',
+      data,
+      '-p',
+      'confidence',
+      '--budget',
+      '0.6',
+      '--per-exit',
+      '-o',
+      join(dir, 'b.json'),
+      '--json',
+    ]);
+    expect(b.code).toBe(0);
+    const ob = calibrateResultSchema.parse(JSON.parse(b.stdout));
+    expect(ob.metrics.computeFraction).toBeLessThanOrEqual(0.6 + 1e-9);
+    expect(Array.isArray(ob.options.threshold)).toBe(true);
+    const { policy } = await loadPolicyFile(join(dir, 'b.json'));
+    expect(policy.name).toBe('confidence');
+    const r = cli([
+      'calibrate',
+      '-m',
+      model,
+      '-d',
+      data,
+      '-p',
+      'confidence',
+      '--risk',
+      '0.5,0.2',
+      '-o',
+      join(dir, 'r.json'),
+      '--json',
+    ]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).method).toBe('learn-then-test');
+  });
+});
+
+describe('text models', () => {
+  it('eval tokenizes {text, label} rows with the tokenizer saved beside an encoder', async () => {
+    const enc = join(dir, 'encoder');
+    const texts = Array.from(
+      { length: 40 },
+      (_, i) => `${i % 2 ? 'good fine great' : 'bad awful poor'} movie number ${i} ${'x '.repeat(i % 7)}`,
+    );
+    const tok = WordTokenizer.fromTexts(texts, { vocabSize: 64 });
+    const cfg: EncoderClassifierConfig = {
+      architecture: 'encoder_classifier',
+      vocab_size: 64,
+      max_position: 32,
+      hidden_size: 16,
+      num_layers: 3,
+      num_heads: 2,
+      intermediate_size: 32,
+      num_classes: 2,
+      exits: { blocks: [0, 1, 2], head: 'linear', gate: true, gate_hidden: 8 },
+    };
+    const core = await import('@offramp/core');
+    const { saveModelDir } = await import('@offramp/core/node');
+    await saveModelDir(
+      enc,
+      { offramp_format: 1, model: cfg, meta: { dataset: 'synthetic text', tokenizer: 'vocab.json', max_length: 24 } },
+      core.randomWeights(cfg, 5),
+    );
+    tok.save(join(enc, 'vocab.json'));
+    const file = join(dir, 'text.jsonl');
+    writeFileSync(file, texts.map((t, i) => JSON.stringify({ text: t, label: i % 2 ? 'pos' : 'neg' })).join('\n'));
+    const r = cli([
+      'eval',
+      '-m',
+      enc,
+      '-d',
+      file,
+      '-p',
+      'confidence,gate,ponder,saturation',
+      '-b',
+      '16',
+      '-o',
+      join(dir, 'enc-eval'),
+      '--json',
+    ]);
+    expect(r.code).toBe(0);
+    const res = evalResultSchema.parse(JSON.parse(r.stdout));
+    expect(res.policies.map((p) => p.family)).toEqual(['confidence', 'gate', 'ponder', 'saturation']);
+    expect(res.checks.exitsMatch).toBe(true);
+    expect(res.data.classNames).toEqual(['neg', 'pos']);
+    const img = cli(['eval', '-m', enc, '-d', data]);
+    expect(img.code).toBe(2);
+    expect(img.stderr).toContain('text data');
+  });
+});
+
+describe('offramp inspect', () => {
+  it('validates the files and reports exits, parameters, FLOPs per block and tensors', async () => {
+    const r = cli(['inspect', model, '--json']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    const { config, tensors } = await loadModelDir(model);
+    let params = 0;
+    for (const t of tensors.values()) params += t.shape.reduce((a, b) => a * b, 1);
+    expect(j.parameters).toBe(params);
+    expect(j.tensors).toHaveLength(tensors.size);
+    expect(j.exitBlocks).toEqual([0, 1, 2, 3]);
+    const device = await createDevice({ backend: 'cpu' });
+    const m = buildModel(device, config.model, tensors as never);
+    const runner = new Runner(device, m, { maxBatch: 1 });
+    expect(j.flops.blocks).toEqual(runner.program(1).flops.blocks);
+    expect(j.flops.full).toBe(runner.costs(1).full);
+    runner.dispose();
+    m.dispose();
+    device.destroy();
+    const t = cli(['inspect', model]);
+    expect(t.stdout).toContain('exits        after blocks 0, 1, 2, 3');
+    expect(t.stdout).toContain('blocks.0.fc.weight');
+    expect(t.stdout).toContain('valid');
+  });
+  it('a damaged weights file is a runtime error naming the file', () => {
+    const bad = join(dir, 'bad');
+    mkdirSync(bad, { recursive: true });
+    writeFileSync(join(bad, 'config.json'), readFileSync(join(model, 'config.json')));
+    writeFileSync(join(bad, 'model.safetensors'), readFileSync(join(model, 'model.safetensors')).subarray(0, 200));
+    const r = cli(['inspect', bad]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('model.safetensors');
+    noStack(r.stderr);
+  });
+});
+
+describe('offramp bench', () => {
+  it('prints the summary of saved results', () => {
+    const res = join(dir, 'bench');
+    mkdirSync(res, { recursive: true });
+    writeFileSync(
+      join(res, 'kernels.json'),
+      JSON.stringify({
+        benchmark: 'kernels',
+        date: 'd',
+        adapter: 'a',
+        cases: { 'matmul 1024': { offramp_ms: 10, tfjs_webgpu_ms: 25, ratio: 2.5, gflops: 200 } },
+        targets: { matmul_1024_met: true },
+      }),
+    );
+    writeFileSync(
+      join(res, 'engine.json'),
+      JSON.stringify({
+        benchmark: 'engine',
+        offramp_ms: 100,
+        tfjs_webgpu_ms: 250,
+        ratio_vs_tfjs: 2.5,
+        halving_device_ms: 40,
+        targets: { ratio_vs_tfjs: { target: '>= 2', met: true } },
+      }),
+    );
+    const r = cli(['bench', '--no-run', '--results', res]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('matmul 1024');
+    expect(r.stdout).toContain('2.50×');
+    expect(r.stdout).toContain('target ratio_vs_tfjs: met');
+    const j = cli(['bench', 'engine', '--no-run', '--results', res, '--json']);
+    expect(JSON.parse(j.stdout).results[0].rows.length).toBeGreaterThan(2);
+    const u = cli(['bench', 'kernel', '--no-run']);
+    expect(u.code).toBe(2);
+    expect(u.stderr).toContain("did you mean 'kernels'");
+    const m = cli(['bench', 'kernels', '--no-run', '--results', join(dir, 'empty')]);
+    expect(m.code).toBe(1);
+    expect(m.stderr).toContain('offramp bench kernels');
+  });
+});
+
+describe('offramp train', () => {
+  it('lists recipes and checks the recipe, data and options', () => {
+    const l = cli(['train', '--list']);
+    expect(l.code).toBe(0);
+    expect(l.stdout).toContain('fashion-cnn');
+    const u = cli(['train', 'fashion-cnnn']);
+    expect(u.code).toBe(2);
+    expect(u.stderr).toContain("did you mean 'fashion-cnn'");
+    const d = cli(['train', 'fashion-cnn', '--data', 'imdb']);
+    expect(d.code).toBe(2);
+    expect(d.stderr).toContain('trains on fashion-mnist');
+    const o = cli(['train', 'austen-mamba', '--epochs', '2']);
+    expect(o.code).toBe(2);
+    expect(o.stderr).toContain('does not take --epochs');
+  });
+});
+
+describe('offramp generate', () => {
+  it("streams tokens from a Mamba LM with each token's exit block", async () => {
+    const lm = join(dir, 'lm');
+    mkdirSync(lm, { recursive: true });
+    const tok = CharTokenizer.fromCorpus('abcdefghij klmnop.');
+    const hf = {
+      model_type: 'mamba',
+      vocab_size: tok.vocabSize,
+      hidden_size: 16,
+      num_hidden_layers: 3,
+      state_size: 4,
+      expand: 2,
+      intermediate_size: 32,
+      conv_kernel: 4,
+      time_step_rank: 2,
+      layer_norm_epsilon: 1e-5,
+      use_bias: false,
+      use_conv_bias: true,
+      tie_word_embeddings: true,
+      offramp: { exits: [1, 2] },
+    };
+    writeFileSync(join(lm, 'config.json'), JSON.stringify(hf));
+    writeFileSync(
+      join(lm, 'model.safetensors'),
+      writeSafetensors(randomMambaWeights(parseMambaConfig(hf), { seed: 2 })),
+    );
+    tok.save(join(lm, 'char-tokenizer.json'));
+    const r = cli([
+      'generate',
+      '-m',
+      lm,
+      '--prompt',
+      'abc',
+      '--max-tokens',
+      '12',
+      '-p',
+      'confidence:threshold=0.05',
+      '--json',
+    ]);
+    expect(r.stderr).not.toContain('error');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.tokens).toHaveLength(12);
+    expect(j.exitBlocks).toEqual([1, 2]);
+    for (const t of j.tokens) expect([1, 2]).toContain(t.exitBlock);
+    expect(j.tokens.slice(1).some((t: { exitBlock: number }) => t.exitBlock === 1)).toBe(true);
+    expect(j.depthFraction).toBeLessThan(1);
+    const txt = cli(['generate', '-m', lm, '--prompt', 'abc', '--max-tokens', '5', '-p', 'never']);
+    expect(txt.code).toBe(0);
+    expect(txt.stdout).toMatch(/\nabc/);
+    expect(txt.stdout).toContain('block 2');
+    const bad = cli(['generate', '-m', lm, '--prompt', 'abc', '-p', 'patience']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('not available for generation');
+    const cls = cli(['generate', '-m', model, '--prompt', 'abc']);
+    expect(cls.code).toBe(2);
+  });
+});
+
+describe('offramp new policy', () => {
+  const target = join(CLI_DIR, '.tmp-scaffold-test');
+  afterAll(() => rmSync(target, { recursive: true, force: true }));
+
+  it('scaffolds a plugin whose own test passes the conformance kit, and eval loads it as a module', () => {
+    rmSync(target, { recursive: true, force: true });
+    const r = cli(['new', 'policy', 'steady-confidence', '--dir', target]);
+    expect(r.code).toBe(0);
+    for (const f of ['package.json', 'tsconfig.json', 'src/index.ts', 'src/index.test.ts', 'README.md'])
+      expect(existsSync(join(target, f)), f).toBe(true);
+    // the generated test, run by vitest in its own folder (the workspace packages resolve from above it)
+    const t = spawnSync(
+      process.execPath,
+      [join(ROOT, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--pool=forks', '--root', target],
+      { cwd: target, encoding: 'utf8', timeout: 300_000 },
+    );
+    expect(t.stdout + t.stderr).toMatch(/1 passed/);
+    expect(t.status).toBe(0);
+    // it builds, and eval takes the built module by path
+    const b = spawnSync(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], {
+      cwd: target,
+      encoding: 'utf8',
+    });
+    expect(b.stdout + b.stderr).toBe('');
+    expect(b.status).toBe(0);
+    const e = cli([
+      'eval',
+      '-m',
+      model,
+      '-d',
+      data,
+      '-p',
+      `${join(target, 'dist', 'index.js')}:threshold=0.3,streak=2`,
+      '-b',
+      '32',
+      '-o',
+      join(dir, 'plugin-eval'),
+      '--json',
+    ]);
+    expect(e.code).toBe(0);
+    const res = evalResultSchema.parse(JSON.parse(e.stdout));
+    expect(res.policies[0].source).toBe('module');
+    expect(res.policies[0].points[0].measured!.exitsMatch).toBe(true);
+    const again = cli(['new', 'policy', 'steady-confidence', '--dir', target]);
+    expect(again.code).toBe(1);
+    expect(cli(['new', 'policy', 'Bad_Name']).code).toBe(2);
+    expect(cli(['new', 'policy', 'entropy']).code).toBe(2);
+  });
+});
