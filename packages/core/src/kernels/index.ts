@@ -19,6 +19,7 @@ import { rmsNorm } from './rms-norm.js';
 export type { BinaryOp, UnaryOp } from './elementwise.js';
 export { ACTIVATIONS_WGSL, activationRef } from './elementwise.js';
 export type { MatmulSpec } from './matmul.js';
+export { isCpuRasteriser, selectMatmulSpec } from './matmul.js';
 export { binary, matmul, unary };
 export type { AttentionSpec } from './attention.js';
 export { ATTENTION_MAX_HEAD_DIM } from './attention.js';

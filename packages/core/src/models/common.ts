@@ -4,7 +4,7 @@ import type { GraphBuilder, TRef } from '../engine/graph.js';
 import type { ExitHeadOut } from '../engine/model.js';
 import { binary, type UnaryOp } from '../kernels/elementwise.js';
 import { layerNorm } from '../kernels/layer-norm.js';
-import { matmul } from '../kernels/matmul.js';
+import { matmul, selectMatmulSpec } from '../kernels/matmul.js';
 import type { Device } from '../runtime/device.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { ExitsConfig } from './config.js';
@@ -40,11 +40,13 @@ export function linear(
   const bias = b.weight(`${prefix}.bias`);
   const y = out ?? b.scratch(`${prefix}.out`, dims.rowsPerSample * dims.outF);
   const { inF, outF, rowsPerSample } = dims;
+  // the kernel variant for this adapter, sized for the largest row count the program runs
+  const variant = selectMatmulSpec(W.decl.tensor!.device, b.maxRows * rowsPerSample, outF, inF, false, false);
   b.op(
     matmul,
     { a: x, b: W, bias, c: y },
     (r) => ({ M: r * rowsPerSample, N: outF, K: inF, batch: 1, strideA: 0, strideB: 0, strideC: 0 }),
-    { spec: { bias: true, act }, flopsPerRow: 2 * rowsPerSample * inF * outF + rowsPerSample * outF, label: prefix },
+    { spec: { ...variant, bias: true, act }, flopsPerRow: 2 * rowsPerSample * inF * outF + rowsPerSample * outF, label: prefix },
   );
   return y;
 }
