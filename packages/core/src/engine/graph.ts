@@ -58,6 +58,8 @@ export class GraphBuilder {
   readonly tensors: TensorDecl[] = [];
   readonly ops: OpDecl[] = [];
   readonly carried: CarriedDecl[] = [];
+  /** Largest storage binding in bytes (the device's limit unless lowered, e.g. to test splitting). */
+  bindingLimit?: number;
   /** Identity row indices 0..maxRows−1 (u32), for row gathers that do not reorder (pooling). */
   identity?: TRef;
   private segment: SegmentKind = 'stem';
@@ -79,6 +81,31 @@ export class GraphBuilder {
     const t = this.weights.get(name);
     if (!t) throw new ValidationError(`model weight '${name}' is missing`);
     return { decl: this.decl(name, 'weight', t.dtype, 0, t.length, t) };
+  }
+
+  /**
+   * A weight of rows of `rowWidth` elements as row windows that each fit one storage binding, with offsets
+   * aligned for the device: one window unless the tensor exceeds the binding limit (large vocabularies).
+   */
+  weightRows(name: string, rowWidth: number): { ref: TRef; rowStart: number; rows: number }[] {
+    const whole = this.weight(name);
+    const t = whole.decl.tensor!;
+    const totalRows = t.length / rowWidth;
+    const limit = Math.min(this.bindingLimit ?? Number.POSITIVE_INFINITY, t.device.limits.maxStorageBufferBindingSize);
+    if (t.byteLength <= limit) return [{ ref: whole, rowStart: 0, rows: totalRows }];
+    const align = t.device.limits.minStorageBufferOffsetAlignment;
+    const rowBytes = rowWidth * 4;
+    const step = align / gcd(align, rowBytes); // rows per window must keep every window offset aligned
+    const perWindow = Math.floor(limit / rowBytes / step) * step;
+    if (perWindow < 1) {
+      throw new ValidationError(`weight '${name}': rows of ${rowBytes} bytes cannot be split into windows of at most ${limit} bytes`);
+    }
+    const out: { ref: TRef; rowStart: number; rows: number }[] = [];
+    for (let r0 = 0; r0 < totalRows; r0 += perWindow) {
+      const rows = Math.min(perWindow, totalRows - r0);
+      out.push({ ref: { decl: whole.decl, offset: r0 * rowWidth, length: rows * rowWidth }, rowStart: r0, rows });
+    }
+    return out;
   }
 
   hasWeight(name: string): boolean {
@@ -151,4 +178,9 @@ export class GraphBuilder {
       label: opts.label ?? kernel.name,
     });
   }
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
 }

@@ -92,6 +92,7 @@ export class Program {
     weights: Map<string, Tensor>,
     readonly maxRows: number,
     readonly T: number,
+    bindingLimit?: number,
   ) {
     if (!Number.isInteger(maxRows) || maxRows < 1 || maxRows > 4096) {
       throw new ValidationError(`maxBatch must be an integer in [1, 4096], got ${maxRows}`);
@@ -120,6 +121,7 @@ export class Program {
     const dummy = own(device.tensor('f32', [Math.max(maxRows, 4)], undefined, 'engine.dummy'));
 
     const b = new GraphBuilder(maxRows, weights);
+    b.bindingLimit = bindingLimit;
     b.identity = b.system('identity', identity);
     const sys = {
       count: b.system('count', this.count),

@@ -268,3 +268,27 @@ it('runs batches larger than maxBatch in chunks with the same results', async ()
   big.dispose();
   model.dispose();
 });
+
+it('splits a token table larger than the binding limit into row windows, with the same results', async () => {
+  const cfg: EncoderClassifierConfig = { ...encoderCfg, vocab_size: 1000 };
+  const model = buildModel(gpu, cfg, randomWeights(cfg, 3));
+  const whole = new Runner(gpu, model, { maxBatch: 8 });
+  const split = new Runner(gpu, model, { maxBatch: 8, bindingLimit: 16 * 1024 }); // 128 KB table → 8 windows
+  const cpuModel = buildModel(cpu, cfg, randomWeights(cfg, 3));
+  const cpuSplit = new Runner(cpu, cpuModel, { maxBatch: 8, bindingLimit: 16 * 1024 });
+  const rand = mulberry32(4);
+  const input = { ids: Array.from({ length: 6 }, () => Array.from({ length: 9 }, () => Math.floor(rand() * 1000))) };
+  const T = model.bucket(input);
+  expect(split.program(T).ops.filter((o) => o.label.startsWith('embeddings')).length).toBe(8);
+  const a = await whole.run(input, { policy: neverExit() });
+  const b = await split.run(input, { policy: neverExit() });
+  const c = await cpuSplit.run(input, { policy: neverExit() });
+  for (let i = 0; i < 6; i++) {
+    expect(Array.from(b.samples[i].logits)).toEqual(Array.from(a.samples[i].logits));
+    expect(maxAbsDiff(c.samples[i].logits, a.samples[i].logits)).toBeLessThan(1e-4);
+  }
+  expect(b.summary.flops).toBe(a.summary.flops);
+  whole.dispose();
+  split.dispose();
+  model.dispose();
+});

@@ -55,6 +55,11 @@ export interface RunnerOptions {
   maxBatch?: number;
   /** Record GPU dispatches into indirect, precompiled programs (default true on GPU devices). */
   compiled?: boolean;
+  /**
+   * Largest storage binding in bytes; weights above it are bound as row windows. Defaults to the
+   * device's maxStorageBufferBindingSize (lower it to exercise the split on small models).
+   */
+  bindingLimit?: number;
 }
 
 interface DecideState {
@@ -71,6 +76,7 @@ export class Runner {
   private programs = new Map<number, Program>();
   private decideCache = new Map<string, DecideState>();
   private readonly compiled: boolean;
+  private readonly bindingLimit?: number;
 
   constructor(
     readonly device: Device,
@@ -82,13 +88,14 @@ export class Runner {
       throw new ValidationError(`maxBatch must be an integer in [1, 4096], got ${options.maxBatch}`);
     }
     this.compiled = (options.compiled ?? true) && device instanceof GpuDevice;
+    this.bindingLimit = options.bindingLimit;
   }
 
   /** The compiled program for sequence length T (built on first use). */
   program(T: number): Program {
     let p = this.programs.get(T);
     if (!p) {
-      p = new Program(this.device, this.model, this.model.weights, this.maxBatch, T);
+      p = new Program(this.device, this.model, this.model.weights, this.maxBatch, T, this.bindingLimit);
       if (!this.compiled && p.compiled) throw new Error('internal: unexpected compiled program');
       this.programs.set(T, p);
     }

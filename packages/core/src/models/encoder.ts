@@ -82,14 +82,18 @@ export class EncoderClassifier implements EarlyExitModel {
     const ids = b.input('ids', T, 'u32');
     return {
       stem: () => {
-        const tok = b.weight('embeddings.token.weight');
+        // a token table larger than one storage binding runs as one dispatch per row window
+        const windows = b.weightRows('embeddings.token.weight', d);
         const pos = b.weight('embeddings.position.weight');
-        b.op(
-          embedding,
-          { ids, table: tok, pos, y: b.next(h) },
-          (r) => ({ n: r * T, dim: d, vocab: c.vocab_size, seqLen: T, addPosition: 1 }),
-          { flopsPerRow: T * d, label: 'embeddings' },
-        );
+        const out = b.next(h);
+        windows.forEach((w, k) => {
+          b.op(
+            embedding,
+            { ids, table: w.ref, pos, y: out },
+            (r) => ({ n: r * T, dim: d, vocab: w.rows, seqLen: T, addPosition: 1, idBase: w.rowStart }),
+            { spec: { chunk: windows.length > 1 }, flopsPerRow: k === 0 ? T * d : 0, label: `embeddings${windows.length > 1 ? `.${k}` : ''}` },
+          );
+        });
       },
       block: (i) => {
         const p = `blocks.${i}`;
