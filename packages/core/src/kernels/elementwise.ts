@@ -14,7 +14,7 @@ fn act_tanh(x: f32) -> f32 { let c = clamp(x, -15.0, 15.0); let e = exp(2.0 * c)
 fn act_sigmoid(x: f32) -> f32 { if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); } let e = exp(x); return e / (1.0 + e); }
 fn act_gelu(x: f32) -> f32 { return 0.5 * x * (1.0 + act_tanh(${SQRT_2_OVER_PI} * (x + 0.044715 * x * x * x))); }
 fn act_silu(x: f32) -> f32 { return x * act_sigmoid(x); }
-fn act_softplus(x: f32) -> f32 { if (x > 20.0) { return x; } return log(1.0 + exp(x)); }
+fn act_softplus(x: f32) -> f32 { if (x > 20.0) { return x; } if (x < -15.0) { return exp(x); } return log(1.0 + exp(x)); }
 fn act_relu(x: f32) -> f32 { return max(x, 0.0); }
 fn act_exp(x: f32) -> f32 { return exp(x); }
 fn act_identity(x: f32) -> f32 { return x; }

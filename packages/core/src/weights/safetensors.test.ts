@@ -579,3 +579,15 @@ describe('safetensors: corrupt files, each with its own message', () => {
     );
   });
 });
+
+it('copies tensors out of a Node Buffer when asked (Buffer.slice shares memory)', () => {
+  const file = writeSafetensors({ a: { dtype: 'F32', shape: [3], data: new Float32Array([1, 2, 3]) } });
+  const pool = Buffer.alloc(file.length + 1);
+  Buffer.from(file).copy(pool, 1); // unaligned inside a larger Node buffer
+  const buf = pool.subarray(1);
+  const parsed = parseSafetensors(buf, { copy: true });
+  const a = parsed.tensors.get('a')!.data as Float32Array;
+  expect(Array.from(a)).toEqual([1, 2, 3]);
+  pool.fill(0);
+  expect(Array.from(a)).toEqual([1, 2, 3]);
+});

@@ -328,7 +328,8 @@ function decode(name: string, dtype: SafetensorsDType, src: Uint8Array, copy: bo
     case 'U32': {
       if (LITTLE_ENDIAN_HOST) {
         if (!copy && src.byteOffset % 4 === 0) return view32(dtype, src.buffer, src.byteOffset, n);
-        return view32(dtype, src.slice().buffer, 0, n);
+        // a real copy: Node Buffers' slice() returns a view of the same memory
+        return view32(dtype, Uint8Array.prototype.slice.call(src).buffer, 0, n);
       }
       const out = view32(dtype, new ArrayBuffer(4 * n), 0, n);
       for (let i = 0; i < n; i++)
