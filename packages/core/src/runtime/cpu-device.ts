@@ -1,11 +1,11 @@
 // CPU device: tensors are typed arrays and a dispatch runs the kernel's TypeScript reference, so every
 // model also runs where no WebGPU exists (and GPU results can be checked against it).
 import { ValidationError } from '../errors.js';
+import { checkTensorData, resolveBinding } from './bindings.js';
 import { type AdapterDescription, type Device, type DeviceLimits, describeAdapter } from './device.js';
 import { type AnyTypedArray, allocTyped, type DType } from './dtype.js';
-import { checkBinding } from './gpu-device.js';
 import type { Kernel, Params, Spec } from './kernel.js';
-import { asView, type Bindable, shapeSize, Tensor } from './tensor.js';
+import { type Bindable, Tensor } from './tensor.js';
 
 export class CpuDevice implements Device {
   readonly kind = 'cpu' as const;
@@ -32,12 +32,7 @@ export class CpuDevice implements Device {
   }
 
   tensor(dtype: DType, shape: readonly number[], data?: ArrayLike<number>, label?: string): Tensor {
-    const n = shapeSize(shape);
-    if (data && data.length !== n) {
-      throw new ValidationError(
-        `tensor '${label ?? '?'}': ${data.length} values given for shape [${shape.join(', ')}] (${n} elements)`,
-      );
-    }
+    const n = checkTensorData(shape, data, label);
     const a = allocTyped(dtype, n);
     if (data) a.set(data as ArrayLike<number>);
     return new Tensor(this, dtype, shape, a, label);
@@ -54,15 +49,7 @@ export class CpuDevice implements Device {
     const sizes = kernel.sizes(params, s);
     const views: Record<string, AnyTypedArray> = {};
     for (const name of kernel.bindingNames) {
-      const b = bindings[name];
-      if (!b)
-        throw new ValidationError(
-          `kernel '${kernel.name}': binding '${name}' is missing (expects ${kernel.bindingNames.join(', ')})`,
-        );
-      const v = asView(b);
-      checkBinding(kernel, name, v.tensor.dtype, v.length, sizes[name]);
-      if (v.tensor.device !== this)
-        throw new ValidationError(`kernel '${kernel.name}': binding '${name}' lives on another device`);
+      const v = resolveBinding(this, kernel, name, bindings, sizes);
       views[name] = (v.tensor.handle as AnyTypedArray).subarray(v.offset, v.offset + v.length);
     }
     kernel.reference(views, params, s);

@@ -1,12 +1,13 @@
 // WebGPU device: buffer pool, pipeline cache, one pending command encoder (flushed before readbacks, writes
 // and frees), a staging pool for readbacks, and GPU errors turned into exceptions that name the kernels.
 import { GpuError, ValidationError } from '../errors.js';
+import { checkTensorData, resolveBinding } from './bindings.js';
 import { BufferPool } from './buffer-pool.js';
 import { type AdapterDescription, type Device, type DeviceLimits, describeAdapter } from './device.js';
 import { type AnyTypedArray, allocTyped, type DType, viewTyped } from './dtype.js';
 import { foldDispatch, type Kernel, type Params, type Spec } from './kernel.js';
 import { PipelineCache } from './pipeline-cache.js';
-import { asView, type Bindable, shapeSize, Tensor } from './tensor.js';
+import { type Bindable, Tensor } from './tensor.js';
 
 const STORAGE_USAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST
 const UNIFORM_USAGE = 0x40 | 0x08; // UNIFORM | COPY_DST
@@ -73,12 +74,7 @@ export class GpuDevice implements Device {
 
   tensor(dtype: DType, shape: readonly number[], data?: ArrayLike<number>, label?: string): Tensor {
     this.alive();
-    const n = shapeSize(shape);
-    if (data && data.length !== n) {
-      throw new ValidationError(
-        `tensor '${label ?? '?'}': ${data.length} values given for shape [${shape.join(', ')}] (${n} elements)`,
-      );
-    }
+    const n = checkTensorData(shape, data, label);
     const buf = this.pool.acquire(Math.max(4, n * 4), STORAGE_USAGE, label);
     const t = new Tensor(this, dtype, shape, buf, label);
     if (data) this.write(t, data);
@@ -132,15 +128,7 @@ export class GpuDevice implements Device {
     this.gpu.queue.writeBuffer(uniform, 0, packed);
     entries.push({ binding: 0, resource: { buffer: uniform, size: packed.byteLength } });
     kernel.bindingNames.forEach((name, i) => {
-      const b = bindings[name];
-      if (!b)
-        throw new ValidationError(
-          `kernel '${kernel.name}': binding '${name}' is missing (expects ${kernel.bindingNames.join(', ')})`,
-        );
-      const v = asView(b);
-      checkBinding(kernel, name, v.tensor.dtype, v.length, sizes[name]);
-      if (v.tensor.device !== this)
-        throw new ValidationError(`kernel '${kernel.name}': binding '${name}' lives on another device`);
+      const v = resolveBinding(this, kernel, name, bindings, sizes);
       const bytes = Math.max(4, v.length * 4);
       if (bytes > this.limits.maxStorageBufferBindingSize) {
         throw new ValidationError(
@@ -268,21 +256,4 @@ function toTyped(dtype: DType, data: ArrayLike<number>): AnyTypedArray {
   const a = allocTyped(dtype, data.length);
   for (let i = 0; i < data.length; i++) a[i] = data[i];
   return a;
-}
-
-export function checkBinding(
-  kernel: Kernel<any>,
-  name: string,
-  dtype: DType,
-  length: number,
-  need: number | undefined,
-): void {
-  const want = kernel.bindings[name].type;
-  if (dtype !== want && !kernel.bindings[name].raw)
-    throw new ValidationError(`kernel '${kernel.name}': binding '${name}' must be ${want}, got ${dtype}`);
-  if (need !== undefined && length < need) {
-    throw new ValidationError(
-      `kernel '${kernel.name}': binding '${name}' has ${length} elements, needs at least ${need} for these parameters`,
-    );
-  }
 }
