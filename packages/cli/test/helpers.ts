@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { mulberry32, type MlpClassifierConfig, randomWeights } from '@offramp/core';
+import { type MlpClassifierConfig, mulberry32, randomWeights } from '@offramp/core';
 import { saveModelDir } from '@offramp/core/node';
 
 export const CLI_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');

@@ -7,16 +7,16 @@
 import './dawn-globals.js';
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { TfjsEncoder } from './engine-tfjs.js';
-import { startTfjsWebgpu } from './tfjs-webgpu.js';
-import { profileProgram } from './engine-profile.js';
 import type { ModelInput } from '../src/engine/model.js';
 import { definePolicy, type ExitPolicy, neverExit } from '../src/engine/policy.js';
-import { type RunResult, Runner } from '../src/engine/runner.js';
+import { Runner, type RunResult } from '../src/engine/runner.js';
 import type { EncoderClassifierConfig } from '../src/models/config.js';
 import { buildModel, randomWeights } from '../src/models/index.js';
 import { createGpuDevice } from '../src/runtime/create-device.js';
 import { mulberry32 } from '../src/util/random.js';
+import { profileProgram } from './engine-profile.js';
+import { TfjsEncoder } from './engine-tfjs.js';
+import { startTfjsWebgpu } from './tfjs-webgpu.js';
 
 const SEED = 20240601;
 const BATCH = 32;

@@ -1,6 +1,24 @@
 // @offramp/core: early-exit neural networks on WebGPU.
+
+export { type PolicyStep, packSignals, runDevicePolicy } from './engine/device-policy.js';
+export { type CarriedDecl, GraphBuilder, type OpDecl, type TensorDecl, type TRef } from './engine/graph.js';
+export * from './engine/hooks.js';
+export type { EarlyExitModel, EncodedBatch, ExitHeadOut, ModelInput, ModelProgram } from './engine/model.js';
+export * from './engine/policy.js';
+export { type MemoryPlan, Program } from './engine/program.js';
+export {
+  Runner,
+  type RunnerOptions,
+  type RunOptions,
+  type RunResult,
+  type SampleResult,
+  type SampleTrace,
+  unpackSignals,
+} from './engine/runner.js';
 export * from './errors.js';
 export * from './kernels/index.js';
+export * from './models/config.js';
+export * from './models/index.js';
 export { BufferPool, type PoolStats, sizeClass } from './runtime/buffer-pool.js';
 export { type ConformanceResult, checkKernel, TOLERANCES } from './runtime/conformance.js';
 export { CpuDevice } from './runtime/cpu-device.js';
@@ -12,14 +30,5 @@ export * from './runtime/kernel.js';
 export { PipelineCache } from './runtime/pipeline-cache.js';
 export * from './runtime/tensor.js';
 export { mulberry32, randn, randomArray } from './util/random.js';
-export * from './engine/policy.js';
-export * from './engine/hooks.js';
-export type { EarlyExitModel, ExitHeadOut, ModelInput, ModelProgram, EncodedBatch } from './engine/model.js';
-export { GraphBuilder, type OpDecl, type TRef, type TensorDecl, type CarriedDecl } from './engine/graph.js';
-export { Program, type MemoryPlan } from './engine/program.js';
-export { Runner, type RunOptions, type RunResult, type RunnerOptions, type SampleResult, type SampleTrace, unpackSignals } from './engine/runner.js';
-export * from './models/config.js';
-export * from './models/index.js';
 export * from './weights/config.js';
 export * from './weights/safetensors.js';
-export { runDevicePolicy, packSignals, type PolicyStep } from './engine/device-policy.js';

@@ -12,14 +12,17 @@ const work = mkdtempSync(join(tmpdir(), 'offramp-pack-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 it('installs from its packed tarball and imports in an empty project', () => {
-  if (!existsSync(join(pkgDir, 'dist', 'index.js'))) execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: pkgDir });
+  if (!existsSync(join(pkgDir, 'dist', 'index.js')))
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: pkgDir });
   execFileSync('npm', ['pack', '--silent', '--pack-destination', work], { cwd: pkgDir });
   const tarball = readdirSync(work).find((f) => f.endsWith('.tgz'));
   expect(tarball).toBeDefined();
   const app = join(work, 'app');
   execFileSync('mkdir', ['-p', app]);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
-  execFileSync('npm', ['install', '--omit=optional', '--no-audit', '--no-fund', '--silent', join(work, tarball!)], { cwd: app });
+  execFileSync('npm', ['install', '--omit=optional', '--no-audit', '--no-fund', '--silent', join(work, tarball!)], {
+    cwd: app,
+  });
   writeFileSync(
     join(app, 'main.mjs'),
     `import { createDevice, unary, binary, maxProbThreshold, parseSafetensors, writeSafetensors } from '@offramp/core';

@@ -21,7 +21,13 @@ it.each(blocks.map((code, i) => ({ i, code })))('example $i runs', async ({ i, c
   let src = code;
   if (src.includes('checkpoints/fashion-cnn')) {
     const cfg: CnnClassifierConfig = {
-      architecture: 'cnn_classifier', image_size: 28, in_channels: 1, stem_channels: 4, channels: [8, 8], strides: [2, 2], num_classes: 10,
+      architecture: 'cnn_classifier',
+      image_size: 28,
+      in_channels: 1,
+      stem_channels: 4,
+      channels: [8, 8],
+      strides: [2, 2],
+      num_classes: 10,
       exits: { blocks: [0, 1], head: 'linear' },
     };
     const dir = join(tmp, 'model');
@@ -31,7 +37,11 @@ it.each(blocks.map((code, i) => ({ i, code })))('example $i runs', async ({ i, c
   const file = join(pkg, `.readme-example-${i}.mts`);
   writeFileSync(file, `${src}\nconsole.log('example ok');\n`);
   try {
-    const out = execFileSync('npx', ['tsx', '--conditions=@offramp/source', file], { cwd: pkg, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync('npx', ['tsx', '--conditions=@offramp/source', file], {
+      cwd: pkg,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     expect(out).toContain('example ok');
   } finally {
     rmSync(file, { force: true });

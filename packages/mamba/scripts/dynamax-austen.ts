@@ -21,8 +21,8 @@ import { type ExitOptions, MambaLM, type ScoreResult } from '../src/model.js';
 import { loadMambaDir } from '../src/node.js';
 import {
   classifiersToTensors,
-  exitTargets,
   type ExitTargets,
+  exitTargets,
   trainExitClassifiers,
 } from '../src/train/classifier-train.js';
 import { lmFromHf } from '../src/train/export.js';

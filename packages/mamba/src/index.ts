@@ -2,11 +2,7 @@
 // state update), the language model with a per-sequence state cache, generation and token-level early
 // exit (DYNAMAX, with learned exit classifiers), a sequence classifier for the early-exit Runner, the
 // HuggingFace weight layout, and the float64 training code (hand-written backward) used for exits.
-export * from './kernels/index.js';
-export * from './config.js';
-export * from './weights.js';
-export { MambaReference, type RefState } from './reference.js';
-export { randomMambaWeights, type RandomWeightsOptions } from './random-weights.js';
+
 export {
   type BlockDims,
   type BlockState,
@@ -17,8 +13,13 @@ export {
   Scope,
   uploadBlock,
 } from './block.js';
-export * from './model.js';
-export * from './sampling.js';
-export * from './exit-classifier.js';
 export * from './classifier.js';
+export * from './config.js';
+export * from './exit-classifier.js';
+export * from './kernels/index.js';
+export * from './model.js';
+export { type RandomWeightsOptions, randomMambaWeights } from './random-weights.js';
+export { MambaReference, type RefState } from './reference.js';
+export * from './sampling.js';
 export * as training from './train/index.js';
+export * from './weights.js';

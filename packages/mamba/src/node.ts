@@ -4,7 +4,7 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type Device, FormatError, parseSafetensors, type SafetensorsTensor } from '@offramp/core';
 import { type MambaConfig, parseMambaConfig } from './config.js';
-import { type MambaLMOptions, MambaLM } from './model.js';
+import { MambaLM, type MambaLMOptions } from './model.js';
 import { type NormalizedWeights, normalizeMambaTensors } from './weights.js';
 
 export interface LoadedMambaDir extends NormalizedWeights {

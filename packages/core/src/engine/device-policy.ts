@@ -20,7 +20,12 @@ export function packSignals(s: ExitSignals): Float32Array {
 }
 
 /** Decisions of the device form for each step (1 = leave), forced to 1 at the last exit as in the engine. */
-export async function runDevicePolicy(device: GpuDevice, policy: ExitPolicy<any>, info: PolicyInit, steps: PolicyStep[]): Promise<Uint8Array[]> {
+export async function runDevicePolicy(
+  device: GpuDevice,
+  policy: ExitPolicy<any>,
+  info: PolicyInit,
+  steps: PolicyStep[],
+): Promise<Uint8Array[]> {
   if (!policy.device) throw new ValidationError(`policy '${policy.name}' has no device (WGSL) form`);
   const n = info.batchSize;
   const kernel = decideKernel({ name: policy.name, device: policy.device }, info.numExits, info.numClasses);
@@ -36,17 +41,22 @@ export async function runDevicePolicy(device: GpuDevice, policy: ExitPolicy<any>
   const out: Uint8Array[] = [];
   try {
     for (const { ctx, signals: s } of steps) {
-      if (s.count > n) throw new ValidationError(`step at exit ${ctx.exitIndex} has ${s.count} rows, more than batchSize ${n}`);
+      if (s.count > n)
+        throw new ValidationError(`step at exit ${ctx.exitIndex} has ${s.count} rows, more than batchSize ${n}`);
       count.write([s.count]);
       ids.write(Uint32Array.from(s.sampleIds));
       signals.write(packSignals(s).subarray(0, Math.max(1, s.count) * 8));
-      device.dispatch(kernel, { count, sampleIds: ids, signals, policy_state: state, flags }, {
-        maxRows: n,
-        exitIndex: ctx.exitIndex,
-        isLast: ctx.isLast ? 1 : 0,
-        cost: ctx.costFraction,
-        batch: n,
-      });
+      device.dispatch(
+        kernel,
+        { count, sampleIds: ids, signals, policy_state: state, flags },
+        {
+          maxRows: n,
+          exitIndex: ctx.exitIndex,
+          isLast: ctx.isLast ? 1 : 0,
+          cost: ctx.costFraction,
+          batch: n,
+        },
+      );
       const f = await flags.read();
       out.push(Uint8Array.from(f.subarray(0, s.count)));
     }

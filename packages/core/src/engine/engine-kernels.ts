@@ -161,7 +161,11 @@ export const compactRows = defineKernel({
     count[0] = k;
     history[p.exitIndex] = k;
   },
-  testCases: [{ params: { maxRows: 9, exitIndex: 2 } }, { params: { maxRows: 1, exitIndex: 0 } }, { params: { maxRows: 256, exitIndex: 5 } }],
+  testCases: [
+    { params: { maxRows: 9, exitIndex: 2 } },
+    { params: { maxRows: 1, exitIndex: 0 } },
+    { params: { maxRows: 256, exitIndex: 5 } },
+  ],
   testInputs: (p, _s, rand) => ({
     count: new Uint32Array([Math.floor(rand() * (p.maxRows + 1))]),
     flags: Uint32Array.from({ length: p.maxRows }, () => (rand() < 0.4 ? 1 : 0)),
@@ -196,7 +200,10 @@ export const patchControl = defineKernel({
     const r = Math.min(count[0], p.maxRows);
     for (let i = 0; i < p.width; i++) control[map[i]] = table[r * p.width + i];
   },
-  testCases: [{ params: { maxRows: 4, width: 70, controlWords: 300 } }, { params: { maxRows: 1, width: 1, controlWords: 1 } }],
+  testCases: [
+    { params: { maxRows: 4, width: 70, controlWords: 300 } },
+    { params: { maxRows: 1, width: 1, controlWords: 1 } },
+  ],
   testInputs: (p, _s, rand) => {
     const map = Uint32Array.from({ length: p.controlWords }, (_, i) => i)
       .sort(() => rand() - 0.5)
@@ -224,7 +231,13 @@ export function decideKernel(policy: { name: string; device: DevicePolicy }, num
     spec: { code: dp.code, stateSize, numExits, numClasses },
     workgroupSize: () => [64, 1, 1],
     dispatch: (p) => [Math.ceil(p.maxRows / 64), 1, 1],
-    sizes: (p) => ({ count: 1, sampleIds: p.maxRows, signals: p.maxRows * 8, policy_state: p.batch * stateSize, flags: p.maxRows }),
+    sizes: (p) => ({
+      count: 1,
+      sampleIds: p.maxRows,
+      signals: p.maxRows * 8,
+      policy_state: p.batch * stateSize,
+      flags: p.maxRows,
+    }),
     wgsl: () => `
 struct Signals { max_prob: f32, entropy: f32, margin: f32, argmax: u32, gate: f32, similarity: f32, cost: f32 }
 const NUM_EXITS: u32 = ${numExits}u;

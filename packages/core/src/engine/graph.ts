@@ -98,7 +98,9 @@ export class GraphBuilder {
     const step = align / gcd(align, rowBytes); // rows per window must keep every window offset aligned
     const perWindow = Math.floor(limit / rowBytes / step) * step;
     if (perWindow < 1) {
-      throw new ValidationError(`weight '${name}': rows of ${rowBytes} bytes cannot be split into windows of at most ${limit} bytes`);
+      throw new ValidationError(
+        `weight '${name}': rows of ${rowBytes} bytes cannot be split into windows of at most ${limit} bytes`,
+      );
     }
     const out: { ref: TRef; rowStart: number; rows: number }[] = [];
     for (let r0 = 0; r0 < totalRows; r0 += perWindow) {
@@ -147,7 +149,8 @@ export class GraphBuilder {
 
   /** The other buffer, which becomes current: write the updated value (of `width` per row) into it. */
   next(c: CarriedDecl, width = c.width): TRef {
-    if (width > c.buffers[0].perRow) throw new ValidationError(`carried '${c.name}': row width ${width} exceeds ${c.buffers[0].perRow}`);
+    if (width > c.buffers[0].perRow)
+      throw new ValidationError(`carried '${c.name}': row width ${width} exceeds ${c.buffers[0].perRow}`);
     c.width = width;
     c.current = c.current === 0 ? 1 : 0;
     return { decl: c.buffers[c.current] };

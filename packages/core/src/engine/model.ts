@@ -1,8 +1,9 @@
 // What the engine needs from a model: how to build its graph for a program (stem, blocks, exit heads), how
 // to pick a sequence-length bucket for a batch, and how to turn a batch into per-row input arrays.
+
+import type { ModelConfig } from '../models/config.js';
 import type { AnyTypedArray } from '../runtime/dtype.js';
 import type { Tensor } from '../runtime/tensor.js';
-import type { ModelConfig } from '../models/config.js';
 import type { GraphBuilder, TRef } from './graph.js';
 
 export interface ExitHeadOut {

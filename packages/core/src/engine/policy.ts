@@ -98,17 +98,20 @@ export const maxProbThreshold = definePolicy((o: { threshold: number }) => ({
     for (let i = 0; i < s.count; i++) out[i] = s.maxProb[i] >= t ? 1 : 0;
     return out;
   },
-  device: { stateSize: 0, code: `fn policy_decide(sid: u32, exit_index: u32, s: Signals) -> bool { return s.max_prob >= f32(${wgslFloat(o.threshold)}); }` },
+  device: {
+    stateSize: 0,
+    code: `fn policy_decide(sid: u32, exit_index: u32, s: Signals) -> bool { return s.max_prob >= f32(${wgslFloat(o.threshold)}); }`,
+  },
 }));
 
 /** Never exits early: every sample runs the full depth. */
-export const neverExit = definePolicy((_o: Record<string, never> | void) => ({
+export const neverExit = (): ExitPolicy<null> => ({
   name: 'never',
   options: {},
   init: () => null,
   decide: (_ctx, s) => new Uint8Array(s.count),
   device: { stateSize: 0, code: 'fn policy_decide(sid: u32, exit_index: u32, s: Signals) -> bool { return false; }' },
-}));
+});
 
 /** Formats a number as a WGSL f32 literal (exact for f32 values). */
 export function wgslFloat(x: number): string {

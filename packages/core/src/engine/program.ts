@@ -5,9 +5,9 @@
 import { ValidationError } from '../errors.js';
 import { exitSignals } from '../kernels/exit-signals.js';
 import type { Device } from '../runtime/device.js';
+import { type DType, viewTyped } from '../runtime/dtype.js';
 import { GpuDevice } from '../runtime/gpu-device.js';
 import { foldDispatch } from '../runtime/kernel.js';
-import { type DType, viewTyped } from '../runtime/dtype.js';
 import { type Bindable, Tensor } from '../runtime/tensor.js';
 import { compactRows, gatherCarried, patchControl, retireRows } from './engine-kernels.js';
 import { type CarriedDecl, GraphBuilder, type OpDecl, type TensorDecl, type TRef } from './graph.js';
@@ -116,7 +116,12 @@ export class Program {
     this.results = { outOffset: 0, traceOffset, historyOffset, length: historyOffset + up(E), outStride };
     this.resultsTensor = own(device.tensor('f32', [this.results.length], undefined, 'engine.results'));
     const identity = own(
-      device.tensor('u32', [maxRows], Uint32Array.from({ length: maxRows }, (_, i) => i), 'engine.identity'),
+      device.tensor(
+        'u32',
+        [maxRows],
+        Uint32Array.from({ length: maxRows }, (_, i) => i),
+        'engine.identity',
+      ),
     );
     const dummy = own(device.tensor('f32', [Math.max(maxRows, 4)], undefined, 'engine.dummy'));
 
@@ -171,10 +176,25 @@ export class Program {
         (r) => ({ rows: r, classes: head.classes, dim: head.poolDim }),
         { spec: { gate: Boolean(head.gateLogit), similarity: hasPrev }, label: `exit${j}.signals` },
       );
-      exits.push({ index: j, block: i, classes: head.classes, decideAt: b.ops.length, logits: head.logits, hasGate: Boolean(head.gateLogit) });
+      exits.push({
+        index: j,
+        block: i,
+        classes: head.classes,
+        decideAt: b.ops.length,
+        logits: head.logits,
+        hasGate: Boolean(head.gateLogit),
+      });
       b.op(
         retireRows,
-        { count: sys.count, flags: sys.flags, sampleIds: sys.sampleIds, logits: head.logits, signals: sys.signals, out: sys.out, trace: sys.trace },
+        {
+          count: sys.count,
+          flags: sys.flags,
+          sampleIds: sys.sampleIds,
+          logits: head.logits,
+          signals: sys.signals,
+          out: sys.out,
+          trace: sys.trace,
+        },
         () => ({ maxRows, classes: C, exitIndex: j, numExits: E, batch: maxRows }),
         { label: `exit${j}.retire` },
       );
@@ -211,7 +231,12 @@ export class Program {
       else if (op.segment === 'block') blocks[op.index] += op.flopsPerRow;
       else if (op.segment === 'head') heads[op.index] += op.flopsPerRow;
     }
-    const atExit = exits.map((e) => stem + blocks.slice(0, e.block + 1).reduce((a, x) => a + x, 0) + heads.slice(0, e.index + 1).reduce((a, x) => a + x, 0));
+    const atExit = exits.map(
+      (e) =>
+        stem +
+        blocks.slice(0, e.block + 1).reduce((a, x) => a + x, 0) +
+        heads.slice(0, e.index + 1).reduce((a, x) => a + x, 0),
+    );
     this.flops = { stem, blocks, heads, atExit };
 
     this.plan = this.planMemory(b.tensors);
@@ -232,7 +257,9 @@ export class Program {
     let persistentBytes = 0;
     let scratchBytesNaive = 0;
     const slots: { bytes: number; freeAt: number; tensor?: Tensor }[] = [];
-    const scratch = decls.filter((d) => d.kind === 'scratch' && first.has(d.id)).sort((a, b) => first.get(a.id)! - first.get(b.id)!);
+    const scratch = decls
+      .filter((d) => d.kind === 'scratch' && first.has(d.id))
+      .sort((a, b) => first.get(a.id)! - first.get(b.id)!);
     const assign = new Map<number, number>();
     for (const d of scratch) {
       const bytes = d.perRow * this.maxRows * 4;
@@ -240,7 +267,11 @@ export class Program {
       const start = first.get(d.id)!;
       let best = -1;
       for (let s = 0; s < slots.length; s++) {
-        if (slots[s].freeAt < start && (best < 0 || Math.abs(slots[s].bytes - bytes) < Math.abs(slots[best].bytes - bytes))) best = s;
+        if (
+          slots[s].freeAt < start &&
+          (best < 0 || Math.abs(slots[s].bytes - bytes) < Math.abs(slots[best].bytes - bytes))
+        )
+          best = s;
       }
       if (best < 0) {
         slots.push({ bytes, freeAt: last.get(d.id)! });
@@ -251,7 +282,8 @@ export class Program {
       }
       assign.set(d.id, best);
     }
-    for (const s of slots) s.tensor = this.own(this.device.tensor('u32', [Math.max(1, s.bytes / 4)], undefined, 'scratch'));
+    for (const s of slots)
+      s.tensor = this.own(this.device.tensor('u32', [Math.max(1, s.bytes / 4)], undefined, 'scratch'));
     for (const d of decls) {
       if (d.tensor) {
         this.bound.set(d.id, d.tensor);
@@ -259,12 +291,19 @@ export class Program {
         const s = assign.get(d.id);
         if (s !== undefined) this.bound.set(d.id, aliasTensor(slots[s].tensor!, d.dtype));
       } else {
-        const t = this.own(this.device.tensor(d.dtype, [Math.max(1, d.perRow * this.maxRows + d.fixed)], undefined, d.name));
+        const t = this.own(
+          this.device.tensor(d.dtype, [Math.max(1, d.perRow * this.maxRows + d.fixed)], undefined, d.name),
+        );
         persistentBytes += t.byteLength;
         this.bound.set(d.id, t);
       }
     }
-    return { scratchBytes: slots.reduce((a, s) => a + s.bytes, 0), scratchBytesNaive, persistentBytes, slots: slots.length };
+    return {
+      scratchBytes: slots.reduce((a, s) => a + s.bytes, 0),
+      scratchBytesNaive,
+      persistentBytes,
+      slots: slots.length,
+    };
   }
 
   private own(t: Tensor): Tensor {
@@ -297,7 +336,9 @@ export class Program {
     this.gpuOps = this.ops.map((op, k) => {
       const { pipeline, layout } = dev.pipelines.get(op.kernel, op.spec);
       const uniformBytes = op.kernel.packParams(op.params(0)).byteLength;
-      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.control!, offset: k * UNIFORM_ALIGN, size: uniformBytes } }];
+      const entries: GPUBindGroupEntry[] = [
+        { binding: 0, resource: { buffer: this.control!, offset: k * UNIFORM_ALIGN, size: uniformBytes } },
+      ];
       op.kernel.bindingNames.forEach((name, i) => {
         const v = this.bindable(op.bind[name]);
         const tensor = 'tensor' in v ? v.tensor : v;
@@ -307,7 +348,10 @@ export class Program {
         if (tensor.dtype !== want.type && !want.raw) {
           throw new ValidationError(`op '${op.label}': binding '${name}' must be ${want.type}, got ${tensor.dtype}`);
         }
-        entries.push({ binding: i + 1, resource: { buffer: tensor.handle as GPUBuffer, offset: offset * 4, size: Math.max(4, length * 4) } });
+        entries.push({
+          binding: i + 1,
+          resource: { buffer: tensor.handle as GPUBuffer, offset: offset * 4, size: Math.max(4, length * 4) },
+        });
       });
       const bindGroup = gpu.createBindGroup({ layout, entries, label: op.label });
       return { pipeline, bindGroup, argsOffset: argsBase + k * 12 };
@@ -339,7 +383,10 @@ export class Program {
           o += u.length;
           const d = op.kernel.dispatch(p, op.spec);
           const args = op.kernel.linear ? foldDispatch(d[0], limit) : d;
-          if (args.some((a) => a > limit)) throw new ValidationError(`op '${op.label}': dispatch [${args}] for ${r} rows exceeds ${limit} workgroups per dimension`);
+          if (args.some((a) => a > limit))
+            throw new ValidationError(
+              `op '${op.label}': dispatch [${args}] for ${r} rows exceeds ${limit} workgroups per dimension`,
+            );
           table.set(args, o);
           o += 3;
         }
@@ -347,8 +394,14 @@ export class Program {
       groups.push({ table, map: Uint32Array.from(mapping), width });
       patchParams.push(patchControl.packParams({ maxRows: this.maxRows, width, controlWords: controlBytes / 4 }));
     }
-    this.patchUniforms = gpu.createBuffer({ size: groups.length * UNIFORM_ALIGN, usage: 0x40 | 0x08, label: 'engine.patchUniforms' });
-    patchParams.forEach((p, g) => gpu.queue.writeBuffer(this.patchUniforms!, g * UNIFORM_ALIGN, p));
+    this.patchUniforms = gpu.createBuffer({
+      size: groups.length * UNIFORM_ALIGN,
+      usage: 0x40 | 0x08,
+      label: 'engine.patchUniforms',
+    });
+    patchParams.forEach((p, g) => {
+      gpu.queue.writeBuffer(this.patchUniforms!, g * UNIFORM_ALIGN, p);
+    });
     const { pipeline: patchPipeline, layout: patchLayout } = dev.pipelines.get(patchControl);
     const controlAsU32 = { buffer: this.control, size: controlBytes };
     this.gpuGroups = groups.map((grp, g) => {
@@ -407,7 +460,8 @@ export class Program {
   inputTensor(name: string): Tensor | undefined {
     for (const c of this.carried) if (c.name === name) return this.tensorOf(c.buffers[c.initial]);
     for (const op of this.ops) {
-      for (const ref of Object.values(op.bind)) if (ref.decl.kind === 'input' && ref.decl.name === name) return this.tensorOf(ref);
+      for (const ref of Object.values(op.bind))
+        if (ref.decl.kind === 'input' && ref.decl.name === name) return this.tensorOf(ref);
     }
     return undefined;
   }

@@ -2,13 +2,18 @@
 // never-exit equals an independent full-depth forward; host and device modes give identical exits and
 // outputs; batch invariance; GPU and CPU agree; FLOPs accounting matches what ran; hooks see the same loop.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CnnClassifierConfig, EncoderClassifierConfig, MlpClassifierConfig, ModelConfig } from '../models/config.js';
+import type {
+  CnnClassifierConfig,
+  EncoderClassifierConfig,
+  MlpClassifierConfig,
+  ModelConfig,
+} from '../models/config.js';
 import { buildModel, randomWeights } from '../models/index.js';
 import { CpuDevice } from '../runtime/cpu-device.js';
 import { createGpuDevice } from '../runtime/create-device.js';
 import type { Device } from '../runtime/device.js';
 import type { GpuDevice } from '../runtime/gpu-device.js';
-import { refCnn, refEncoder, type RefExit, refMlp, refSignals } from '../testing-internal/reference-models.js';
+import { type RefExit, refCnn, refEncoder, refMlp, refSignals } from '../testing-internal/reference-models.js';
 import { mulberry32, randomArray } from '../util/random.js';
 import type { BlockContext, BlockOutput, RunHooks } from './hooks.js';
 import type { ModelInput } from './model.js';
@@ -47,17 +52,41 @@ const cnnCfg: CnnClassifierConfig = {
 
 function encoderBatch(n: number, seed: number): ModelInput {
   const rand = mulberry32(seed);
-  return { ids: Array.from({ length: n }, () => Array.from({ length: 3 + Math.floor(rand() * 20) }, () => Math.floor(rand() * 50))) };
+  return {
+    ids: Array.from({ length: n }, () =>
+      Array.from({ length: 3 + Math.floor(rand() * 20) }, () => Math.floor(rand() * 50)),
+    ),
+  };
 }
 function featureBatch(n: number, width: number, seed: number): ModelInput {
   const rand = mulberry32(seed);
   return { features: Array.from({ length: n }, () => randomArray(width, rand, 1).map(Math.abs)) };
 }
 
-const cases: { name: string; cfg: ModelConfig; batch: (n: number, seed: number) => ModelInput; ref: (w: any, input: ModelInput, i: number) => RefExit[] }[] = [
-  { name: 'encoder', cfg: encoderCfg, batch: encoderBatch, ref: (w, inp, i) => refEncoder(encoderCfg, w, (inp as { ids: number[][] }).ids[i]) },
-  { name: 'mlp', cfg: mlpCfg, batch: (n, s) => featureBatch(n, 49, s), ref: (w, inp, i) => refMlp(mlpCfg, w, (inp as { features: Float32Array[] }).features[i]) },
-  { name: 'cnn', cfg: cnnCfg, batch: (n, s) => featureBatch(n, 144, s), ref: (w, inp, i) => refCnn(cnnCfg, w, (inp as { features: Float32Array[] }).features[i]) },
+const cases: {
+  name: string;
+  cfg: ModelConfig;
+  batch: (n: number, seed: number) => ModelInput;
+  ref: (w: any, input: ModelInput, i: number) => RefExit[];
+}[] = [
+  {
+    name: 'encoder',
+    cfg: encoderCfg,
+    batch: encoderBatch,
+    ref: (w, inp, i) => refEncoder(encoderCfg, w, (inp as { ids: number[][] }).ids[i]),
+  },
+  {
+    name: 'mlp',
+    cfg: mlpCfg,
+    batch: (n, s) => featureBatch(n, 49, s),
+    ref: (w, inp, i) => refMlp(mlpCfg, w, (inp as { features: Float32Array[] }).features[i]),
+  },
+  {
+    name: 'cnn',
+    cfg: cnnCfg,
+    batch: (n, s) => featureBatch(n, 144, s),
+    ref: (w, inp, i) => refCnn(cnnCfg, w, (inp as { features: Float32Array[] }).features[i]),
+  },
 ];
 
 let gpu: GpuDevice;
@@ -103,7 +132,8 @@ describe.each(cases)('$name model', ({ cfg, batch, ref }) => {
         expect(s.trace!.argmax[j]).toBe(want.argmax);
         if (cfg.exits.gate) expect(s.trace!.gate[j]).toBeCloseTo(1 / (1 + Math.exp(-refs[i][j].gateLogit)), 4);
         else expect(s.trace!.gate[j]).toBeNaN();
-        if (j === 0 || refs[i][j].pooled.length !== refs[i][j - 1].pooled.length) expect(s.trace!.similarity[j]).toBeNaN();
+        if (j === 0 || refs[i][j].pooled.length !== refs[i][j - 1].pooled.length)
+          expect(s.trace!.similarity[j]).toBeNaN();
         else {
           const a = refs[i][j].pooled;
           const b = refs[i][j - 1].pooled;
@@ -140,7 +170,9 @@ describe.each(cases)('$name model', ({ cfg, batch, ref }) => {
     const hookFor = (log: string[]): RunHooks => ({
       beforeBlock: (c: BlockContext) => log.push(`before ${c.block} live=${c.liveRows}`),
       afterBlock: (c: BlockContext, o: BlockOutput) =>
-        log.push(`after ${c.block} live=${o.liveRows} exit=${o.exit ? `${o.exit.index}:${Array.from(o.exit.exiting)}:${Array.from(o.exit.signals.sampleIds)}:${Array.from(o.exit.signals.maxProb, (v) => v.toFixed(6))}` : '-'}`),
+        log.push(
+          `after ${c.block} live=${o.liveRows} exit=${o.exit ? `${o.exit.index}:${Array.from(o.exit.exiting)}:${Array.from(o.exit.signals.sampleIds)}:${Array.from(o.exit.signals.maxProb, (v) => v.toFixed(6))}` : '-'}`,
+        ),
       onExit: (sid, info) => log.push(`exit ${sid}@${info.exitIndex}/${info.block}`),
       onRunEnd: (s) => log.push(`end ${s.exitCounts} ${s.rowsPerBlock} ${s.flops}`),
     });
@@ -165,7 +197,9 @@ describe.each(cases)('$name model', ({ cfg, batch, ref }) => {
     const rand = mulberry32(5);
     const order = Array.from({ length: n }, (_, i) => i).sort(() => rand() - 0.5);
     const pick = (idx: number[]): ModelInput =>
-      'ids' in input ? { ids: idx.map((i) => input.ids[i]) } : { features: idx.map((i) => (input.features as Float32Array[])[i]) };
+      'ids' in input
+        ? { ids: idx.map((i) => input.ids[i]) }
+        : { features: idx.map((i) => (input.features as Float32Array[])[i]) };
     const shuffled = await runner.run(pick(order), { policy, mode: 'host' });
     for (const mode of ['host', 'device'] as const) {
       for (const i of [0, 4, n - 1]) {
@@ -223,7 +257,9 @@ describe.each(cases)('$name model', ({ cfg, batch, ref }) => {
       ],
     });
     const observed =
-      prog.flops.stem * n + blockRows.reduce((a, r, b) => a + r * prog.flops.blocks[b], 0) + headRows.reduce((a, r, j) => a + r * prog.flops.heads[j], 0);
+      prog.flops.stem * n +
+      blockRows.reduce((a, r, b) => a + r * prog.flops.blocks[b], 0) +
+      headRows.reduce((a, r, j) => a + r * prog.flops.heads[j], 0);
     expect(res.summary.flops).toBe(observed);
     expect(res.samples.reduce((a, s) => a + s.flops, 0)).toBe(observed);
     expect(res.summary.rowsPerBlock).toEqual(blockRows);
@@ -246,12 +282,20 @@ it('counts encoder block FLOPs from the architecture formula', () => {
 it('explains bad input', async () => {
   const model = buildModel(cpu, encoderCfg, randomWeights(encoderCfg, 1));
   const runner = new Runner(cpu, model, { maxBatch: 4 });
-  await expect(runner.run({ ids: [[1, 2, 99]] }, { policy: neverExit() })).rejects.toThrow(/token id 99 is outside \[0, 50\)/);
-  await expect(runner.run({ ids: [Array(65).fill(1)] }, { policy: neverExit() })).rejects.toThrow(/at most max_position = 64/);
+  await expect(runner.run({ ids: [[1, 2, 99]] }, { policy: neverExit() })).rejects.toThrow(
+    /token id 99 is outside \[0, 50\)/,
+  );
+  await expect(runner.run({ ids: [Array(65).fill(1)] }, { policy: neverExit() })).rejects.toThrow(
+    /at most max_position = 64/,
+  );
   await expect(runner.run({ ids: [] }, { policy: neverExit() })).rejects.toThrow(/empty/);
-  await expect(runner.run({ ids: [[1]] }, { policy: neverExit(), mode: 'device' })).rejects.toThrow(/needs a GPU device/);
+  await expect(runner.run({ ids: [[1]] }, { policy: neverExit(), mode: 'device' })).rejects.toThrow(
+    /needs a GPU device/,
+  );
   const bad: ExitPolicy<null> = { name: 'bad', init: () => null, decide: () => [] };
-  await expect(runner.run({ ids: [[1, 2]] }, { policy: bad })).rejects.toThrow(/policy 'bad' returned 0 decisions for 1 rows/);
+  await expect(runner.run({ ids: [[1, 2]] }, { policy: bad })).rejects.toThrow(
+    /policy 'bad' returned 0 decisions for 1 rows/,
+  );
   expect(() => new Runner(cpu, model, { maxBatch: 0 })).toThrow(/maxBatch/);
 });
 

@@ -127,9 +127,16 @@ export class Runner {
     const m = mode ?? 'auto';
     if (m === 'auto') return this.compiled && policy.device && !policy.needs?.includes('logits') ? 'device' : 'host';
     if (m === 'device') {
-      if (!this.compiled) throw new ValidationError(`mode 'device' needs a GPU device with compiled programs; this runner is on ${this.device.describe()}: use mode 'host'`);
-      if (!policy.device) throw new ValidationError(`policy '${policy.name}' has no device (WGSL) form: use mode 'host'`);
-      if (policy.needs?.includes('logits')) throw new ValidationError(`policy '${policy.name}' needs raw logits, which device mode does not provide: use mode 'host'`);
+      if (!this.compiled)
+        throw new ValidationError(
+          `mode 'device' needs a GPU device with compiled programs; this runner is on ${this.device.describe()}: use mode 'host'`,
+        );
+      if (!policy.device)
+        throw new ValidationError(`policy '${policy.name}' has no device (WGSL) form: use mode 'host'`);
+      if (policy.needs?.includes('logits'))
+        throw new ValidationError(
+          `policy '${policy.name}' needs raw logits, which device mode does not provide: use mode 'host'`,
+        );
       return 'device';
     }
     if (m !== 'host') throw new ValidationError(`unknown mode '${m}': use 'host', 'device' or 'auto'`);
@@ -160,7 +167,10 @@ export class Runner {
       dev.write(t, data);
     }
     dev.write(prog.count, [n]);
-    dev.write(prog.sampleIds, Uint32Array.from({ length: n }, (_, i) => i));
+    dev.write(
+      prog.sampleIds,
+      Uint32Array.from({ length: n }, (_, i) => i),
+    );
 
     let decide: DecideState | null = null;
     let state: unknown = null;
@@ -203,10 +213,20 @@ export class Runner {
               signals.logits = (await readRange(dev, prog.tensorOf(ex.logits), 0, live * ex.classes)) as Float32Array;
             }
             const isLast = ex.index === E - 1;
-            const ctx: ExitContext = { exitIndex: ex.index, numExits: E, block: ex.block, numBlocks: model.numBlocks, isLast, costFraction: costFractions[ex.index], numClasses: C };
+            const ctx: ExitContext = {
+              exitIndex: ex.index,
+              numExits: E,
+              block: ex.block,
+              numBlocks: model.numBlocks,
+              isLast,
+              costFraction: costFractions[ex.index],
+              numClasses: C,
+            };
             const decided = policy.decide(ctx, signals, state);
             if (!decided || decided.length !== live) {
-              throw new ValidationError(`policy '${policy.name}' returned ${decided?.length ?? 'nothing'} decisions for ${live} rows at exit ${ex.index}`);
+              throw new ValidationError(
+                `policy '${policy.name}' returned ${decided?.length ?? 'nothing'} decisions for ${live} rows at exit ${ex.index}`,
+              );
             }
             const flags = new Uint32Array(live);
             const exiting: number[] = [];
@@ -219,7 +239,10 @@ export class Runner {
             for (const sid of exiting) exitIndexOf[sid] = ex.index;
             const ctxB = ctxOf(ex.block, live);
             for (const h of hooks) {
-              h.afterBlock?.(ctxB, { liveRows: stay.length, exit: { index: ex.index, signals, exiting: Int32Array.from(exiting) } });
+              h.afterBlock?.(ctxB, {
+                liveRows: stay.length,
+                exit: { index: ex.index, signals, exiting: Int32Array.from(exiting) },
+              });
               for (const sid of exiting) h.onExit?.(sid, { exitIndex: ex.index, block: ex.block });
             }
             live = stay.length;
@@ -250,7 +273,10 @@ export class Runner {
       if (!Number.isInteger(exitIndex) || exitIndex < 0 || exitIndex >= E) {
         throw new Error(`internal: sample ${s} has no exit recorded (got ${exitIndex})`);
       }
-      if (mode === 'host' && exitIndex !== exitIndexOf[s]) throw new Error(`internal: exit of sample ${s} differs between host (${exitIndexOf[s]}) and GPU (${exitIndex})`);
+      if (mode === 'host' && exitIndex !== exitIndexOf[s])
+        throw new Error(
+          `internal: exit of sample ${s} differs between host (${exitIndexOf[s]}) and GPU (${exitIndex})`,
+        );
       const probs = softmax(logits);
       const f = prog.flops.atExit[exitIndex];
       flops += f;
@@ -330,7 +356,13 @@ export class Runner {
     }
     // per-run: uniforms (cost fractions) and the initial policy state
     for (let j = 0; j < E; j++) {
-      const p = st.kernel.packParams({ maxRows: this.maxBatch, exitIndex: j, isLast: j === E - 1 ? 1 : 0, cost: costFractions[j], batch: this.maxBatch });
+      const p = st.kernel.packParams({
+        maxRows: this.maxBatch,
+        exitIndex: j,
+        isLast: j === E - 1 ? 1 : 0,
+        cost: costFractions[j],
+        batch: this.maxBatch,
+      });
       dev.flush();
       dev.gpu.queue.writeBuffer(st.uniforms, j * 256, p);
     }
@@ -364,7 +396,7 @@ export class Runner {
 function isLastOpOfBlock(prog: Program, k: number): boolean {
   const op = prog.ops[k];
   const next = prog.ops[k + 1];
-  return !next || next.segment !== 'block' || next.index !== op.index;
+  return next?.segment !== 'block' || next.index !== op.index;
 }
 
 async function readRange(dev: Device, t: Tensor, offset: number, length: number) {
@@ -396,7 +428,15 @@ export function unpackSignals(raw: Float32Array, count: number, ids: Int32Array)
 }
 
 /** Device mode: replays the hook calls of host mode, in loop order, from the trace. */
-function replayHooks(hooks: RunHooks[], samples: SampleResult[], res: Float32Array, prog: Program, model: EarlyExitModel, n: number, mode: ExecutionMode): void {
+function replayHooks(
+  hooks: RunHooks[],
+  samples: SampleResult[],
+  res: Float32Array,
+  prog: Program,
+  model: EarlyExitModel,
+  n: number,
+  mode: ExecutionMode,
+): void {
   const E = model.exitBlocks.length;
   let liveIds = Array.from({ length: n }, (_, i) => i);
   let e = 0;
@@ -405,7 +445,10 @@ function replayHooks(hooks: RunHooks[], samples: SampleResult[], res: Float32Arr
     for (const h of hooks) h.beforeBlock?.(ctx);
     if (model.exitBlocks[e] === b) {
       const raw = new Float32Array(liveIds.length * 8);
-      liveIds.forEach((sid, r) => raw.set(res.subarray(prog.results.traceOffset + (sid * E + e) * 8, prog.results.traceOffset + (sid * E + e) * 8 + 8), r * 8));
+      liveIds.forEach((sid, r) => {
+        const t = prog.results.traceOffset + (sid * E + e) * 8;
+        raw.set(res.subarray(t, t + 8), r * 8);
+      });
       const signals = unpackSignals(raw, liveIds.length, Int32Array.from(liveIds));
       const exiting = liveIds.filter((sid) => samples[sid].exitIndex === e);
       const stay = liveIds.filter((sid) => samples[sid].exitIndex !== e);
@@ -460,8 +503,8 @@ function mergeSummaries(s: RunSummary[]): RunSummary {
   let blockSum = 0;
   for (const x of s) {
     out.batchSize += x.batchSize;
-    x.exitCounts.forEach((c, i) => (out.exitCounts[i] += c));
-    x.rowsPerBlock.forEach((c, i) => (out.rowsPerBlock[i] += c));
+    for (let i = 0; i < x.exitCounts.length; i++) out.exitCounts[i] += x.exitCounts[i];
+    for (let i = 0; i < x.rowsPerBlock.length; i++) out.rowsPerBlock[i] += x.rowsPerBlock[i];
     blockSum += x.meanExitBlock * x.batchSize;
     out.flops += x.flops;
     out.fullDepthFlops += x.fullDepthFlops;

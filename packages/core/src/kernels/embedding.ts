@@ -73,12 +73,26 @@ export const embedding = defineKernel<EmbeddingSpec>({
   testCases: [
     { params: { n: 1, dim: 1, vocab: 1, seqLen: 1, addPosition: 1, idBase: 0 }, label: 'n=1, dim=1, vocab=1' },
     { params: { n: 7, dim: 13, vocab: 31, seqLen: 7, addPosition: 1, idBase: 0 }, label: 'one sequence, primes' },
-    { params: { n: 24, dim: 257, vocab: 50, seqLen: 8, addPosition: 1, idBase: 0 }, label: 'batch of 3 sequences, dim 257' },
+    {
+      params: { n: 24, dim: 257, vocab: 50, seqLen: 8, addPosition: 1, idBase: 0 },
+      label: 'batch of 3 sequences, dim 257',
+    },
     { params: { n: 37, dim: 300, vocab: 1000, seqLen: 37, addPosition: 0, idBase: 0 }, label: 'no position' },
-    { params: { n: 512, dim: 768, vocab: 3001, seqLen: 128, addPosition: 1, idBase: 0 }, label: '4×128 tokens, dim 768' },
+    {
+      params: { n: 512, dim: 768, vocab: 3001, seqLen: 128, addPosition: 1, idBase: 0 },
+      label: '4×128 tokens, dim 768',
+    },
     { params: { n: 1000, dim: 3, vocab: 17, seqLen: 1000, addPosition: 1, idBase: 0 }, label: 'dim 3, 1000 tokens' },
-    { params: { n: 40, dim: 9, vocab: 16, seqLen: 8, addPosition: 1, idBase: 16 }, spec: { chunk: true }, label: 'chunk window [16, 32)' },
-    { params: { n: 40, dim: 9, vocab: 16, seqLen: 8, addPosition: 0, idBase: 16 }, spec: { chunk: false }, label: 'window without chunk: zeros outside' },
+    {
+      params: { n: 40, dim: 9, vocab: 16, seqLen: 8, addPosition: 1, idBase: 16 },
+      spec: { chunk: true },
+      label: 'chunk window [16, 32)',
+    },
+    {
+      params: { n: 40, dim: 9, vocab: 16, seqLen: 8, addPosition: 0, idBase: 16 },
+      spec: { chunk: false },
+      label: 'window without chunk: zeros outside',
+    },
   ],
   tolerance: 'elementwise',
 });

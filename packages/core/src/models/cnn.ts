@@ -57,7 +57,11 @@ export class CnnClassifier implements EarlyExitModel {
         conv2d,
         { x: src, weight: b.weight(`${name}.weight`), bias: b.weight(`${name}.bias`), y: dst },
         (r) => ({ B: r, Cin: cin, H: hwIn, W: hwIn, Cout: cout, KH: 3, KW: 3, stride, pad: 1, Ho: hwOut, Wo: hwOut }),
-        { spec: { bias: true, act: 'relu' }, flopsPerRow: 2 * cin * 9 * cout * hwOut * hwOut + cout * hwOut * hwOut, label: name },
+        {
+          spec: { bias: true, act: 'relu' },
+          flopsPerRow: 2 * cin * 9 * cout * hwOut * hwOut + cout * hwOut * hwOut,
+          label: name,
+        },
       );
     };
     return {

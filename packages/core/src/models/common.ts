@@ -1,7 +1,8 @@
 // Shared pieces of the model builders: weight upload, linear layers and exit heads on a GraphBuilder.
-import { ValidationError } from '../errors.js';
+
 import type { GraphBuilder, TRef } from '../engine/graph.js';
 import type { ExitHeadOut } from '../engine/model.js';
+import { ValidationError } from '../errors.js';
 import { binary, type UnaryOp } from '../kernels/elementwise.js';
 import { layerNorm } from '../kernels/layer-norm.js';
 import { matmul, selectMatmulSpec } from '../kernels/matmul.js';
@@ -46,12 +47,22 @@ export function linear(
     matmul,
     { a: x, b: W, bias, c: y },
     (r) => ({ M: r * rowsPerSample, N: outF, K: inF, batch: 1, strideA: 0, strideB: 0, strideC: 0 }),
-    { spec: { ...variant, bias: true, act }, flopsPerRow: 2 * rowsPerSample * inF * outF + rowsPerSample * outF, label: prefix },
+    {
+      spec: { ...variant, bias: true, act },
+      flopsPerRow: 2 * rowsPerSample * inF * outF + rowsPerSample * outF,
+      label: prefix,
+    },
   );
   return y;
 }
 
-export function layerNormOp(b: GraphBuilder, x: TRef, prefix: string, dims: { cols: number; rowsPerSample: number; eps: number }, out?: TRef): TRef {
+export function layerNormOp(
+  b: GraphBuilder,
+  x: TRef,
+  prefix: string,
+  dims: { cols: number; rowsPerSample: number; eps: number },
+  out?: TRef,
+): TRef {
   const y = out ?? b.scratch(`${prefix}.out`, dims.rowsPerSample * dims.cols);
   b.op(
     layerNorm,
@@ -74,7 +85,15 @@ export function addOp(b: GraphBuilder, x: TRef, y: TRef, out: TRef, perRow: numb
  * Exit head on a pooled state z (rows, dim): [pooler: tanh(z·Wp+b)] → classifier; optional gate head
  * tanh(z·W1+b1) → W2 → one logit.
  */
-export function exitHead(b: GraphBuilder, j: number, z: TRef, pooled: TRef, dim: number, classes: number, exits: ExitsConfig): ExitHeadOut {
+export function exitHead(
+  b: GraphBuilder,
+  j: number,
+  z: TRef,
+  pooled: TRef,
+  dim: number,
+  classes: number,
+  exits: ExitsConfig,
+): ExitHeadOut {
   const p = `exits.${j}`;
   let h = z;
   if (exits.head === 'pooler') h = linear(b, z, `${p}.pooler`, { inF: dim, outF: dim, rowsPerSample: 1 }, 'tanh');
@@ -95,7 +114,9 @@ export function checkExits(exits: ExitsConfig, numBlocks: number): void {
   }
   for (let i = 0; i < bl.length; i++) {
     if (!Number.isInteger(bl[i]) || bl[i] < 0 || bl[i] >= numBlocks || (i > 0 && bl[i] <= bl[i - 1])) {
-      throw new ValidationError(`exits.blocks must be increasing block indices in [0, ${numBlocks}), got [${bl.join(', ')}]`);
+      throw new ValidationError(
+        `exits.blocks must be increasing block indices in [0, ${numBlocks}), got [${bl.join(', ')}]`,
+      );
     }
   }
 }

@@ -1,9 +1,10 @@
 // BERT-style encoder classifier with exits: token + position embeddings, pre-LN blocks (multi-head
 // attention with padding masks, GELU MLP), exit heads on the first token (CLS) after chosen blocks.
 //   ids: (B, T) u32, lengths: (B) u32 → h: (B, T, d) → per exit: CLS (B, d) → LN → [pooler] → logits (B, C)
-import { ValidationError } from '../errors.js';
+
 import type { GraphBuilder } from '../engine/graph.js';
 import type { EarlyExitModel, EncodedBatch, ModelInput, ModelProgram } from '../engine/model.js';
+import { ValidationError } from '../errors.js';
 import { attention } from '../kernels/attention.js';
 import { embedding } from '../kernels/embedding.js';
 import { gatherRows } from '../kernels/gather-rows.js';
@@ -33,17 +34,20 @@ export class EncoderClassifier implements EarlyExitModel {
   }
 
   batchSize(input: ModelInput): number {
-    if (!('ids' in input)) throw new ValidationError("encoder_classifier takes token ids: { ids: number[][] }");
+    if (!('ids' in input)) throw new ValidationError('encoder_classifier takes token ids: { ids: number[][] }');
     return input.ids.length;
   }
 
   bucket(input: ModelInput): number {
-    if (!('ids' in input)) throw new ValidationError("encoder_classifier takes token ids: { ids: number[][] }");
+    if (!('ids' in input)) throw new ValidationError('encoder_classifier takes token ids: { ids: number[][] }');
     let max = 1;
     input.ids.forEach((seq, i) => {
-      if (seq.length === 0) throw new ValidationError(`sequence ${i} is empty: every input needs at least the first (CLS) token`);
+      if (seq.length === 0)
+        throw new ValidationError(`sequence ${i} is empty: every input needs at least the first (CLS) token`);
       if (seq.length > this.config.max_position) {
-        throw new ValidationError(`sequence ${i} has ${seq.length} tokens; this model takes at most max_position = ${this.config.max_position}: truncate it`);
+        throw new ValidationError(
+          `sequence ${i} has ${seq.length} tokens; this model takes at most max_position = ${this.config.max_position}: truncate it`,
+        );
       }
       max = Math.max(max, seq.length);
     });
@@ -52,13 +56,14 @@ export class EncoderClassifier implements EarlyExitModel {
   }
 
   encode(input: ModelInput, T: number): EncodedBatch {
-    if (!('ids' in input)) throw new ValidationError("encoder_classifier takes token ids: { ids: number[][] }");
+    if (!('ids' in input)) throw new ValidationError('encoder_classifier takes token ids: { ids: number[][] }');
     const n = input.ids.length;
     const ids = new Uint32Array(n * T).fill(this.config.pad_token_id ?? 0);
     const lengths = new Uint32Array(n);
     const V = this.config.vocab_size;
     input.ids.forEach((seq, i) => {
-      if (seq.length > T) throw new ValidationError(`sequence ${i} has ${seq.length} tokens, more than the program's ${T}`);
+      if (seq.length > T)
+        throw new ValidationError(`sequence ${i} has ${seq.length} tokens, more than the program's ${T}`);
       for (let t = 0; t < seq.length; t++) {
         const id = seq[t];
         if (!Number.isInteger(id) || id < 0 || id >= V) {
@@ -91,7 +96,11 @@ export class EncoderClassifier implements EarlyExitModel {
             embedding,
             { ids, table: w.ref, pos, y: out },
             (r) => ({ n: r * T, dim: d, vocab: w.rows, seqLen: T, addPosition: 1, idBase: w.rowStart }),
-            { spec: { chunk: windows.length > 1 }, flopsPerRow: k === 0 ? T * d : 0, label: `embeddings${windows.length > 1 ? `.${k}` : ''}` },
+            {
+              spec: { chunk: windows.length > 1 },
+              flopsPerRow: k === 0 ? T * d : 0,
+              label: `embeddings${windows.length > 1 ? `.${k}` : ''}`,
+            },
           );
         });
       },

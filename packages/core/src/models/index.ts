@@ -13,8 +13,8 @@ import { MlpClassifier } from './mlp.js';
 
 export type { HostTensor } from './common.js';
 export { uploadWeights } from './common.js';
-export { CnnClassifier, EncoderClassifier, MlpClassifier };
 export { SEQ_BUCKETS } from './encoder.js';
+export { CnnClassifier, EncoderClassifier, MlpClassifier };
 
 /** Builds an early-exit model on `device` from its config and host weights (checked by name and shape). */
 export function buildModel(device: Device, config: ModelConfig, tensors: Map<string, HostTensor>): EarlyExitModel {

@@ -1,8 +1,9 @@
 // MLP classifier with exits for flat inputs (28×28 images → 784 features): block i: h = relu(h·W + b),
 // exit heads: linear on h.   x: (B, input_size) → h: (B, d) → logits (B, C)
-import { ValidationError } from '../errors.js';
+
 import type { GraphBuilder } from '../engine/graph.js';
 import type { EarlyExitModel, EncodedBatch, ModelInput, ModelProgram } from '../engine/model.js';
+import { ValidationError } from '../errors.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { checkExits, exitHead, linear } from './common.js';
 import type { MlpClassifierConfig } from './config.js';
@@ -54,10 +55,14 @@ export class MlpClassifier implements EarlyExitModel {
 }
 
 export function featureRows(input: ModelInput, width: number, arch: string): number {
-  if (!('features' in input)) throw new ValidationError(`${arch} takes feature vectors: { features: Float32Array[] | Float32Array }`);
+  if (!('features' in input))
+    throw new ValidationError(`${arch} takes feature vectors: { features: Float32Array[] | Float32Array }`);
   const f = input.features;
   if (Array.isArray(f)) return f.length;
-  if (f.length % width !== 0) throw new ValidationError(`${arch}: a flat features array must hold a multiple of ${width} values, got ${f.length}`);
+  if (f.length % width !== 0)
+    throw new ValidationError(
+      `${arch}: a flat features array must hold a multiple of ${width} values, got ${f.length}`,
+    );
   return f.length / width;
 }
 
@@ -67,12 +72,14 @@ export function encodeFeatures(input: ModelInput, width: number, arch: string): 
   const x = new Float32Array(n * width);
   if (Array.isArray(f)) {
     f.forEach((row, i) => {
-      if (row.length !== width) throw new ValidationError(`${arch}: sample ${i} has ${row.length} values, expected ${width}`);
+      if (row.length !== width)
+        throw new ValidationError(`${arch}: sample ${i} has ${row.length} values, expected ${width}`);
       x.set(row, i * width);
     });
   } else x.set(f);
   for (let i = 0; i < x.length; i++) {
-    if (!Number.isFinite(x[i])) throw new ValidationError(`${arch}: sample ${Math.floor(i / width)} has a non-finite value at ${i % width}`);
+    if (!Number.isFinite(x[i]))
+      throw new ValidationError(`${arch}: sample ${Math.floor(i / width)} has a non-finite value at ${i % width}`);
   }
   return { rows: n, data: { x } };
 }

@@ -1,6 +1,11 @@
 // Plain-TypeScript forward passes of the three model families, written from the architecture description
 // (not from the kernels or the graph builders), used as the independent reference in engine tests.
-import type { CnnClassifierConfig, EncoderClassifierConfig, MlpClassifierConfig, ModelConfig } from '../models/config.js';
+import type {
+  CnnClassifierConfig,
+  EncoderClassifierConfig,
+  MlpClassifierConfig,
+  ModelConfig,
+} from '../models/config.js';
 
 type W = Map<string, { shape: number[]; data: Float32Array | Int32Array | Uint32Array }>;
 
@@ -16,7 +21,14 @@ const get = (w: W, name: string) => {
   return t.data;
 };
 
-function dense(x: Float64Array, rows: number, inF: number, w: W, prefix: string, act?: (v: number) => number): Float64Array {
+function dense(
+  x: Float64Array,
+  rows: number,
+  inF: number,
+  w: W,
+  prefix: string,
+  act?: (v: number) => number,
+): Float64Array {
   const Wt = get(w, `${prefix}.weight`);
   const b = get(w, `${prefix}.bias`);
   const outF = b.length;
@@ -124,7 +136,14 @@ export function refMlp(cfg: MlpClassifierConfig, w: W, x: Float32Array): RefExit
   return exits;
 }
 
-function conv3x3(x: Float64Array, cin: number, hw: number, w: W, prefix: string, stride: number): { y: Float64Array; hw: number } {
+function conv3x3(
+  x: Float64Array,
+  cin: number,
+  hw: number,
+  w: W,
+  prefix: string,
+  stride: number,
+): { y: Float64Array; hw: number } {
   const Wt = get(w, `${prefix}.weight`);
   const b = get(w, `${prefix}.bias`);
   const cout = b.length;
@@ -176,7 +195,12 @@ export function refCnn(cfg: CnnClassifierConfig, w: W, x: Float32Array): RefExit
 }
 
 /** Softmax-derived exit signals of a logit vector, in float64. */
-export function refSignals(logits: ArrayLike<number>): { maxProb: number; entropy: number; margin: number; argmax: number } {
+export function refSignals(logits: ArrayLike<number>): {
+  maxProb: number;
+  entropy: number;
+  margin: number;
+  argmax: number;
+} {
   const m = Math.max(...Array.from(logits));
   const e = Array.from(logits, (z) => Math.exp(z - m));
   const s = e.reduce((a, b) => a + b, 0);
@@ -184,5 +208,10 @@ export function refSignals(logits: ArrayLike<number>): { maxProb: number; entrop
   const sorted = [...p].sort((a, b) => b - a);
   let argmax = 0;
   for (let i = 1; i < p.length; i++) if (p[i] > p[argmax]) argmax = i;
-  return { maxProb: sorted[0], entropy: -p.reduce((a, v) => a + (v > 0 ? v * Math.log(v) : 0), 0), margin: sorted[0] - (sorted[1] ?? 0), argmax };
+  return {
+    maxProb: sorted[0],
+    entropy: -p.reduce((a, v) => a + (v > 0 ? v * Math.log(v) : 0), 0),
+    margin: sorted[0] - (sorted[1] ?? 0),
+    argmax,
+  };
 }

@@ -2,8 +2,8 @@
 // model.safetensors.index.json (`{ "metadata"?: {...}, "weight_map": { tensor: shard file name } }`).
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ConfigEnvelope } from '../models/config.js';
 import { FormatError, ValidationError } from '../errors.js';
+import type { ConfigEnvelope } from '../models/config.js';
 import { assertTensors, modelTensorSpec, parseModelConfig } from './config.js';
 import {
   parseSafetensors,

@@ -1,10 +1,10 @@
 // Converts trained float64 parameters to the HuggingFace Mamba layout (float32 tensors named
 // backbone.embeddings.weight, backbone.layers.{i}.mixer.*, backbone.norm_f.weight; the head tied) and back.
 import type { HostTensor } from '@offramp/core';
+import { normalizeName } from '../weights.js';
 import type { BlockParams } from './block-grad.js';
 import type { LmDims, LmParams } from './lm-grad.js';
 import type { F64 } from './ops.js';
-import { normalizeName } from '../weights.js';
 
 const f32 = (a: F64): Float32Array => Float32Array.from(a);
 const f64 = (a: ArrayLike<number>): F64 => Float64Array.from(a);
