@@ -49,6 +49,8 @@ const cnnCfg: CnnClassifierConfig = {
   num_classes: 4,
   exits: { blocks: [0, 1, 2], head: 'linear' },
 };
+// exit heads on the flattened maps, with gates (head inputs of 6·12·12, 8·6·6 and 8·3·3 features)
+const cnnFlatCfg: CnnClassifierConfig = { ...cnnCfg, exit_pool: 'flatten', exits: { ...cnnCfg.exits, gate: true } };
 
 function encoderBatch(n: number, seed: number): ModelInput {
   const rand = mulberry32(seed);
@@ -86,6 +88,12 @@ const cases: {
     cfg: cnnCfg,
     batch: (n, s) => featureBatch(n, 144, s),
     ref: (w, inp, i) => refCnn(cnnCfg, w, (inp as { features: Float32Array[] }).features[i]),
+  },
+  {
+    name: 'cnn (flatten exits)',
+    cfg: cnnFlatCfg,
+    batch: (n, s) => featureBatch(n, 144, s),
+    ref: (w, inp, i) => refCnn(cnnFlatCfg, w, (inp as { features: Float32Array[] }).features[i]),
   },
 ];
 

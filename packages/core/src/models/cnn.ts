@@ -1,6 +1,7 @@
 // Small CNN classifier with exits for 28×28 images (NCHW): stem conv3×3 + ReLU, blocks of two conv3×3 + ReLU
-// (the first with stride 1 or 2), exit heads: global average pool → linear.
-//   x: (B, Cin·H·W) → h: (B, C_i, H_i, W_i) → pooled (B, C_i) → logits (B, C)
+// (the first with stride 1 or 2), exit heads: global average pool → linear, or (exit_pool 'flatten') linear on
+// the whole feature map. The pooled vector feeds the cosine-similarity signal in both cases.
+//   x: (B, Cin·H·W) → h: (B, C_i, H_i, W_i) → pooled (B, C_i) | flat (B, C_i·H_i·W_i) → logits (B, C)
 import type { GraphBuilder, TRef } from '../engine/graph.js';
 import type { EarlyExitModel, EncodedBatch, ModelInput, ModelProgram } from '../engine/model.js';
 import { conv2d, convOutSize } from '../kernels/conv2d.js';
@@ -83,7 +84,10 @@ export class CnnClassifier implements EarlyExitModel {
           flopsPerRow: s.c * s.hw * s.hw,
           label: `exits.${j}.pool`,
         });
-        return exitHead(b, j, pooled, pooled, s.c, cfg.num_classes, cfg.exits);
+        if ((cfg.exit_pool ?? 'global') === 'global')
+          return exitHead(b, j, pooled, pooled, s.c, cfg.num_classes, cfg.exits);
+        // the carried row holds exactly (C_i, H_i, W_i) in NCHW order at this point
+        return exitHead(b, j, b.cur(h), pooled, s.c * s.hw * s.hw, cfg.num_classes, cfg.exits, s.c);
       },
     };
   }

@@ -83,7 +83,7 @@ export function addOp(b: GraphBuilder, x: TRef, y: TRef, out: TRef, perRow: numb
 
 /**
  * Exit head on a pooled state z (rows, dim): [pooler: tanh(z·Wp+b)] → classifier; optional gate head
- * tanh(z·W1+b1) → W2 → one logit.
+ * tanh(z·W1+b1) → W2 → one logit. `pooled` (poolDim wide, default dim) feeds the cosine-similarity signal.
  */
 export function exitHead(
   b: GraphBuilder,
@@ -93,6 +93,7 @@ export function exitHead(
   dim: number,
   classes: number,
   exits: ExitsConfig,
+  poolDim = dim,
 ): ExitHeadOut {
   const p = `exits.${j}`;
   let h = z;
@@ -104,7 +105,7 @@ export function exitHead(
     const g1 = linear(b, z, `${p}.gate.fc1`, { inF: dim, outF: gh, rowsPerSample: 1 }, 'tanh');
     gateLogit = linear(b, g1, `${p}.gate.fc2`, { inF: gh, outF: 1, rowsPerSample: 1 });
   }
-  return { logits, classes, gateLogit, pooled, poolDim: dim };
+  return { logits, classes, gateLogit, pooled, poolDim };
 }
 
 export function checkExits(exits: ExitsConfig, numBlocks: number): void {

@@ -18,7 +18,8 @@
 //     blocks.{i}.fc.weight [in, d], .bias [d]      exits.{j}.classifier / exits.{j}.gate as above
 //   cnn_classifier (NCHW; stem and block convs are 3×3 with padding 1, each followed by ReLU)
 //     stem.conv.weight [c0, in, 3, 3], .bias       blocks.{i}.conv1 (stride s_i), blocks.{i}.conv2 (stride 1)
-//     exits.{j}: global average pool over H×W → classifier [c_i, C] (and gate) as above
+//     exits.{j}: global average pool over H×W → classifier [c_i, C] (and gate) as above; with
+//     exit_pool 'flatten' the head reads the whole (c_i, H_i, W_i) map flattened in NCHW order: [c_i·H_i·W_i, C]
 // Exit heads of the MLP and CNN have no LayerNorm ('ln' tensors are absent).
 
 export type ExitHeadKind = 'linear' | 'pooler';
@@ -70,8 +71,15 @@ export interface CnnClassifierConfig {
   /** Stem: conv3×3 in_channels → stem_channels + ReLU. */
   stem_channels: number;
   num_classes: number;
+  /**
+   * What an exit head reads: 'global' (default) the global average pool over H×W (c_i features), 'flatten'
+   * the whole feature map in NCHW order (c_i·H_i·W_i features; keeps where things are, for stronger early exits).
+   */
+  exit_pool?: CnnExitPool;
   exits: ExitsConfig;
 }
+
+export type CnnExitPool = 'global' | 'flatten';
 
 export type ModelConfig = EncoderClassifierConfig | MlpClassifierConfig | CnnClassifierConfig;
 

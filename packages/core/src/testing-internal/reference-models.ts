@@ -188,7 +188,8 @@ export function refCnn(cfg: CnnClassifierConfig, w: W, x: Float32Array): RefExit
         for (let p = 0; p < hw * hw; p++) s += h[k * hw * hw + p];
         pooled[k] = s / (hw * hw);
       }
-      exits.push(head(cfg, w, j, pooled, pooled, c));
+      if ((cfg.exit_pool ?? 'global') === 'global') exits.push(head(cfg, w, j, pooled, pooled, c));
+      else exits.push(head(cfg, w, j, h, pooled, c * hw * hw));
     }
   });
   return exits;

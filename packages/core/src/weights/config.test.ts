@@ -314,6 +314,21 @@ describe('modelTensorSpec', () => {
     expect(params(spec)).toBe(784 * 64 + 64 + 3 * (64 * 64 + 64) + 2 * (64 * 10 + 10));
   });
 
+  it("cnn with exit_pool 'flatten': heads read C·H·W features of each block's map", () => {
+    // image 32 → block 0 (stride 1) 32×32, block 1 (stride 2) 16×16, block 2 (stride 2) 8×8
+    const spec = modelTensorSpec({ ...cnn, exit_pool: 'flatten' });
+    expect(spec.get('exits.0.classifier.weight')).toEqual([8 * 32 * 32, 10]);
+    expect(spec.get('exits.1.classifier.weight')).toEqual([16 * 16 * 16, 10]);
+    expect(spec.get('exits.2.classifier.weight')).toEqual([32 * 8 * 8, 10]);
+    expect(spec.get('exits.1.gate.fc1.weight')).toEqual([16 * 16 * 16, 64]);
+    expect(spec.get('blocks.2.conv2.weight')).toEqual([32, 32, 3, 3]);
+    // odd sizes round like the convolution: 7 → 4 with stride 2
+    const odd = modelTensorSpec({ ...cnn, image_size: 28, strides: [2, 2, 2], exit_pool: 'flatten' });
+    expect(odd.get('exits.2.classifier.weight')).toEqual([32 * 4 * 4, 10]);
+    expect(modelTensorSpec({ ...cnn, exit_pool: 'global' })).toEqual(modelTensorSpec(cnn));
+    expect(errorOf(env({ ...cnn, exit_pool: 'max' }))).toContain("model.exit_pool: must be 'global' or 'flatten'");
+  });
+
   it('cnn: stem, conv1/conv2 per block with the previous width, exits on the block width', () => {
     const spec = modelTensorSpec(cnn);
     expect(spec.get('stem.conv.weight')).toEqual([4, 3, 3, 3]);

@@ -2,7 +2,7 @@
 // shapes a config implies (the naming table in models/config.ts), and a check of actual tensors against them.
 import * as z from 'zod';
 import { FormatError } from '../errors.js';
-import type { ConfigEnvelope, ExitsConfig, ModelConfig } from '../models/config.js';
+import type { CnnClassifierConfig, ConfigEnvelope, ExitsConfig, ModelConfig } from '../models/config.js';
 
 export const ARCHITECTURES = ['encoder_classifier', 'mlp_classifier', 'cnn_classifier'] as const;
 
@@ -104,6 +104,7 @@ const cnnSchema = strict({
   }),
   stem_channels: intIn('stem_channels'),
   num_classes: intIn('num_classes'),
+  exit_pool: z.enum(['global', 'flatten'], { error: "must be 'global' or 'flatten'" }).optional(),
   exits: exitsSchema,
 });
 
@@ -257,6 +258,15 @@ function crossChecks(m: Record<string, unknown>, out: ConfigIssue[]): void {
 // ---------------------------------------------------------------------------------------------------------
 // Expected tensors
 
+/** Features a CNN exit head after `block` reads: c_i (global average pool) or c_i·H_i·W_i ('flatten'). */
+export function cnnExitWidth(cfg: CnnClassifierConfig, block: number): number {
+  const c = cfg.channels[block];
+  if ((cfg.exit_pool ?? 'global') === 'global') return c;
+  let hw = cfg.image_size;
+  for (let i = 0; i <= block; i++) hw = Math.floor((hw + 2 - 3) / cfg.strides[i]) + 1;
+  return c * hw * hw;
+}
+
 /** Every tensor name a model of this config has, with its shape (see the naming table in models/config.ts). */
 export function modelTensorSpec(cfg: ModelConfig): Map<string, number[]> {
   const spec = new Map<string, number[]>();
@@ -319,7 +329,7 @@ export function modelTensorSpec(cfg: ModelConfig): Map<string, number[]> {
         conv(`blocks.${i}.conv1`, i === 0 ? cfg.stem_channels : cfg.channels[i - 1], c);
         conv(`blocks.${i}.conv2`, c, c);
       });
-      exits((block) => cfg.channels[block], false);
+      exits((block) => cnnExitWidth(cfg, block), false);
       break;
     }
     default:

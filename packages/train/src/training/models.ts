@@ -1,12 +1,14 @@
 // TensorFlow.js forms of the engine's three model families, built from the same ModelConfig and computing the
 // same function, with parameters named as the engine names them (models/config.ts of @offramp/core).
 //   encoder: ids (B, T) i32, lengths (B) i32 → per exit: CLS (B, d) → LN → [pooler tanh] → logits (B, C)
-//   cnn:     x (B, Cin·H·W) NCHW-flat → NHWC convs → per exit: global average pool (B, c_i) → logits (B, C)
+//   cnn:     x (B, Cin·H·W) NCHW-flat → NHWC convs → per exit: global average pool (B, c_i) or the map
+//            flattened in NCHW order (B, c_i·H_i·W_i) (exit_pool 'flatten') → logits (B, C)
 //   mlp:     x (B, input_size) → per exit: h (B, d) → logits (B, C)
 // Every parameter is stored as the engine stores it, except conv filters, kept in the tfjs layout
 // (kh, kw, in, out) and transposed to (out, in, kh, kw) on export. Initialisation is seeded (mulberry32).
 import {
   type CnnClassifierConfig,
+  cnnExitWidth,
   DEFAULT_GATE_HIDDEN,
   type EncoderClassifierConfig,
   type MlpClassifierConfig,
@@ -370,7 +372,7 @@ class TfCnn extends TfModelBase<CnnClassifierConfig> {
     super(config, params);
     for (const [k, v] of trainParams) this.trainParams.set(k, v);
     for (const [k, v] of buffers) this.buffers.set(k, v);
-    this.exitDims = config.exits.blocks.map((b) => config.channels[b]);
+    this.exitDims = config.exits.blocks.map((b) => cnnExitWidth(config, b));
     if (config.strides.length !== config.channels.length) {
       throw new Error(
         `cnn_classifier: strides has ${config.strides.length} entries; channels has ${config.channels.length}`,
@@ -421,7 +423,10 @@ class TfCnn extends TfModelBase<CnnClassifierConfig> {
     for (let i = 0; i < c.channels.length; i++) {
       h = this.conv(h, `blocks.${i}.conv1`, c.strides[i], training);
       h = this.conv(h, `blocks.${i}.conv2`, 1, training);
-      if (c.exits.blocks.includes(i)) out.push(tf.mean(h, [1, 2]) as tf.Tensor2D);
+      if (!c.exits.blocks.includes(i)) continue;
+      if ((c.exit_pool ?? 'global') === 'global') out.push(tf.mean(h, [1, 2]) as tf.Tensor2D);
+      // the engine's flat NCHW order
+      else out.push(tf.reshape(tf.transpose(h, [0, 3, 1, 2]), [h.shape[0], -1]) as tf.Tensor2D);
     }
     return out;
   }

@@ -15,8 +15,8 @@ import {
   type ModelConfig,
   type ModelInput,
   mulberry32,
-  randomWeights,
   Runner,
+  randomWeights,
 } from '@offramp/core';
 import { loadModelDir, saveModelDir } from '@offramp/core/node';
 import * as tf from '@tensorflow/tfjs';
@@ -166,6 +166,11 @@ describe.each([
   { name: 'encoder (pooler + gates)', cfg: encoderCfg as ModelConfig, batchNorm: false },
   { name: 'cnn (2 channels, strides 1/2/2, gates)', cfg: cnnCfg as ModelConfig, batchNorm: false },
   { name: 'cnn with batch norm folded at export', cfg: cnnCfg as ModelConfig, batchNorm: true },
+  {
+    name: "cnn with exit heads on the flattened maps (exit_pool 'flatten')",
+    cfg: { ...cnnCfg, exit_pool: 'flatten' } as ModelConfig,
+    batchNorm: true,
+  },
   { name: 'mlp', cfg: mlpCfg as ModelConfig, batchNorm: false },
 ])('$name', ({ cfg, batchNorm }) => {
   it('exports weights that the engine runs with the same logits and gates at every exit', async () => {
