@@ -81,6 +81,21 @@ const sections: { title: string; about: string; args: string[] }[] = [
     ],
   },
   {
+    title: 'offramp trace',
+    about: 'A full-depth trace of 2,000 training images, written to a file for offline replays and learned policies.',
+    args: [
+      'trace',
+      '--model',
+      'checkpoints/fashion-cnn',
+      '--split',
+      'train',
+      '--limit',
+      '2000',
+      '--out',
+      join(tmp, 'fashion-train.trace.json'),
+    ],
+  },
+  {
     title: 'offramp eval with a policy file',
     about: 'The calibrated policy, evaluated on the test split.',
     args: [

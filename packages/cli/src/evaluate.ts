@@ -126,7 +126,7 @@ function chunks(n: number, batch: number): [number, number][] {
 }
 
 /** Records the trace chunk by chunk (like the runner's own chunks) with a progress bar. */
-async function recordTraceChunked(runner: Runner, data: EvalData, batch: number, log: Logger): Promise<Trace> {
+export async function recordTraceChunked(runner: Runner, data: EvalData, batch: number, log: Logger): Promise<Trace> {
   const { recordTrace } = await import('@offramp/policies');
   const bar = log.progress('full-depth trace', data.n);
   let trace: Trace | null = null;

@@ -213,6 +213,32 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
 
   withCommon(
     program
+      .command('trace')
+      .description(
+        "run a model to full depth once and write every sample's exit signals to a trace file (for offline sweeps and learned policies)",
+      )
+      .requiredOption('-m, --model <dir>', 'model directory or shipped model name')
+      .option('-d, --data <name|file>', "dataset or .jsonl / .csv file; default: the model's own dataset")
+      .addOption(new Option('--split <split>', 'split of a named dataset').choices(['test', 'train']).default('test'))
+      .requiredOption('-o, --out <file>', 'trace file to write (JSON)')
+      .option('-b, --batch <n>', 'batch size', int('--batch', 1, 4096), 64)
+      .addOption(deviceOption())
+      .option('-n, --limit <n>', 'use only the first n samples', int('--limit', 1))
+      .option('--offset <n>', 'skip the first n samples', int('--offset', 0), 0)
+      .option('--fetch', 'fetch a missing dataset with the data script of the checkout')
+      .addHelpText(
+        'after',
+        `\nRead it back with parseTraceFile from @offramp/policies (then simulate, sweep, chooseThreshold).\n${examples(['offramp trace -m checkpoints/fashion-cnn --split train --limit 5000 -o fashion-train.trace.json', 'offramp trace -m checkpoints/imdb-encoder -d imdb -o imdb-test.trace.json'])}`,
+      ),
+  ).action(
+    act(async (o: Parameters<typeof import('./commands/trace.js').traceCommand>[0] & Common) => {
+      const { traceCommand } = await import('./commands/trace.js');
+      await traceCommand(o, loggerFor(o));
+    }),
+  );
+
+  withCommon(
+    program
       .command('bench')
       .description('run the benchmark programs (pnpm bench:kernels, pnpm bench:engine) and print their summary')
       .argument('[which...]', 'kernels and/or engine (default both)')

@@ -13,7 +13,7 @@ import {
 } from '@offramp/core';
 import { loadModelDir } from '@offramp/core/node';
 import { parseMambaConfig, randomMambaWeights } from '@offramp/mamba';
-import { loadPolicyFile } from '@offramp/policies';
+import { createPolicy, loadPolicyFile, parseTraceFile, simulate } from '@offramp/policies';
 import { CharTokenizer, WordTokenizer } from '@offramp/train';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { calibrateResultSchema, evalResultSchema } from '../src/schema.js';
@@ -119,7 +119,7 @@ describe('help', () => {
     expect(top.code).toBe(0);
     expect(top.stdout).toContain('Exit codes:');
     expect(cli([]).code).toBe(2); // no command: help on stderr, usage error
-    for (const c of ['eval', 'calibrate', 'bench', 'train', 'generate', 'inspect', 'demo']) {
+    for (const c of ['eval', 'calibrate', 'trace', 'bench', 'train', 'generate', 'inspect', 'demo']) {
       const r = cli([c, '--help']);
       expect(r.code, c).toBe(0);
       expect(r.stdout, c).toContain('Examples:');
@@ -128,6 +128,55 @@ describe('help', () => {
     const np = cli(['new', 'policy', '--help']);
     expect(np.code).toBe(0);
     expect(np.stdout).toContain('offramp new policy');
+  });
+});
+
+describe('offramp trace', () => {
+  it('writes a trace file whose replay matches a real run of eval', () => {
+    const file = join(dir, 'traces', 'mlp.trace.json');
+    const r = cli(['trace', '-m', model, '-d', data, '-b', '16', '-n', '100', '-o', file, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({ file, samples: 100, split: 'file' });
+    const { trace, meta } = parseTraceFile(readFileSync(file, 'utf8'), file);
+    expect(meta).toMatchObject({ data: data });
+    expect(trace.samples).toHaveLength(100);
+    const E = trace.numExits;
+    expect(out.accuracy).toHaveLength(E);
+    for (let e = 0; e < E; e++) {
+      const acc = trace.samples.filter((s) => s.argmax[e] === s.label).length / 100;
+      expect(out.accuracy[e]).toBeCloseTo(acc, 12);
+    }
+    expect(out.agreement[E - 1]).toBe(1);
+    // the replay of a policy on the file equals what eval measures in a real run of that policy
+    const sim = simulate(createPolicy('confidence', { threshold: 0.4 }), trace);
+    const e = cli([
+      'eval',
+      '-m',
+      model,
+      '-d',
+      data,
+      '-n',
+      '100',
+      '-b',
+      '16',
+      '-p',
+      'confidence:threshold=0.4',
+      '-o',
+      join(dir, 'trace-eval'),
+      '--json',
+    ]);
+    expect(e.code, e.stderr).toBe(0);
+    const point = evalResultSchema.parse(JSON.parse(e.stdout)).policies[0].points[0];
+    expect(point.measured!.exitsMatch).toBe(true);
+    expect(point.computeFraction).toBeCloseTo(sim.meanCost, 12);
+    expect(point.accuracy!).toBeCloseTo(sim.accuracy!, 12);
+  });
+
+  it('needs --out', () => {
+    const r = cli(['trace', '-m', model, '-d', data]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--out/);
   });
 });
 

@@ -1,4 +1,5 @@
 // The README's examples, run as written (a custom policy through the kit, a run, the calibration flow).
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,11 +22,13 @@ import {
   entropy,
   loadPolicyFile,
   paretoFrontier,
+  parseTraceFile,
   policyFromSpec,
   recordTrace,
   savePolicyFile,
   simulate,
   sweep,
+  traceToJson,
 } from './index.js';
 import { expectPolicyConformance } from './testing/index.js';
 
@@ -119,6 +122,12 @@ it('the runner and calibration examples work as written', async () => {
   const { policy, file } = await loadPolicyFile(path);
   expect(file.calibration).toMatchObject({ epsilon: 0.2 });
   expect(simulate(policy, trace).disagreement).toBeLessThanOrEqual(0.2);
+  // trace files
+  const tpath = join(dir, 'val.trace.json');
+  writeFileSync(tpath, JSON.stringify(traceToJson(trace, { model: 'fashion-cnn', split: 'train' })));
+  const { trace: again, meta } = parseTraceFile(readFileSync(tpath, 'utf8'), tpath);
+  expect(meta).toEqual({ model: 'fashion-cnn', split: 'train' });
+  expect(simulate(createPolicy('confidence', { threshold: 0.8 }), again)).toEqual(r);
   await rm(dir, { recursive: true, force: true });
   runner.dispose();
   model.dispose();

@@ -83,7 +83,8 @@ function tail(text: string, lines = 6): string {
 /** `apt-get download` + `dpkg-deb -x` of a Debian package inside `work`; returns the extracted root. */
 function extractDeb(pkg: string, work: string): string {
   let dl = spawnSync('apt-get', ['download', pkg], { cwd: work, encoding: 'utf8' });
-  const unknown = (r: typeof dl) => /Unable to locate package|has no installation candidate|Can't select/i.test(`${r.stdout}\n${r.stderr}`);
+  const unknown = (r: typeof dl) =>
+    /Unable to locate package|has no installation candidate|Can't select/i.test(`${r.stdout}\n${r.stderr}`);
   if (dl.status !== 0 && unknown(dl) && process.getuid?.() === 0) {
     // a fresh machine may have no package lists yet: as root, refresh them once and retry
     spawnSync('apt-get', ['update', '-qq'], { encoding: 'utf8' });

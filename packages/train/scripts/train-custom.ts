@@ -10,7 +10,7 @@ import { WordTokenizer } from '../src/tokenizers/word.js';
 import { COMMON_HELP, parseCommonArgs, repoRoot, runPaths } from '../src/training/cli.js';
 import { type Examples, featureExamples, tokenExamples } from '../src/training/examples.js';
 import { finishRun } from '../src/training/finish.js';
-import { train, type TrainRun } from '../src/training/trainer.js';
+import { type TrainRun, train } from '../src/training/trainer.js';
 
 const args = parseCommonArgs(process.argv.slice(2), ['data', 'test', 'name', 'arch', 'seq-len', 'vocab']);
 const own = args.own;

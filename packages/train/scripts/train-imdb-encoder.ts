@@ -14,7 +14,7 @@ import { featureCacheFile, saveFeatures } from '../src/training/feature-cache.js
 import { finishRun } from '../src/training/finish.js';
 import { pretrainEmbeddings } from '../src/training/pretrain.js';
 import { Progress } from '../src/training/progress.js';
-import { train, type TrainRun } from '../src/training/trainer.js';
+import { type TrainRun, train } from '../src/training/trainer.js';
 
 const NAME = 'imdb-encoder';
 const args = parseCommonArgs(process.argv.slice(2));

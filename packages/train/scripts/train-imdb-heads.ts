@@ -16,7 +16,7 @@ import { featureCacheFile, loadFeatures, saveFeatures } from '../src/training/fe
 import { finishRun } from '../src/training/finish.js';
 import { createTfModel } from '../src/training/models.js';
 import { Progress } from '../src/training/progress.js';
-import { train, type TrainRun } from '../src/training/trainer.js';
+import { type TrainRun, train } from '../src/training/trainer.js';
 
 const args = parseCommonArgs(process.argv.slice(2), ['variant', 'backbone', 'train-rows']);
 const values = args.own;

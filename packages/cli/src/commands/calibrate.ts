@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import type { Backend } from '@offramp/core';
 import { loadEvalData } from '../data.js';
 import { asUsage, RuntimeError, UsageError } from '../errors.js';
+import { recordTraceChunked } from '../evaluate.js';
 import { loadClassifier } from '../model.js';
 import { optionsText, pct, pp } from '../util/format.js';
 import type { Logger } from '../util/log.js';
@@ -83,33 +84,14 @@ export async function calibrateCommand(o: CalibrateOptions, log: Logger) {
     `${log.c.bold('data')}     ${data.name}${data.split !== 'file' ? ` (${data.split})` : ''}: ${data.n} samples`,
   );
   try {
-    const bar = log.progress('full-depth trace', data.n);
-    let trace: Awaited<ReturnType<typeof P.recordTrace>> | null = null;
-    const n = data.n;
-    for (let a = 0; a < n; a += o.batch) {
-      const b = Math.min(n, a + o.batch);
-      const inp =
-        'ids' in data.input
-          ? { ids: data.input.ids.slice(a, b) }
-          : {
-              features: (data.input.features as Float32Array).subarray(
-                (a * (data.input.features as Float32Array).length) / n,
-                (b * (data.input.features as Float32Array).length) / n,
-              ),
-            };
-      const t = await P.recordTrace(runner, inp, data.labels.subarray(a, b));
-      if (!trace) trace = t;
-      else trace.samples.push(...t.samples);
-      bar.tick(b - a);
-    }
-    bar.stop();
+    const trace = await recordTraceChunked(runner, data, o.batch, log);
     let options: Record<string, unknown>;
     let feasible: boolean;
     let calibration: Record<string, unknown>;
     let method: 'max-drop' | 'budget' | 'learn-then-test';
     try {
       if (risk) {
-        const cal = P.calibrateRisk(trace!, name, { ...risk, method: o.method, options: base, maxBatch: o.batch });
+        const cal = P.calibrateRisk(trace, name, { ...risk, method: o.method, options: base, maxBatch: o.batch });
         method = 'learn-then-test';
         feasible = cal.threshold !== null;
         // when nothing is certified, the most conservative threshold (never leave early) is written
@@ -125,7 +107,7 @@ export async function calibrateCommand(o: CalibrateOptions, log: Logger) {
         };
       } else {
         const target = o.maxDrop !== undefined ? { maxDrop: o.maxDrop } : { budget: o.budget! };
-        const ch = P.chooseThreshold(trace!, name, target, { perExit: o.perExit, options: base, maxBatch: o.batch });
+        const ch = P.chooseThreshold(trace, name, target, { perExit: o.perExit, options: base, maxBatch: o.batch });
         method = o.maxDrop !== undefined ? 'max-drop' : 'budget';
         feasible = ch.feasible;
         options = ch.options;
@@ -135,7 +117,7 @@ export async function calibrateCommand(o: CalibrateOptions, log: Logger) {
       throw asUsage(e);
     }
     const policy = P.createPolicy(name, options);
-    const sim = P.simulate(policy, trace!, { maxBatch: o.batch });
+    const sim = P.simulate(policy, trace, { maxBatch: o.batch });
     const file = resolve(o.out ?? `${name}.policy.json`);
     await P.savePolicyFile(
       file,

@@ -25,3 +25,4 @@ export {
 } from './simulate.js';
 export { candidateThresholds, fixedGrid, nextF32, prevF32, type ThresholdRule, thresholdRule } from './thresholds.js';
 export { checkTrace, recordTrace, subsetTrace, type Trace, type TraceSample } from './trace.js';
+export { parseTraceFile, TRACE_FILE_VERSION, type TraceFile, traceToJson } from './trace-file.js';

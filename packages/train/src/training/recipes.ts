@@ -7,10 +7,11 @@
 //   ponder       PonderNet/PALBERT: Σ_i p_i·CE_i + β·KL(p ‖ geometric(λ_p)), p from the λ (gate) heads
 //   gates        JEI-DNN-style: Σ_l P_l·CE_l + w·Σ_l P_l·cost_l + (1/E)·Σ_l CE_l, P from the gate heads
 // The teacher (final exit) is never differentiated through by a distillation term.
+
+import { type ModelConfig, mulberry32, randn } from '@offramp/core';
 import * as tf from '@tensorflow/tfjs';
 import { type HeadOutput, initialWeights, isHeadParam, stopGradient, type TfModel } from './models.js';
 import { sumAll } from './optimizer.js';
-import { mulberry32, randn, type ModelConfig } from '@offramp/core';
 
 export const RECIPES = ['joint', 'two-stage', 'self-distill', 'dual-head', 'ponder', 'gates'] as const;
 export type RecipeName = (typeof RECIPES)[number];

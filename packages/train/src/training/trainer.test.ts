@@ -15,7 +15,7 @@ import { featureExamples, makeBatch, permutation, TOKEN_LENGTH_QUANTUM, tokenExa
 import { AdamW, scheduledLr } from './optimizer.js';
 import { Progress } from './progress.js';
 import { RECIPES } from './recipes.js';
-import { train, type TrainRun } from './trainer.js';
+import { type TrainRun, train } from './trainer.js';
 
 let dir: string;
 beforeAll(async () => {

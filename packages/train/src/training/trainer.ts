@@ -37,7 +37,7 @@ import {
   type TfModel,
 } from './models.js';
 import { AdamW, scheduledLr } from './optimizer.js';
-import { Progress, formatDuration } from './progress.js';
+import { formatDuration, Progress } from './progress.js';
 import { createRecipe, type Recipe, type RecipeName, type RecipeOptions } from './recipes.js';
 
 export interface DatasetInfo {

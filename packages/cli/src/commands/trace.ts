@@ -1,0 +1,114 @@
+// `offramp trace`: runs a model to full depth once on a data set and writes the trace (every sample's
+// signals at every exit) to a JSON file, for offline sweeps and for training learned exit policies.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Backend } from '@offramp/core';
+import { loadEvalData } from '../data.js';
+import { UsageError } from '../errors.js';
+import { recordTraceChunked } from '../evaluate.js';
+import { loadClassifier } from '../model.js';
+import { duration, pct } from '../util/format.js';
+import type { Logger } from '../util/log.js';
+
+export interface TraceOptions {
+  model: string;
+  data?: string;
+  split?: 'train' | 'test';
+  batch: number;
+  device: Backend;
+  limit?: number;
+  offset?: number;
+  out: string;
+  fetch?: boolean;
+}
+
+export interface TraceSummary {
+  file: string;
+  model: string;
+  data: string;
+  split: string;
+  samples: number;
+  exitBlocks: number[];
+  costFractions: number[];
+  /** Per exit: accuracy against the labels, and agreement with the full model's prediction. */
+  accuracy: number[];
+  agreement: number[];
+  seconds: number;
+}
+
+export async function traceCommand(o: TraceOptions, log: Logger): Promise<TraceSummary> {
+  if (!o.out) throw new UsageError('--out FILE is required: where the trace goes (e.g. --out imdb-train.trace.json)');
+  const t0 = performance.now();
+  const core = await import('@offramp/core');
+  const P = await import('@offramp/policies');
+  const loaded = await loadClassifier(o.model);
+  const { datasetOfModel } = await import('../data.js');
+  const spec = o.data ?? datasetOfModel(loaded.envelope);
+  if (!spec) throw new UsageError('--data is required: the model names no dataset I know');
+  const data = await loadEvalData(loaded.envelope, loaded.dir, {
+    spec,
+    split: o.split ?? 'test',
+    limit: o.limit,
+    offset: o.offset,
+    fetch: o.fetch,
+    log,
+  });
+  const device = await core.createDevice({ backend: o.device });
+  const model = core.buildModel(device, loaded.envelope.model, loaded.tensors);
+  const runner = new core.Runner(device, model, { maxBatch: o.batch });
+  log.info(`${log.c.bold('device')}   ${device.describe()}`);
+  log.info(
+    `${log.c.bold('data')}     ${data.name}${data.split !== 'file' ? ` (${data.split})` : ''}: ${data.n} samples`,
+  );
+  try {
+    const trace = await recordTraceChunked(runner, data, o.batch, log);
+    const E = trace.numExits;
+    const accuracy = Array.from(
+      { length: E },
+      (_, e) => trace.samples.reduce((a, s) => a + (s.argmax[e] === s.label ? 1 : 0), 0) / trace.samples.length,
+    );
+    const agreement = Array.from(
+      { length: E },
+      (_, e) =>
+        trace.samples.reduce((a, s) => a + (s.argmax[e] === s.finalPrediction ? 1 : 0), 0) / trace.samples.length,
+    );
+    const file = resolve(o.out);
+    const doc = P.traceToJson(trace, {
+      model: loaded.name,
+      model_dir: loaded.dir,
+      data: data.name,
+      split: data.split,
+      offset: o.offset ?? 0,
+      device: device.describe(),
+      created: new Date().toISOString(),
+    });
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, `${JSON.stringify(doc)}\n`);
+    const seconds = (performance.now() - t0) / 1000;
+    log.info();
+    log.info(`${log.c.bold('exits')}    after blocks ${trace.exitBlocks.join(', ')} of ${trace.numBlocks}`);
+    log.info(`${log.c.bold('cost')}     ${trace.costFractions.map((c) => pct(c)).join(' / ')} of full depth`);
+    log.info(`${log.c.bold('accuracy')} ${accuracy.map((a) => pct(a)).join(' / ')} per exit`);
+    log.info(`${log.c.bold('agree')}    ${agreement.map((a) => pct(a)).join(' / ')} with the full model`);
+    log.info(`${log.c.bold('trace')}    ${file}`);
+    log.info(log.c.dim(`done in ${duration(seconds * 1000)}`));
+    const summary: TraceSummary = {
+      file,
+      model: loaded.name,
+      data: data.name,
+      split: data.split,
+      samples: trace.samples.length,
+      exitBlocks: trace.exitBlocks.slice(),
+      costFractions: trace.costFractions.slice(),
+      accuracy,
+      agreement,
+      seconds,
+    };
+    log.result(summary);
+    return summary;
+  } finally {
+    runner.dispose();
+    model.dispose();
+    device.destroy();
+  }
+}
