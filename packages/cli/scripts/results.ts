@@ -2,9 +2,11 @@
 // each built-in policy, the full-depth accuracy and the least compute (mean FLOPs as a fraction of full
 // depth) at ≤ 1 point accuracy drop on the held-out split, from `offramp eval` (trace once, sweep offline;
 // the sweep replays the engine's loop exactly, see @offramp/policies' simulate).
-//   pnpm results [--limit N] [--models fashion-cnn,imdb-encoder,...]
+//   pnpm results [--limit N] [--models fashion-cnn,imdb-encoder,...] [--reuse]
+// --reuse takes a model's previous run (.data/results/NAME/results.json) when it is newer than the model's
+// weights and config and covers the same sample count, instead of evaluating it again.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type EvalResultJson, evalResultSchema } from '../src/schema.js';
@@ -16,6 +18,7 @@ const arg = (name: string) => {
   return i >= 0 ? process.argv[i + 1] : undefined;
 };
 const limit = arg('--limit');
+const reuse = process.argv.includes('--reuse');
 const wanted = (arg('--models') ?? 'fashion-cnn,imdb-encoder,imdb-ponder,imdb-gates').split(',');
 const TARGETS: Record<string, number> = { 'fashion-mnist': 2.0, imdb: 1.8 };
 const MAX_DROP = 0.01;
@@ -43,32 +46,47 @@ for (const name of wanted) {
     continue;
   }
   const meta = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).meta ?? {};
-  console.error(`results: evaluating ${name} ...`);
-  const args = [
-    bin,
-    'eval',
-    '--model',
-    dir,
-    '--policies',
-    'all',
-    '--sweep',
-    '--measure',
-    'none',
-    '--max-drop',
-    String(MAX_DROP),
-    '--json',
-    '--quiet',
-    '--out',
-    join(root, '.data', 'results', name),
-  ];
-  if (limit) args.push('--limit', limit);
-  const out = execFileSync('node', args, {
-    cwd: root,
-    encoding: 'utf8',
-    maxBuffer: 1 << 28,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const res: EvalResultJson = evalResultSchema.parse(JSON.parse(out));
+  const outDir = join(root, '.data', 'results', name);
+  const previous = join(outDir, 'results.json');
+  const newer = (f: string) =>
+    existsSync(f) &&
+    ['model.safetensors', 'config.json'].every((w) => statSync(f).mtimeMs > statSync(join(dir, w)).mtimeMs);
+  let res: EvalResultJson | null = null;
+  if (reuse && newer(previous)) {
+    const r = evalResultSchema.parse(JSON.parse(readFileSync(previous, 'utf8')));
+    if (!limit || r.data.n === Number(limit)) {
+      res = r;
+      console.error(`results: ${name}: reusing ${previous}`);
+    }
+  }
+  if (!res) {
+    console.error(`results: evaluating ${name} ...`);
+    const args = [
+      bin,
+      'eval',
+      '--model',
+      dir,
+      '--policies',
+      'all',
+      '--sweep',
+      '--measure',
+      'none',
+      '--max-drop',
+      String(MAX_DROP),
+      '--json',
+      '--quiet',
+      '--out',
+      outDir,
+    ];
+    if (limit) args.push('--limit', limit);
+    const out = execFileSync('node', args, {
+      cwd: root,
+      encoding: 'utf8',
+      maxBuffer: 1 << 28,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    res = evalResultSchema.parse(JSON.parse(out));
+  }
   runs.push({ model: name, adapter: res.device.adapter, n: res.data.n, totalMs: res.timings.totalMs });
   for (const fam of res.policies) {
     const ok = fam.points.filter((p) => p.accuracyDrop !== null && p.accuracyDrop <= MAX_DROP + 1e-12);
