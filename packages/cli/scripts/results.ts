@@ -19,7 +19,9 @@ const arg = (name: string) => {
 };
 const limit = arg('--limit');
 const reuse = process.argv.includes('--reuse');
-const wanted = (arg('--models') ?? 'fashion-cnn,imdb-encoder,imdb-ponder,imdb-gates').split(',');
+const wanted = (
+  arg('--models') ?? 'fashion-cnn,imdb-encoder,imdb-two-stage,imdb-self-distill,imdb-dual-head,imdb-ponder,imdb-gates'
+).split(',');
 const TARGETS: Record<string, number> = { 'fashion-mnist': 2.0, imdb: 1.8 };
 const MAX_DROP = 0.01;
 

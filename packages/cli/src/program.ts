@@ -263,7 +263,7 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
     program
       .command('train')
       .description('train a model with one of the recipes of the checkout (front end to pnpm train:NAME)')
-      .argument('[recipe]', 'fashion-cnn, imdb-encoder, imdb-ponder, imdb-gates or austen-mamba')
+      .argument('[recipe]', 'a recipe of the checkout (see --list), e.g. fashion-cnn, imdb-encoder, imdb-gates')
       .option('--list', 'list the recipes')
       .option('-d, --data <name>', "the recipe's dataset (checked; other data is not available yet)")
       .option('-o, --out <dir>', 'where the finished model goes (default checkpoints/RECIPE)')

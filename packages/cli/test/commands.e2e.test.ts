@@ -410,6 +410,11 @@ describe('offramp train', () => {
     const l = cli(['train', '--list']);
     expect(l.code).toBe(0);
     expect(l.stdout).toContain('fashion-cnn');
+    // every listed recipe is a program of this checkout
+    const listed = JSON.parse(cli(['train', '--json']).stdout).recipes as string[];
+    expect(listed).toEqual(expect.arrayContaining(['imdb-two-stage', 'imdb-self-distill', 'imdb-dual-head']));
+    const scripts = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts as Record<string, string>;
+    for (const r of listed) expect(scripts[`train:${r}`], r).toBeDefined();
     const u = cli(['train', 'fashion-cnnn']);
     expect(u.code).toBe(2);
     expect(u.stderr).toContain("did you mean 'fashion-cnn'");

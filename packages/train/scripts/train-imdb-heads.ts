@@ -1,7 +1,10 @@
-// Trains checkpoints/imdb-ponder (recipe ponder: PALBERT λ heads) or checkpoints/imdb-gates (recipe gates:
-// JEI-DNN-style gates): the backbone of checkpoints/imdb-encoder, frozen, with gate/λ heads added and every exit
-// head (classifier and gate) trained on the backbone's cached head inputs.
-// `pnpm train:imdb-ponder` / `pnpm train:imdb-gates` (= this script with --variant ponder|gates).
+// Trains exit heads on the frozen backbone of checkpoints/imdb-encoder, on the backbone's cached head inputs:
+//   --variant ponder        checkpoints/imdb-ponder: PALBERT λ heads (gate heads added) and exit heads
+//   --variant gates         checkpoints/imdb-gates: JEI-DNN-style gates (gate heads added) and exit heads
+//   --variant two-stage     checkpoints/imdb-two-stage: DeeBERT's second stage (final head kept, the others CE)
+//   --variant self-distill  checkpoints/imdb-self-distill: FastBERT-style distillation from the final exit
+//   --variant dual-head     checkpoints/imdb-dual-head: dual-head distillation (auxiliary heads, training only)
+// `pnpm train:imdb-<variant>` (= this script with --variant <variant>).
 import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EncoderClassifierConfig } from '@offramp/core';
@@ -21,10 +24,14 @@ import { type TrainRun, train } from '../src/training/trainer.js';
 const args = parseCommonArgs(process.argv.slice(2), ['variant', 'backbone', 'train-rows']);
 const values = args.own;
 const variant = values.variant;
-if (variant !== 'ponder' && variant !== 'gates') {
-  console.error(`--variant must be 'ponder' or 'gates', got ${JSON.stringify(variant)}`);
+const VARIANTS = ['ponder', 'gates', 'two-stage', 'self-distill', 'dual-head'] as const;
+type Variant = (typeof VARIANTS)[number];
+if (!(VARIANTS as readonly string[]).includes(variant ?? '')) {
+  console.error(`--variant must be one of ${VARIANTS.join(', ')}; got ${JSON.stringify(variant)}`);
   process.exit(2);
 }
+const v = variant as Variant;
+const gated = v === 'ponder' || v === 'gates';
 const NAME = `imdb-${variant}`;
 if (args.help) {
   console.log(
@@ -35,9 +42,16 @@ if (args.help) {
 
 const backboneDir = values.backbone ?? join(repoRoot(), 'checkpoints', 'imdb-encoder');
 const trainRows = Number(values['train-rows'] ?? 5_000);
-/** Seed of the training subset the heads see (shared by both variants, so they share the cached head inputs). */
+/** Seed of the training subset the heads see (shared by every variant, so they share the cached head inputs). */
 const SUBSET_SEED = 0x4ead;
-const seed = args.seed ?? (variant === 'ponder' ? 5151 : 6161);
+const SEEDS: Record<Variant, number> = {
+  ponder: 5151,
+  gates: 6161,
+  'two-stage': 7171,
+  'self-distill': 8181,
+  'dual-head': 9191,
+};
+const seed = args.seed ?? SEEDS[v];
 const paths = runPaths(NAME, args);
 const progress = new Progress();
 await initBackend(args.backend, (l) => progress.line(l));
@@ -53,7 +67,9 @@ const baseConfig = base.config.model as EncoderClassifierConfig;
 const tokenizerFile = String(base.config.meta?.tokenizer ?? 'word-tokenizer.json');
 const tokenizer = WordTokenizer.load(join(backboneDir, tokenizerFile));
 const T = baseConfig.max_position;
-const config: EncoderClassifierConfig = { ...baseConfig, exits: { ...baseConfig.exits, gate: true, gate_hidden: 32 } };
+const config: EncoderClassifierConfig = gated
+  ? { ...baseConfig, exits: { ...baseConfig.exits, gate: true, gate_hidden: 32 } }
+  : baseConfig;
 
 // data: a seeded subset of the training split for the heads, the whole held-out split for evaluation
 const split = loadImdb();
@@ -76,7 +92,7 @@ if (args.limit)
     Array.from({ length: Math.min(args.limit, testEx.n) }, (_, i) => i),
   ) as typeof testEx;
 
-// the frozen backbone's head inputs, computed once per backbone and shared by both variants (the encoder's own
+// the frozen backbone's head inputs, computed once per backbone and shared by every variant (the encoder's own
 // training run leaves those of the held-out split in the cache)
 async function features(name: string, ex: typeof trainEx, key: number): Promise<CachedFeatures> {
   const file = featureCacheFile(backboneDir, name, ex.n, key);
@@ -103,15 +119,31 @@ const cachedFeatures = {
 };
 const featSeconds = (performance.now() - featStart) / 1000;
 
-const recipeNotes =
-  variant === 'ponder'
-    ? 'PonderNet/PALBERT: λ_i = σ(gate_i), p_i = λ_i·Π_{j<i}(1 − λ_j) (last exit takes the rest), loss Σ_i p_i·CE_i + β·KL(p ‖ geometric(λ_p)) with β = 0.5, λ_p = 1/3, and the 1 − ε truncation (ε = 0.05). Inference: Q-exit (exit where Σ p first exceeds q = 0.5).'
-    : 'JEI-DNN-style gates: g_l = σ(gate_l), P_l = g_l·Π_{k<l}(1 − g_k) (last exit takes the rest), loss Σ_l P_l·CE_l + 0.1·Σ_l P_l·cost_l + (1/E)·Σ_l CE_l, cost_l the compute fraction of exit l. Inference: exit at the first gate > 0.5.';
+const RECIPE_NOTES: Record<Variant, string> = {
+  ponder:
+    'PonderNet/PALBERT: λ_i = σ(gate_i), p_i = λ_i·Π_{j<i}(1 − λ_j) (last exit takes the rest), loss Σ_i p_i·CE_i + β·KL(p ‖ geometric(λ_p)) with β = 0.5, λ_p = 1/3, and the 1 − ε truncation (ε = 0.05). Inference: Q-exit (exit where Σ p first exceeds q = 0.5).',
+  gates:
+    'JEI-DNN-style gates: g_l = σ(gate_l), P_l = g_l·Π_{k<l}(1 − g_k) (last exit takes the rest), loss Σ_l P_l·CE_l + 0.1·Σ_l P_l·cost_l + (1/E)·Σ_l CE_l, cost_l the compute fraction of exit l. Inference: exit at the first gate > 0.5.',
+  'two-stage':
+    "DeeBERT's second stage: backbone and final head frozen (from imdb-encoder), the other exit heads trained with Σ_{i<E} CE_i.",
+  'self-distill':
+    'Self-distillation (FastBERT-style, backbone frozen): CE_E + Σ_{i<E} [(1 − α)·CE_i + α·T²·KL(p_E^T ‖ p_i^T)] with α = 0.5, T = 2; the final head is the teacher and also keeps training on CE; no gradient flows through the teacher in the KL terms.',
+  'dual-head':
+    'Dual-head distillation (backbone frozen): each early exit has its main head (CE + T²·KL to the final exit at T = 2) and a training-only auxiliary head (Linear → Dropout 0.1 → BatchNorm → ReLU → Linear) trained with BinaryKL to the final logits; only the main heads are exported.',
+};
+const recipeNotes = RECIPE_NOTES[v];
+const SUMMARY: Record<Variant, string> = {
+  ponder: 'PALBERT λ heads (Q-exit)',
+  gates: 'JEI-DNN-style learned exit gates',
+  'two-stage': "exit heads retrained as in DeeBERT's second stage",
+  'self-distill': 'exit heads retrained by self-distillation from the final exit',
+  'dual-head': 'exit heads retrained by dual-head distillation',
+};
 const run: TrainRun = {
   name: NAME,
   config,
-  recipe: variant,
-  recipeOptions: { freezeBackbone: true, ...(variant === 'gates' ? { costWeight: 0.1 } : {}) },
+  recipe: v,
+  recipeOptions: { freezeBackbone: true, ...(v === 'gates' ? { costWeight: 0.1 } : {}) },
   train: trainEx,
   test: testEx,
   dataset: {
@@ -133,7 +165,7 @@ const run: TrainRun = {
   maxSteps: args.maxSteps,
   evalBatchSize: 1000,
   initWeights: base.tensors as Map<string, { shape: number[]; data: Float32Array }>,
-  initFrom: `${backboneDir.replace(`${repoRoot()}/`, '')} (backbone frozen; classifier heads fine-tuned, gate heads new)`,
+  initFrom: `${backboneDir.replace(`${repoRoot()}/`, '')} (backbone frozen; classifier heads fine-tuned${gated ? ', gate heads new' : ''})`,
   cachedFeatures,
   meta: { tokenizer: tokenizerFile, backbone: String(base.config.meta?.name ?? 'imdb-encoder') },
   progress,
@@ -144,14 +176,18 @@ result.seconds += featSeconds;
 copyFileSync(join(backboneDir, tokenizerFile), join(paths.outDir, tokenizerFile));
 const backboneSeconds = Number((base.config.meta?.training as { seconds?: number } | undefined)?.seconds ?? 0);
 const policies = finishRun(run, result, {
-  summary: `The IMDB encoder of \`imdb-encoder\` with ${variant === 'ponder' ? 'PALBERT λ heads (Q-exit)' : 'JEI-DNN-style learned exit gates'}: same backbone weights, exit heads and gate heads trained with recipe \`${variant}\`.`,
+  summary: `The IMDB encoder of \`imdb-encoder\` with ${SUMMARY[v]}: same backbone weights, exit heads${gated ? ' and gate heads' : ''} trained with recipe \`${v}\`.`,
   command: `pnpm train:${NAME}`,
   recipeNotes,
   extraFiles: [tokenizerFile],
   notes: [
     `The backbone (embeddings and blocks) is \`imdb-encoder\`'s, frozen (its own training took ${Math.round(backboneSeconds / 60)} min, not counted above); its head inputs (the CLS state after each block) are computed once and cached, so only the heads train here.`,
-    `The training time above includes ${Math.round(featSeconds)} s for the head inputs of ${rows.toLocaleString('en-US')} training and ${testEx.n.toLocaleString('en-US')} held-out reviews (computed once per backbone and cached under .data/runs, so the second of imdb-ponder / imdb-gates reuses them).`,
-    'The gate head of each exit is Linear(32 → 32) + tanh → Linear(32 → 1); the engine reports σ(gate logit) as the `gate` signal.',
+    `The training time above includes ${Math.round(featSeconds)} s for the head inputs of ${rows.toLocaleString('en-US')} training and ${testEx.n.toLocaleString('en-US')} held-out reviews (computed once per backbone and cached under .data/runs, so the other head variants reuse them).`,
+    ...(gated
+      ? [
+          'The gate head of each exit is Linear(32 → 32) + tanh → Linear(32 → 1); the engine reports σ(gate logit) as the `gate` signal.',
+        ]
+      : []),
     'No model selection on the held-out split.',
   ],
 });

@@ -61,6 +61,27 @@ export const TRAIN_RECIPES: readonly TrainRecipe[] = [
     accepts: COMMON,
   },
   {
+    name: 'imdb-two-stage',
+    dataset: 'imdb',
+    script: 'packages/train/scripts/train-imdb-heads.ts',
+    what: "DeeBERT's second stage: exit heads on the frozen IMDB encoder",
+    accepts: COMMON,
+  },
+  {
+    name: 'imdb-self-distill',
+    dataset: 'imdb',
+    script: 'packages/train/scripts/train-imdb-heads.ts',
+    what: 'exit heads distilled from the final exit of the frozen IMDB encoder',
+    accepts: COMMON,
+  },
+  {
+    name: 'imdb-dual-head',
+    dataset: 'imdb',
+    script: 'packages/train/scripts/train-imdb-heads.ts',
+    what: 'dual-head distillation of the exit heads of the frozen IMDB encoder',
+    accepts: COMMON,
+  },
+  {
     name: 'austen-mamba',
     dataset: 'austen',
     script: 'packages/mamba/scripts/train-austen.ts',
@@ -107,7 +128,7 @@ export function trainArgs(recipe: TrainRecipe, o: TrainOptions): string[] {
 
 export async function trainCommand(name: string | undefined, o: TrainOptions & { list?: boolean }, log: Logger) {
   if (o.list || !name) {
-    for (const r of TRAIN_RECIPES) log.info(`${log.c.bold(r.name.padEnd(14))} ${r.what} (data: ${r.dataset})`);
+    for (const r of TRAIN_RECIPES) log.info(`${log.c.bold(r.name.padEnd(18))} ${r.what} (data: ${r.dataset})`);
     if (!name) return { command: 'train', recipes: TRAIN_RECIPES.map((r) => r.name) };
   }
   const recipe = TRAIN_RECIPES.find((r) => r.name === name);
