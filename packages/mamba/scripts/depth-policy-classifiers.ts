@@ -6,7 +6,7 @@
 // accuracy drop) and reported on the second half. (The training split is the models' own training data, on
 // which the full model is more accurate than on new data, so thresholds chosen there overshoot the drop.)
 // Writes bench/results/depth-policy-classifiers.json (read by results-mamba.ts).
-// Usage: pnpm --filter @offramp/mamba run depth:classifiers [name ...]   (default: every model with traces)
+// Usage: pnpm --filter @offramp/mamba run depth:classifiers [--max-drop 0.0025] [name ...]   (default: both models)
 //   traces: .data/traces/NAME-train.trace.json and NAME-test.trace.json, e.g.
 //   offramp trace -m checkpoints/imdb-encoder -d imdb --split train --limit 12000 -o .data/traces/imdb-encoder-train.trace.json
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -29,11 +29,14 @@ import { type ClassifierShape, classifierMacs } from './exit-cost.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '../../..');
 const traceDir = path.join(root, '.data/traces');
-const MAX_DROP = 0.01;
+const dropArg = process.argv.indexOf('--max-drop');
+/** Accuracy drop allowed when choosing settings (default one point); `--max-drop 0.0025` for a stricter one. */
+const MAX_DROP = dropArg >= 0 ? Number(process.argv[dropArg + 1]) : 0.01;
+if (!(MAX_DROP >= 0 && MAX_DROP < 1)) throw new Error(`--max-drop must be in [0, 1), got ${process.argv[dropArg + 1]}`);
 const t0 = performance.now();
 const log = (s: string) => console.log(`[${((performance.now() - t0) / 1000).toFixed(0)}s] ${s}`);
 
-const wanted = process.argv.slice(2);
+const wanted = process.argv.slice(2).filter((a, i, all) => a !== '--max-drop' && all[i - 1] !== '--max-drop');
 const names = (wanted.length ? wanted : ['fashion-cnn', 'imdb-encoder']).filter((n) => {
   const ok = ['train', 'test'].every((s) => existsSync(path.join(traceDir, `${n}-${s}.trace.json`)));
   if (!ok) {
@@ -213,6 +216,9 @@ for (const name of names) {
 }
 
 const out = { max_drop: MAX_DROP, models: results };
-const file = path.join(here, '../bench/results/depth-policy-classifiers.json');
+const file = path.join(
+  here,
+  `../bench/results/depth-policy-classifiers${MAX_DROP === 0.01 ? '' : `-${+(MAX_DROP * 100).toFixed(4)}pt`}.json`,
+);
 writeFileSync(file, `${JSON.stringify(out, null, 1)}\n`);
 log(`wrote ${file}`);

@@ -26,7 +26,10 @@ const read = (p: string) => JSON.parse(readFileSync(p, 'utf8'));
 const sweepFile = path.join(here, '../bench/results/austen-sweep.json');
 const benchFile = path.join(here, '../bench/results/mamba.json');
 const depthFile = path.join(here, '../bench/results/depth-policy.json');
-const depthClsFile = path.join(here, '../bench/results/depth-policy-classifiers.json');
+const depthClsFiles = [
+  path.join(here, '../bench/results/depth-policy-classifiers.json'),
+  path.join(here, '../bench/results/depth-policy-classifiers-0.25pt.json'),
+];
 const exitsFile = path.join(root, 'checkpoints/austen-mamba/exits.json');
 const outFile = path.join(root, 'docs/results-mamba.md');
 
@@ -266,14 +269,14 @@ if (existsSync(depthFile)) {
   p();
 }
 
-if (existsSync(depthClsFile)) {
+for (const depthClsFile of depthClsFiles.filter((f) => existsSync(f))) {
   const d = read(depthClsFile);
   const x = (c: number) => `${(1 / c).toFixed(2)}×`;
   const pt = (v: number) => `${(100 * v).toFixed(2)}`;
-  p('## The depth-scan policy on the encoder and CNN classifiers');
+  p(`## The depth-scan policy on the encoder and CNN classifiers: ≤ ${+(100 * d.max_drop).toFixed(2)} point drop`);
   p();
   p(
-    `The same policy (and its per-exit FFN control) trained on never-exit traces of the shipped classifiers written by \`offramp trace\`: a training-split trace fits the classifier (target: the exit's argmax equals the final one; 1,500 AdamW steps of 64 sequences, seeds 1–3), the first half of the test-split trace chooses every policy's setting (the cheapest with ≤ ${(100 * d.max_drop).toFixed(0)} point accuracy drop against the full model on that half), and the second half reports it — so the drop there can exceed one point. (Choosing on the training split is worse: the models fit their training data better than new data, and thresholds chosen there overshoot the drop on test.) The last column gives the cheapest setting within the drop chosen on the evaluation half itself, as docs/results.md does: the rules' best achievable trade-offs. Compute is mean FLOPs over full depth from the engine's own per-exit accounting (the depth classifier's multiply-adds per exit, given below, are not charged). Each learned policy's exits at its chosen setting were replayed through \`simulate\` with the real policy object and agree on every evaluation sample. The table shows seed 1; the verdicts give all three seeds. Regenerate: \`offramp trace\` (train and test) per model, then \`pnpm --filter @offramp/mamba run depth:classifiers\`.`,
+    `The same policy (and its per-exit FFN control) trained on never-exit traces of the shipped classifiers written by \`offramp trace\`: a training-split trace fits the classifier (target: the exit's argmax equals the final one; 1,500 AdamW steps of 64 sequences, seeds 1–3), the first half of the test-split trace chooses every policy's setting (the cheapest with ≤ ${+(100 * d.max_drop).toFixed(2)} point accuracy drop against the full model on that half), and the second half reports it — so the drop there can exceed the bound. (Choosing on the training split is worse: the models fit their training data better than new data, and thresholds chosen there overshoot the drop on test.) The last column gives the cheapest setting within the drop chosen on the evaluation half itself, as docs/results.md does: the rules' best achievable trade-offs. Compute is mean FLOPs over full depth from the engine's own per-exit accounting (the depth classifier's multiply-adds per exit, given below, are not charged). Each learned policy's exits at its chosen setting were replayed through \`simulate\` with the real policy object and agree on every evaluation sample. The table shows seed 1; the verdicts give all three seeds. Regenerate: \`offramp trace\` (train and test) per model, then \`pnpm --filter @offramp/mamba run depth:classifiers${d.max_drop === 0.01 ? '' : ` --max-drop ${d.max_drop}`}\`.`,
   );
   p();
   const verdicts: string[] = [];
@@ -296,6 +299,16 @@ if (existsSync(depthClsFile)) {
       );
     p();
     const rows = mdl.rows as { policy: string; onTest: { meanCost: number } | null }[];
+    const first = mdl.cost_fractions[0] as number;
+    const degenerate = rows
+      .filter((r) => !r.policy.startsWith('patience'))
+      .every((r) => r.onTest && r.onTest.meanCost <= first * 1.02);
+    if (degenerate) {
+      p(
+        `Here the first exit alone is within the bound of full depth, so every threshold rule sends (nearly) every input to exit 0 and the comparison says little about the rules; a stricter bound separates them.`,
+      );
+      p();
+    }
     const scan = rows.find((r) => r.policy.startsWith('depth-scan'));
     const ffn = rows.find((r) => r.policy.startsWith('per-exit FFN'));
     const others = rows.filter((r) => r !== scan && r !== ffn && r.onTest);
@@ -314,7 +327,9 @@ if (existsSync(depthClsFile)) {
     }
   }
   if (verdicts.length) {
-    p('Does the depth scan beat the other policies? At the best setting within one point on the evaluation half:');
+    p(
+      `Does the depth scan beat the other policies? At the best setting within ${+(100 * d.max_drop).toFixed(2)} point on the evaluation half:`,
+    );
     p();
     for (const v of verdicts) p(`- ${v}`);
     p();

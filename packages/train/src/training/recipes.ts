@@ -8,7 +8,7 @@
 //   gates        JEI-DNN-style: Σ_l P_l·CE_l + w·Σ_l P_l·cost_l + (1/E)·Σ_l CE_l, P from the gate heads
 // The teacher (final exit) is never differentiated through by a distillation term.
 
-import { type ModelConfig, mulberry32, randn } from '@offramp/core';
+import { cnnExitWidth, type ModelConfig, mulberry32, randn } from '@offramp/core';
 import * as tf from '@tensorflow/tfjs';
 import { type HeadOutput, initialWeights, isHeadParam, stopGradient, type TfModel } from './models.js';
 import { sumAll } from './optimizer.js';
@@ -267,7 +267,7 @@ export function exitCostFractions(config: ModelConfig): number[] {
       c = co;
     });
     config.exits.blocks.forEach((b) => {
-      heads.push(head(config.channels[b]));
+      heads.push(head(cnnExitWidth(config, b)));
     });
   }
   const E = config.exits.blocks.length;
