@@ -302,7 +302,7 @@ for (const depthClsFile of depthClsFiles.filter((f) => existsSync(f))) {
     const first = mdl.cost_fractions[0] as number;
     const degenerate = rows
       .filter((r) => !r.policy.startsWith('patience'))
-      .every((r) => r.onTest && r.onTest.meanCost <= first * 1.02);
+      .every((r) => r.onTest && r.onTest.meanCost <= first * 1.03);
     if (degenerate) {
       p(
         `Here the first exit alone is within the bound of full depth, so every threshold rule sends (nearly) every input to exit 0 and the comparison says little about the rules; a stricter bound separates them.`,

@@ -129,7 +129,11 @@ export function trainArgs(recipe: TrainRecipe, o: TrainOptions): string[] {
 export async function trainCommand(name: string | undefined, o: TrainOptions & { list?: boolean }, log: Logger) {
   if (o.list || !name) {
     for (const r of TRAIN_RECIPES) log.info(`${log.c.bold(r.name.padEnd(18))} ${r.what} (data: ${r.dataset})`);
-    if (!name) return { command: 'train', recipes: TRAIN_RECIPES.map((r) => r.name) };
+    if (!name) {
+      const out = { command: 'train', recipes: TRAIN_RECIPES.map((r) => r.name) };
+      log.result(out);
+      return out;
+    }
   }
   const recipe = TRAIN_RECIPES.find((r) => r.name === name);
   if (!recipe)
