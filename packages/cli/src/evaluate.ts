@@ -125,6 +125,56 @@ function chunks(n: number, batch: number): [number, number][] {
   return out;
 }
 
+export interface TraceRequest {
+  model: string;
+  data?: string;
+  split: 'train' | 'test';
+  limit?: number;
+  offset?: number;
+  fetch?: boolean;
+  batch: number;
+  device: Backend;
+}
+
+/**
+ * Loads a classifier and its data, builds the device and runner, says what runs where, and records the
+ * full-depth trace (calibrate and trace share this). Call `close()` when done with the runner.
+ */
+export async function traceSession(o: TraceRequest, log: Logger) {
+  const core = await import('@offramp/core');
+  const loaded = await loadClassifier(o.model);
+  const { datasetOfModel } = await import('./data.js');
+  const spec = o.data ?? datasetOfModel(loaded.envelope);
+  if (!spec) throw new UsageError('--data is required: the model names no dataset I know');
+  const data = await loadEvalData(loaded.envelope, loaded.dir, {
+    spec,
+    split: o.split,
+    limit: o.limit,
+    offset: o.offset,
+    fetch: o.fetch,
+    log,
+  });
+  const device = await core.createDevice({ backend: o.device });
+  const model = core.buildModel(device, loaded.envelope.model, loaded.tensors);
+  const runner = new core.Runner(device, model, { maxBatch: o.batch });
+  const close = () => {
+    runner.dispose();
+    model.dispose();
+    device.destroy();
+  };
+  log.info(`${log.c.bold('device')}   ${device.describe()}`);
+  log.info(
+    `${log.c.bold('data')}     ${data.name}${data.split !== 'file' ? ` (${data.split})` : ''}: ${data.n} samples`,
+  );
+  try {
+    const trace = await recordTraceChunked(runner, data, o.batch, log);
+    return { loaded, data, device, model, runner, trace, close };
+  } catch (e) {
+    close();
+    throw e;
+  }
+}
+
 /** Records the trace chunk by chunk (like the runner's own chunks) with a progress bar. */
 export async function recordTraceChunked(runner: Runner, data: EvalData, batch: number, log: Logger): Promise<Trace> {
   const { recordTrace } = await import('@offramp/policies');

@@ -1,6 +1,6 @@
 // Option schemas and their errors: every bad option names the policy, the option, what is allowed and what
 // was given ("policy 'entropy': option 'threshold' must be in (0, ln C] ..., got -1").
-import { ValidationError } from '@offramp/core';
+import { FormatError, ValidationError } from '@offramp/core';
 import * as z from 'zod';
 
 /** Formats a value for an error message, briefly. */
@@ -92,4 +92,22 @@ export function checkPerExit(
 /** The threshold at exit `e` (a single threshold or a per-exit list), as f32. */
 export function thresholdAt(value: number | readonly number[], e: number): number {
   return Math.fround(Array.isArray(value) ? (value as number[])[Math.min(e, value.length - 1)] : (value as number));
+}
+
+/**
+ * A JSON document that must be an object: parses text (a parsed value passes through) and throws a
+ * FormatError naming `where` and the expected `shape` otherwise.
+ */
+export function jsonObject(json: string | unknown, where: string, shape: string): Record<string, unknown> {
+  let doc = json;
+  if (typeof json === 'string') {
+    try {
+      doc = JSON.parse(json);
+    } catch (e) {
+      throw new FormatError(`${where}: not valid JSON (${(e as Error).message})`);
+    }
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    throw new FormatError(`${where}: expected a JSON object ${shape}, got ${show(doc)}`);
+  return doc as Record<string, unknown>;
 }

@@ -2,10 +2,8 @@
 // compute budget, or a risk guarantee (Learn-then-Test), and writes a policy file that eval accepts.
 import { resolve } from 'node:path';
 import type { Backend } from '@offramp/core';
-import { loadEvalData } from '../data.js';
 import { asUsage, RuntimeError, UsageError } from '../errors.js';
-import { recordTraceChunked } from '../evaluate.js';
-import { loadClassifier } from '../model.js';
+import { traceSession } from '../evaluate.js';
 import { optionsText, pct, pp } from '../util/format.js';
 import type { Logger } from '../util/log.js';
 import { didYouMean } from '../util/suggest.js';
@@ -60,31 +58,10 @@ export async function calibrateCommand(o: CalibrateOptions, log: Logger) {
   if (risk && o.perExit)
     throw new UsageError('--per-exit works with --max-drop and --budget; --risk tests one shared threshold');
 
-  const core = await import('@offramp/core');
   const P = await import('@offramp/policies');
-  const loaded = await loadClassifier(o.model);
-  const { datasetOfModel } = await import('../data.js');
-  const spec = o.data ?? datasetOfModel(loaded.envelope);
-  if (!spec) throw new UsageError('--data is required: the model names no dataset I know');
   // calibrate on the training split of a named dataset unless told otherwise: the test split is for eval
-  const split = o.split ?? 'train';
-  const data = await loadEvalData(loaded.envelope, loaded.dir, {
-    spec,
-    split,
-    limit: o.limit,
-    offset: o.offset,
-    fetch: o.fetch,
-    log,
-  });
-  const device = await core.createDevice({ backend: o.device });
-  const model = core.buildModel(device, loaded.envelope.model, loaded.tensors);
-  const runner = new core.Runner(device, model, { maxBatch: o.batch });
-  log.info(`${log.c.bold('device')}   ${device.describe()}`);
-  log.info(
-    `${log.c.bold('data')}     ${data.name}${data.split !== 'file' ? ` (${data.split})` : ''}: ${data.n} samples`,
-  );
+  const { loaded, data, trace, close } = await traceSession({ ...o, split: o.split ?? 'train' }, log);
   try {
-    const trace = await recordTraceChunked(runner, data, o.batch, log);
     let options: Record<string, unknown>;
     let feasible: boolean;
     let calibration: Record<string, unknown>;
@@ -165,8 +142,6 @@ export async function calibrateCommand(o: CalibrateOptions, log: Logger) {
     if (!feasible && risk) throw new RuntimeError('calibration certified no threshold (see the warning above)');
     return out;
   } finally {
-    runner.dispose();
-    model.dispose();
-    device.destroy();
+    close();
   }
 }

@@ -3,10 +3,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Backend } from '@offramp/core';
-import { loadEvalData } from '../data.js';
 import { UsageError } from '../errors.js';
-import { recordTraceChunked } from '../evaluate.js';
-import { loadClassifier } from '../model.js';
+import { traceSession } from '../evaluate.js';
 import { duration, pct } from '../util/format.js';
 import type { Logger } from '../util/log.js';
 
@@ -39,29 +37,9 @@ export interface TraceSummary {
 export async function traceCommand(o: TraceOptions, log: Logger): Promise<TraceSummary> {
   if (!o.out) throw new UsageError('--out FILE is required: where the trace goes (e.g. --out imdb-train.trace.json)');
   const t0 = performance.now();
-  const core = await import('@offramp/core');
   const P = await import('@offramp/policies');
-  const loaded = await loadClassifier(o.model);
-  const { datasetOfModel } = await import('../data.js');
-  const spec = o.data ?? datasetOfModel(loaded.envelope);
-  if (!spec) throw new UsageError('--data is required: the model names no dataset I know');
-  const data = await loadEvalData(loaded.envelope, loaded.dir, {
-    spec,
-    split: o.split ?? 'test',
-    limit: o.limit,
-    offset: o.offset,
-    fetch: o.fetch,
-    log,
-  });
-  const device = await core.createDevice({ backend: o.device });
-  const model = core.buildModel(device, loaded.envelope.model, loaded.tensors);
-  const runner = new core.Runner(device, model, { maxBatch: o.batch });
-  log.info(`${log.c.bold('device')}   ${device.describe()}`);
-  log.info(
-    `${log.c.bold('data')}     ${data.name}${data.split !== 'file' ? ` (${data.split})` : ''}: ${data.n} samples`,
-  );
+  const { loaded, data, device, trace, close } = await traceSession({ ...o, split: o.split ?? 'test' }, log);
   try {
-    const trace = await recordTraceChunked(runner, data, o.batch, log);
     const E = trace.numExits;
     const accuracy = Array.from(
       { length: E },
@@ -107,8 +85,6 @@ export async function traceCommand(o: TraceOptions, log: Logger): Promise<TraceS
     log.result(summary);
     return summary;
   } finally {
-    runner.dispose();
-    model.dispose();
-    device.destroy();
+    close();
   }
 }

@@ -6,7 +6,7 @@
 //     "gate", "similarity", "meta" (free-form: model, data, split...) }
 import { FormatError } from '@offramp/core';
 import * as z from 'zod';
-import { show } from '../options.js';
+import { jsonObject } from '../options.js';
 import { checkTrace, type Trace, type TraceSample } from './trace.js';
 
 export const TRACE_FILE_VERSION = 1;
@@ -96,16 +96,7 @@ export function parseTraceFile(
   json: string | unknown,
   where = 'trace file',
 ): { trace: Trace; meta: Record<string, unknown> } {
-  let doc = json;
-  if (typeof json === 'string') {
-    try {
-      doc = JSON.parse(json);
-    } catch (e) {
-      throw new FormatError(`${where}: not valid JSON (${(e as Error).message})`);
-    }
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
-    throw new FormatError(`${where}: expected a JSON object { "offramp_trace": 1, ... }, got ${show(doc)}`);
+  const doc = jsonObject(json, where, '{ "offramp_trace": 1, ... }');
   const r = fileSchema.safeParse(doc);
   if (!r.success) {
     const msg = r.error.issues
