@@ -144,4 +144,42 @@ describe('parameter checks', () => {
       ),
     ).toThrow(/head dimension d \/ heads = 129 is over the supported maximum 128/);
   });
+  it('rejects a fixed head size that does not match the head dimension', () => {
+    expect(() =>
+      cpu.dispatch(
+        attention,
+        { qkv: f(3 * 32), lengths: u(1), out: f(32) },
+        { B: 1, T: 1, d: 32, heads: 2, scale: 1 },
+        { causal: false, headDim4: 2 },
+      ),
+    ).toThrow(/built for head dimension ≤ 8 \(headDim4 2\) but given 16; use headDim4 4 or 0/);
+  });
+});
+
+describe('a head size fixed at pipeline build', () => {
+  it('gives bitwise the same outputs as the generic kernel on the GPU', async () => {
+    for (const [B, T, d, heads, causal] of [
+      [3, 37, 32, 2, false],
+      [2, 64, 40, 4, true],
+      [2, 17, 10, 2, true],
+    ] as const) {
+      const rand = mulberry32(B * 100 + T);
+      const qkv = gpu.tensor('f32', [B * T * 3 * d], randomArray(B * T * 3 * d, rand));
+      const lengths = gpu.tensor(
+        'u32',
+        [B],
+        Uint32Array.from({ length: B }, (_, b) => (b === 0 ? T : 1 + ((b * 7) % T))),
+      );
+      const outs: Float32Array[] = [];
+      for (const headDim4 of [0, Math.ceil(d / heads / 4)]) {
+        const out = gpu.tensor('f32', [B * T * d]);
+        gpu.dispatch(attention, { qkv, lengths, out }, { B, T, d, heads, scale: 0.3 }, { causal, headDim4 });
+        outs.push(Float32Array.from((await gpu.read(out)) as Float32Array));
+        out.dispose();
+      }
+      expect(Array.from(outs[1]), `B=${B} T=${T} d=${d} heads=${heads}`).toEqual(Array.from(outs[0]));
+      qkv.dispose();
+      lengths.dispose();
+    }
+  });
 });

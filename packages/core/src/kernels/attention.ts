@@ -15,6 +15,11 @@ import { defineKernel, type Params } from '../runtime/kernel.js';
 export interface AttentionSpec {
   [k: string]: string | number | boolean;
   causal: boolean;
+  /**
+   * ⌈head dim / 4⌉ fixed when the pipeline is built (0: any head dim up to the maximum). A fixed size lets the
+   * shader compiler unroll the per-head loops and keep the query and accumulator rows in registers.
+   */
+  headDim4: number;
 }
 
 /** Largest head dimension (d / heads) the attention kernels accept. */
@@ -39,6 +44,15 @@ export function checkHeads(where: string, d: number, heads: number): number {
   return dh;
 }
 
+/** A fixed ⌈dh / 4⌉ must match the head dimension the kernel is given. */
+export function checkHeadDim4(where: string, dh: number, headDim4: number): void {
+  if (headDim4 !== 0 && headDim4 !== Math.ceil(dh / 4)) {
+    throw new ValidationError(
+      `kernel '${where}': built for head dimension ≤ ${4 * headDim4} (headDim4 ${headDim4}) but given ${dh}; use headDim4 ${Math.ceil(dh / 4)} or 0`,
+    );
+  }
+}
+
 // Four consecutive elements of a head starting at column i (i < n); columns ≥ n read as 0. Indices are
 // clamped so every read stays inside the head.
 const ld4 = (fn: string, buf: string): string => `fn ${fn}(base: u32, i: u32, n: u32) -> vec4f {
@@ -55,15 +69,23 @@ const ld4 = (fn: string, buf: string): string => `fn ${fn}(base: u32, i: u32, n:
  * qBase + qi·qStride attends to keys j < nk[qi] (key j at kBase + j·kvStride, its value at vBase + j·kvStride)
  * and writes dh outputs at outBase + qi·outStride; nk[qi] = 0 writes zeros.
  */
-export function onlineAttentionWgsl(o: { q: string; k: string; v: string; out: string; QB: number }): string {
+export function onlineAttentionWgsl(o: {
+  q: string;
+  k: string;
+  v: string;
+  out: string;
+  QB: number;
+  headDim4?: number;
+}): string {
   const QB = o.QB;
+  const fixed = o.headDim4 ?? 0;
   return /* wgsl */ `
-const MAX_V4: u32 = ${MAX_V4}u;
+const MAX_V4: u32 = ${fixed || MAX_V4}u;
 const QB: u32 = ${QB}u;
 ${ld4('ld4q', o.q)}${ld4('ld4k', o.k)}${ld4('ld4v', o.v)}
 fn attend(qBase: u32, qStride: u32, kBase: u32, vBase: u32, kvStride: u32, nk: array<u32, QB>, nq: u32, dh: u32,
           outBase: u32, outStride: u32, scale: f32) {
-  let n4 = (dh + 3u) / 4u;
+  let n4 = ${fixed ? 'MAX_V4' : '(dh + 3u) / 4u'};
   var nkMax = 0u;
   for (var qi = 0u; qi < QB; qi++) { nkMax = max(nkMax, nk[qi]); }
   var q: array<array<vec4f, MAX_V4>, QB>;
@@ -176,15 +198,15 @@ export const attention = defineKernel<AttentionSpec>({
     out: { access: 'write', type: 'f32' },
   },
   params: { B: 'u32', T: 'u32', d: 'u32', heads: 'u32', scale: 'f32' },
-  spec: { causal: false },
+  spec: { causal: false, headDim4: 0 },
   workgroupSize: () => [WG, 1, 1],
   linear: true,
   dispatch: (p) => [Math.ceil((p.B * p.heads * Math.ceil(p.T / QB)) / WG), 1, 1],
-  sizes: (p) => {
-    checkHeads('attention', p.d, p.heads);
+  sizes: (p, spec) => {
+    checkHeadDim4('attention', checkHeads('attention', p.d, p.heads), spec.headDim4);
     return { qkv: p.B * p.T * 3 * p.d, lengths: p.B, out: p.B * p.T * p.d };
   },
-  wgsl: ({ causal }) => `${onlineAttentionWgsl({ q: 'qkv', k: 'qkv', v: 'qkv', out: 'out', QB })}
+  wgsl: ({ causal, headDim4 }) => `${onlineAttentionWgsl({ q: 'qkv', k: 'qkv', v: 'qkv', out: 'out', QB, headDim4 })}
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let idx = linear_wg(wg, nwg) * ${WG}u + li;
   let nBlocks = (P.T + QB - 1u) / QB;
@@ -249,6 +271,14 @@ function attentionCases() {
     c(3, 64, 64, 4, false),
     c(2, 64, 32, 2, true),
     c(2, 17, 64, 4, true, { inject: [full(0, 17), full(1, 17)] }),
+    // the head size fixed when the pipeline is built (unrolled loops)
+    {
+      ...c(3, 17, 24, 2, true, { inject: [full(2, 17)] }),
+      spec: { causal: true, headDim4: 3 },
+      label: 'fixed headDim4 3',
+    },
+    { ...c(2, 17, 10, 2, false), spec: { causal: false, headDim4: 2 }, label: 'fixed headDim4 2, odd head dim 5' },
+    { ...c(2, 33, 64, 4, false), spec: { causal: false, headDim4: 4 }, label: 'fixed headDim4 4' },
     {
       ...c(1, 33, 128, 1, false, { inject: [full(0, 33)] }),
       label: 'head dim 128 (maximum)',

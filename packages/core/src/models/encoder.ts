@@ -114,7 +114,12 @@ export class EncoderClassifier implements EarlyExitModel {
           attention,
           { qkv, lengths: b.cur(lengths), out: att },
           (r) => ({ B: r, T, d, heads: H, scale: 1 / Math.sqrt(d / H) }),
-          { spec: { causal: false }, flopsPerRow: 4 * T * T * d + 5 * H * T * T, label: `${p}.attn` },
+          {
+            // the head size fixed at build: unrolled per-head loops (3.3× faster at dh 16 on lavapipe)
+            spec: { causal: false, headDim4: Math.ceil(d / H / 4) },
+            flopsPerRow: 4 * T * T * d + 5 * H * T * T,
+            label: `${p}.attn`,
+          },
         );
         const o = linear(b, att, `${p}.attn.out`, { inF: d, outF: d, rowsPerSample: T });
         const mid = b.scratch(`${p}.mid`, T * d);
