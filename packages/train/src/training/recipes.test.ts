@@ -1,6 +1,6 @@
 // Recipe losses against independent plain-TypeScript formulas on small random logits, the stage split of the
 // two-stage recipe, and the exit-cost fractions. tfjs runs on its CPU backend here.
-import { buildModel, CpuDevice, mulberry32, Runner, randomWeights } from '@offramp/core';
+import { buildModel, type CnnClassifierConfig, CpuDevice, mulberry32, Runner, randomWeights } from '@offramp/core';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend.js';
@@ -270,24 +270,24 @@ describe('recipes', () => {
   it("CNN exit cost fractions agree with the engine's own FLOP count, with pooled and flattened heads", () => {
     // the engine also counts bias + activation and the pool, which the training-side formula leaves out
     // (under 0.3% of this model); a head counted at the wrong width moves exit 0 by 0.7%
-    const base = {
-      architecture: 'cnn_classifier' as const,
+    const base: CnnClassifierConfig = {
+      architecture: 'cnn_classifier',
       image_size: 28,
       in_channels: 1,
       stem_channels: 8,
       channels: [16, 32, 64],
       strides: [2, 2, 2],
       num_classes: 10,
-      exits: { blocks: [0, 1, 2], head: 'linear' as const },
+      exits: { blocks: [0, 1, 2], head: 'linear' },
     };
     const device = new CpuDevice();
-    for (const c of [base, { ...base, exit_pool: 'flatten' as const }]) {
+    for (const c of [base, { ...base, exit_pool: 'flatten' } satisfies CnnClassifierConfig]) {
       const model = buildModel(device, c, randomWeights(c, 1));
       const runner = new Runner(device, model, { maxBatch: 1 });
       const { atExit, full } = runner.costs(1);
       const f = exitCostFractions(c);
       for (let j = 0; j < f.length; j++)
-        expect(Math.abs(f[j] - atExit[j] / full), `${c.exit_pool} exit ${j}`).toBeLessThan(0.003);
+        expect(Math.abs(f[j] - atExit[j] / full), `${c.exit_pool ?? 'global'} exit ${j}`).toBeLessThan(0.003);
       runner.dispose();
       model.dispose();
     }
