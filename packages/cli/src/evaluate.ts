@@ -2,6 +2,7 @@
 // (the trace), each policy is evaluated over a grid offline by exact replay (simulate), and the chosen
 // operating points run again for real to measure wall-clock time, with a check that the real exits equal
 // the simulated ones.
+import { readFileSync } from 'node:fs';
 import type { Backend, Device, EarlyExitModel, ExitPolicy, ModelInput, Runner, RunResult } from '@offramp/core';
 import type { Trace } from '@offramp/policies';
 import { type DataRequest, type EvalData, loadEvalData } from './data.js';
@@ -33,6 +34,8 @@ export interface EvalConfig {
   repeats: number;
   /** Accuracy drop (disagreement without labels) allowed for each policy's chosen point. */
   maxDrop: number;
+  /** A trace file written by `offramp trace` for this model and data: used instead of recording the trace. */
+  traceFile?: string;
   log: Logger;
 }
 
@@ -363,6 +366,55 @@ async function operatingPoints(
   return out;
 }
 
+/**
+ * Reads a trace file and checks it belongs to this model and data (exits, classes, cost fractions, sample
+ * count, labels); a trace without labels takes the data's.
+ */
+function loadMatchingTrace(
+  file: string,
+  info: { numExits: number; numClasses: number; exitBlocks: readonly number[]; costFractions: number[] },
+  data: EvalData,
+  parse: typeof import('@offramp/policies').parseTraceFile,
+  log: Logger,
+): Trace {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new RuntimeError(
+      `--trace: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
+  }
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(text, file);
+  } catch (e) {
+    throw new UsageError(`--trace: ${(e as Error).message}`);
+  }
+  const { trace, meta } = parsed;
+  const bad = (what: string) => {
+    throw new UsageError(`--trace ${file} does not belong to this run: ${what}; record it again with offramp trace`);
+  };
+  if (trace.numExits !== info.numExits || trace.exitBlocks.some((b, i) => b !== info.exitBlocks[i]))
+    bad(`it has exits after blocks [${trace.exitBlocks.join(', ')}], the model [${info.exitBlocks.join(', ')}]`);
+  if (trace.numClasses !== info.numClasses) bad(`it has ${trace.numClasses} classes, the model ${info.numClasses}`);
+  if (trace.costFractions.some((f, i) => Math.abs(f - info.costFractions[i]) > 1e-6))
+    bad(
+      `its cost fractions [${trace.costFractions.map((f) => f.toFixed(4)).join(', ')}] differ from the model's [${info.costFractions.map((f) => f.toFixed(4)).join(', ')}]`,
+    );
+  if (trace.samples.length !== data.n)
+    bad(`it holds ${trace.samples.length} samples, the data ${data.n} (use the same --limit and --offset)`);
+  trace.samples.forEach((s, i) => {
+    if (s.label === undefined) s.label = data.labels[i];
+    else if (s.label !== data.labels[i])
+      bad(`sample ${i} has label ${s.label} in the trace but ${data.labels[i]} in the data`);
+  });
+  log.info(
+    `${log.c.bold('trace')}    ${file}${meta.created ? ` (recorded ${String(meta.created)})` : ''}: not recorded again`,
+  );
+  return trace;
+}
+
 /** Runs the whole evaluation. */
 export async function runEvaluation(cfg: EvalConfig): Promise<EvalResult> {
   const log = cfg.log;
@@ -438,7 +490,9 @@ export async function runEvaluation(cfg: EvalConfig): Promise<EvalResult> {
     );
 
     const tTrace = performance.now();
-    const trace = await recordTraceChunked(runner, data, cfg.batch, log);
+    const trace = cfg.traceFile
+      ? loadMatchingTrace(cfg.traceFile, info, data, P.parseTraceFile, log)
+      : await recordTraceChunked(runner, data, cfg.batch, log);
     const traceMs = performance.now() - tTrace;
 
     const tSweep = performance.now();

@@ -150,10 +150,12 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
       .option('-n, --limit <n>', 'use only the first n samples', int('--limit', 1))
       .option('--offset <n>', 'skip the first n samples', int('--offset', 0), 0)
       .option('--fetch', 'fetch a missing dataset with the data script of the checkout')
+      .option('--trace <file>', 'use a trace file from offramp trace (same model, data, limit) instead of recording it')
       .addHelpText(
         'after',
         examples([
           'offramp eval -m checkpoints/fashion-cnn -d fashion-mnist --limit 2000',
+          'offramp eval -m checkpoints/imdb-encoder -d imdb --trace imdb-test.trace.json --measure none',
           'offramp eval -m checkpoints/imdb-encoder -d imdb -p confidence,entropy,patience --sweep',
           'offramp eval -m my-model -d data.jsonl -p entropy:threshold=0.3 -p file:entropy.policy.json --json > results.json',
           'offramp eval -m checkpoints/fashion-cnn -p module:offramp-policy-steady:threshold=0.8',

@@ -173,6 +173,54 @@ describe('offramp trace', () => {
     expect(point.accuracy!).toBeCloseTo(sim.accuracy!, 12);
   });
 
+  it('eval --trace replays the file instead of recording, with the same results, and refuses a foreign one', () => {
+    const file = join(dir, 'traces', 'mlp-all.trace.json');
+    expect(cli(['trace', '-m', model, '-d', data, '-b', '16', '-n', '80', '-o', file]).code).toBe(0);
+    const args = [
+      'eval',
+      '-m',
+      model,
+      '-d',
+      data,
+      '-n',
+      '80',
+      '-b',
+      '16',
+      '-p',
+      'confidence,entropy',
+      '--measure',
+      'chosen',
+    ];
+    const a = cli([...args, '-o', join(dir, 'ev-a'), '--json']);
+    const b = cli([...args, '--trace', file, '-o', join(dir, 'ev-b'), '--json']);
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    expect(b.stderr).toContain('not recorded again');
+    const ra = evalResultSchema.parse(JSON.parse(a.stdout));
+    const rb = evalResultSchema.parse(JSON.parse(b.stdout));
+    const strip = (r: typeof ra) =>
+      r.policies.map((f) => f.points.map((p) => [p.label, p.accuracy, p.computeFraction, p.measured?.exitsMatch]));
+    expect(strip(rb)).toEqual(strip(ra));
+    // a different slice of the data is refused, with what differs
+    const c = cli([
+      'eval',
+      '-m',
+      model,
+      '-d',
+      data,
+      '-n',
+      '60',
+      '-p',
+      'confidence',
+      '--trace',
+      file,
+      '-o',
+      join(dir, 'ev-c'),
+    ]);
+    expect(c.code).toBe(2);
+    expect(c.stderr).toContain('it holds 80 samples, the data 60');
+  });
+
   it('needs --out', () => {
     const r = cli(['trace', '-m', model, '-d', data]);
     expect(r.code).toBe(2);

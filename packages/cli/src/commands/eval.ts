@@ -25,6 +25,8 @@ export interface EvalCommandOptions {
   limit?: number;
   offset?: number;
   fetch?: boolean;
+  /** A trace file from `offramp trace` to use instead of recording the trace. */
+  trace?: string;
 }
 
 export function defaultOutDir(model: string, data: string | undefined): string {
@@ -53,6 +55,7 @@ export async function evalCommand(o: EvalCommandOptions, log: Logger, command = 
     measure: o.measure,
     repeats: o.repeats,
     maxDrop: o.maxDrop,
+    traceFile: o.trace,
     log,
   };
   const r = await runEvaluation(cfg);
