@@ -61,6 +61,17 @@ function deviceOption(): Option {
     .default('auto');
 }
 
+/** The data-slice options of the commands that read a data set (eval, calibrate, trace). */
+function limitOption(): Option {
+  return new Option('-n, --limit <n>', 'use only the first n samples').argParser(int('--limit', 1));
+}
+function offsetOption(): Option {
+  return new Option('--offset <n>', 'skip the first n samples').argParser(int('--offset', 0)).default(0);
+}
+function fetchOption(): Option {
+  return new Option('--fetch', 'fetch a missing dataset with the data script of the checkout');
+}
+
 function loggerFor(o: Common): Logger {
   return new Logger({ json: o.json, quiet: o.quiet, color: o.color === false ? false : undefined });
 }
@@ -147,9 +158,9 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
         '-o, --out <dir>',
         'folder for results.json, results.csv, report.md, report.html, plot.svg, plot.png (default offramp-eval/MODEL-DATA)',
       )
-      .option('-n, --limit <n>', 'use only the first n samples', int('--limit', 1))
-      .option('--offset <n>', 'skip the first n samples', int('--offset', 0), 0)
-      .option('--fetch', 'fetch a missing dataset with the data script of the checkout')
+      .addOption(limitOption())
+      .addOption(offsetOption())
+      .addOption(fetchOption())
       .option('--trace <file>', 'use a trace file from offramp trace (same model, data, limit) instead of recording it')
       .addHelpText(
         'after',
@@ -198,10 +209,10 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
       .option('--per-exit', 'one threshold per exit (with --max-drop or --budget)')
       .option('-b, --batch <n>', 'batch size', int('--batch', 1, 4096), 64)
       .addOption(deviceOption())
-      .option('-n, --limit <n>', 'use only the first n samples', int('--limit', 1))
-      .option('--offset <n>', 'skip the first n samples', int('--offset', 0), 0)
+      .addOption(limitOption())
+      .addOption(offsetOption())
       .option('-o, --out <file>', 'policy file to write (default POLICY.policy.json)')
-      .option('--fetch', 'fetch a missing dataset with the data script of the checkout')
+      .addOption(fetchOption())
       .addHelpText(
         'after',
         `\nThe file works with: offramp eval --policies file:PATH.json\n${examples(['offramp calibrate -m checkpoints/fashion-cnn -p entropy --max-drop 0.01 --limit 5000', 'offramp calibrate -m checkpoints/fashion-cnn -p confidence --budget 0.5 --per-exit -o fast.policy.json', 'offramp calibrate -m checkpoints/imdb-encoder -d imdb -p confidence --risk 0.05,0.1'])}`,
@@ -225,9 +236,9 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
       .requiredOption('-o, --out <file>', 'trace file to write (JSON)')
       .option('-b, --batch <n>', 'batch size', int('--batch', 1, 4096), 64)
       .addOption(deviceOption())
-      .option('-n, --limit <n>', 'use only the first n samples', int('--limit', 1))
-      .option('--offset <n>', 'skip the first n samples', int('--offset', 0), 0)
-      .option('--fetch', 'fetch a missing dataset with the data script of the checkout')
+      .addOption(limitOption())
+      .addOption(offsetOption())
+      .addOption(fetchOption())
       .addHelpText(
         'after',
         `\nRead it back with parseTraceFile from @offramp/policies (then simulate, sweep, chooseThreshold).\n${examples(['offramp trace -m checkpoints/fashion-cnn --split train --limit 5000 -o fashion-train.trace.json', 'offramp trace -m checkpoints/imdb-encoder -d imdb -o imdb-test.trace.json'])}`,
