@@ -1,8 +1,10 @@
-// Where things are in an Offramp checkout: the workspace root (the folder with pnpm-workspace.yaml above the
-// current directory or above this package), the shipped checkpoints, and the benchmark programs.
+// Where things are: the Offramp workspace root (the folder with pnpm-workspace.yaml above the current
+// directory or above this package), the shipped checkpoints (the checkout's checkpoints/, else the installed
+// @offramp/models package), and the benchmark programs.
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkpointsDir as packagedCheckpointsDir } from '@offramp/models';
 
 function findUp(start: string): string | null {
   let d = resolve(start);
@@ -22,8 +24,12 @@ export function workspaceRoot(): string | null {
 /** The shipped models, in the order they appear. */
 export const SHIPPED_MODELS = ['fashion-cnn', 'imdb-encoder', 'imdb-ponder', 'imdb-gates', 'austen-mamba'] as const;
 
-/** checkpoints/ of the checkout (may not exist). */
+/**
+ * The shipped checkpoints: checkpoints/ of the checkout when there is one (retrained models included), else
+ * the folder of the installed @offramp/models package. May not exist.
+ */
 export function checkpointsDir(): string | null {
   const root = workspaceRoot();
-  return root ? join(root, 'checkpoints') : null;
+  if (root && existsSync(join(root, 'checkpoints'))) return join(root, 'checkpoints');
+  return packagedCheckpointsDir();
 }
