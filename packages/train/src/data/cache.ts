@@ -14,7 +14,7 @@ export class DataNotFoundError extends OfframpError {}
 export function readCacheFile(dataset: string, file: string, options?: DataOptions): Buffer {
   const p = cachePath(dataset, file, options);
   if (!existsSync(p)) {
-    throw new DataNotFoundError(`${dataset}: cache file ${p} does not exist; ${fixHint()}`);
+    throw new DataNotFoundError(`${dataset}: cache file ${p} does not exist; ${fixHint(dataset)}`);
   }
   return readFileSync(p);
 }

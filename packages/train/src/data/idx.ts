@@ -28,18 +28,38 @@ export function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
 
-/** Decompresses gzip bytes; throws FormatError when the stream is damaged. */
-export function gunzip(bytes: Uint8Array): Uint8Array {
+/** Largest output `gunzip` produces when the caller does not know the size: 1 GiB (Fashion-MNIST's largest file is 47 MB). */
+export const GUNZIP_DEFAULT_MAX_BYTES = 1 << 30;
+
+/**
+ * Decompresses gzip bytes, stopping at `maxBytes` of output (a damaged or hostile file cannot expand past
+ * it); throws FormatError when the stream is damaged or would expand further.
+ */
+export function gunzip(bytes: Uint8Array, maxBytes = GUNZIP_DEFAULT_MAX_BYTES): Uint8Array {
   try {
-    return gunzipSync(bytes);
+    return gunzipSync(bytes, { maxOutputLength: maxBytes });
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new FormatError(
+        `gzip stream expands past ${maxBytes} bytes, the most this file may hold (${bytes.length} bytes compressed); the file is damaged or not what it claims to be`,
+        { cause: e },
+      );
+    }
     throw new FormatError(`gzip stream is damaged (${(e as Error).message})`, { cause: e });
   }
 }
 
+export interface ParseIdxOptions {
+  /** Most bytes the decompressed data may hold (header included); gzip input is not expanded past it. */
+  maxBytes?: number;
+}
+
 /** Parses IDX bytes (gunzipping first when they start with the gzip magic). Throws FormatError on any deviation. */
-export function parseIdx(bytes: Uint8Array): IdxArray {
-  const raw = isGzip(bytes) ? gunzip(bytes) : bytes;
+export function parseIdx(bytes: Uint8Array, options: ParseIdxOptions = {}): IdxArray {
+  const raw = isGzip(bytes) ? gunzip(bytes, options.maxBytes) : bytes;
+  if (options.maxBytes !== undefined && raw.length > options.maxBytes) {
+    throw new FormatError(`IDX data is ${raw.length} bytes, more than the ${options.maxBytes} this file may hold`);
+  }
   if (raw.length < 4) {
     throw new FormatError(`IDX data is ${raw.length} bytes long, shorter than the 4-byte magic number`);
   }

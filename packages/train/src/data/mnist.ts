@@ -49,10 +49,15 @@ export const MNIST_FILES = {
 /** Expected number of examples per split. */
 export const MNIST_SPLIT_SIZES: Record<Split, number> = { train: 60_000, test: 10_000 };
 
-function readIdx(dataset: string, file: string, options?: DataOptions): IdxArray {
+/** Bytes of an IDX file of `n` 28×28 images (16-byte header) or `n` labels (8-byte header). */
+export function mnistIdxBytes(kind: 'images' | 'labels', n: number): number {
+  return kind === 'images' ? 16 + n * 28 * 28 : 8 + n;
+}
+
+function readIdx(dataset: string, file: string, maxBytes: number, options?: DataOptions): IdxArray {
   const bytes = readCacheFile(dataset, file, options);
   try {
-    return parseIdx(bytes);
+    return parseIdx(bytes, { maxBytes });
   } catch (e) {
     if (e instanceof FormatError) throw corruptFile(cachePath(dataset, file, options), e.message, e);
     throw e;
@@ -101,8 +106,9 @@ function loadFamily(
     throw new ValidationError(`${dataset}: split is ${JSON.stringify(split)}; expected 'train' or 'test'`);
   }
   const files = MNIST_FILES[dataset][split];
-  const images = readIdx(dataset, files.images, options);
-  const labels = readIdx(dataset, files.labels, options);
+  const n = MNIST_SPLIT_SIZES[split];
+  const images = readIdx(dataset, files.images, mnistIdxBytes('images', n), options);
+  const labels = readIdx(dataset, files.labels, mnistIdxBytes('labels', n), options);
   const source = `${dataset} ${split}`;
   let ds: ImageDataset;
   try {

@@ -437,8 +437,12 @@ function decodeChunk(chunk: Uint8Array, compression: number, where: string): Uin
   }
   let out: Uint8Array;
   try {
-    out = inflateSync(body);
+    // one byte past the declared length is enough to tell a wrong header from a right one
+    out = inflateSync(body, { maxOutputLength: expected + 1 });
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new FormatError(`${where}: chunk inflates past the ${expected} bytes its header says`, { cause: e });
+    }
     throw new FormatError(`${where}: zlib stream is damaged (${(e as Error).message})`, { cause: e });
   }
   if (out.length !== expected) {
