@@ -1,7 +1,6 @@
 // Evaluation data for a model: a named dataset from the cache (fashion-mnist, mnist, imdb, sentiment) or a
 // JSONL / CSV file of {image, label} or {text, label} rows, turned into the model's input (flat images for
 // CNN / MLP classifiers, token ids for encoders, through the tokenizer saved beside the model).
-import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import type { ConfigEnvelope, ModelInput } from '@offramp/core';
@@ -9,7 +8,6 @@ import { RuntimeError, UsageError } from './errors.js';
 import { metaNumber, metaString } from './model.js';
 import type { Logger } from './util/log.js';
 import { didYouMean } from './util/suggest.js';
-import { workspaceRoot } from './util/workspace.js';
 
 export const DATASETS = ['fashion-mnist', 'mnist', 'imdb', 'sentiment'] as const;
 export type DatasetName = (typeof DATASETS)[number];
@@ -34,7 +32,7 @@ export interface DataRequest {
   split?: Split;
   limit?: number;
   offset?: number;
-  /** Fetch a missing named dataset with the workspace's data script. */
+  /** Fetch a missing named dataset into the cache (@offramp/train's fetchDatasets). */
   fetch?: boolean;
   log?: Logger;
 }
@@ -74,23 +72,14 @@ export function checkDataSpec(spec: string): void {
   }
 }
 
-/** Runs the workspace's data script for one dataset (`pnpm data --only=NAME`); output goes to stderr. */
-export function fetchDataset(name: DatasetName, log?: Logger): void {
-  const root = workspaceRoot();
-  if (!root)
-    throw new RuntimeError(
-      `dataset '${name}' is not in the cache and there is no Offramp checkout here to fetch it with; run \`pnpm data --only=${name}\` in a checkout, or set OFFRAMP_DATA_DIR to a cache that has it`,
-    );
-  log?.info(`fetching ${name} (pnpm data --only=${name}) ...`);
-  const r = spawnSync('pnpm', ['--silent', 'data', `--only=${name}`], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    encoding: 'utf8',
-  });
-  if (r.error || r.status !== 0) {
-    throw new RuntimeError(
-      `fetching ${name} failed (pnpm data --only=${name} exited ${r.status ?? r.error?.message}):\n${(r.stderr || r.stdout || '').trim().split('\n').slice(-8).join('\n')}`,
-    );
+/** Fetches one dataset into the cache with @offramp/train's fetchDatasets, progress on stderr. */
+export async function fetchDataset(name: DatasetName, log?: Logger): Promise<void> {
+  const { fetchDatasets } = await import('@offramp/train');
+  const { fetchProgress } = await import('./commands/data.js');
+  log?.info(`${name} is not in the data cache: fetching it (once) ...`);
+  const r = await fetchDatasets({ names: [name], onProgress: fetchProgress() });
+  if (r.failed.length > 0) {
+    throw new RuntimeError(`fetching ${name} into ${r.dataDir} failed: ${r.failed[0].message}`);
   }
 }
 
@@ -114,12 +103,12 @@ export async function loadEvalData(env: ConfigEnvelope, modelDir: string, req: D
   let name = req.spec;
   let splitOut: EvalData['split'] = split;
 
-  const load = <T>(f: () => T): T => {
+  const load = async <T>(f: () => T): Promise<T> => {
     try {
       return f();
     } catch (e) {
       if (isNotFound(e) && req.fetch && !isFile(req.spec)) {
-        fetchDataset(req.spec as DatasetName, req.log);
+        await fetchDataset(req.spec as DatasetName, req.log);
         return f();
       }
       if (isNotFound(e))
@@ -147,14 +136,14 @@ export async function loadEvalData(env: ConfigEnvelope, modelDir: string, req: D
     const n = req.spec as DatasetName;
     name = n;
     if (n === 'fashion-mnist' || n === 'mnist') {
-      const ds = load(() => (n === 'mnist' ? train.loadMnist(split) : train.loadFashionMnist(split)));
+      const ds = await load(() => (n === 'mnist' ? train.loadMnist(split) : train.loadFashionMnist(split)));
       kind = 'image';
       images = ds.images;
       width = ds.height * ds.width;
       labels = Int32Array.from(ds.labels);
       classNames = [...ds.classNames];
     } else {
-      const ds = load(() => (n === 'imdb' ? train.loadImdb() : train.loadSentiment()));
+      const ds = await load(() => (n === 'imdb' ? train.loadImdb() : train.loadSentiment()));
       const rows = split === 'train' ? ds.train : ds.test;
       kind = 'text';
       texts = rows.map((r) => r.text);

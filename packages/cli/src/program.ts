@@ -69,7 +69,7 @@ function offsetOption(): Option {
   return new Option('--offset <n>', 'skip the first n samples').argParser(int('--offset', 0)).default(0);
 }
 function fetchOption(): Option {
-  return new Option('--fetch', 'fetch a missing dataset with the data script of the checkout');
+  return new Option('--fetch', 'fetch a missing dataset into the cache (as `offramp data fetch`)');
 }
 
 function loggerFor(o: Common): Logger {
@@ -392,6 +392,35 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
     act(async (name: string, o: { dir?: string; force?: boolean } & Common) => {
       const { newPolicyCommand } = await import('./commands/new-policy.js');
       newPolicyCommand(name, o, loggerFor(o));
+    }),
+  );
+
+  const data = program
+    .command('data')
+    .description('the dataset cache: fetch datasets, show where it is')
+    .exitOverride();
+  withCommon(
+    data
+      .command('fetch')
+      .description(
+        'fetch datasets into the cache ($OFFRAMP_DATA_DIR, the checkout .data/, else ~/.cache/offramp) and check them',
+      )
+      .argument('[names...]', 'datasets: fashion-mnist, mnist, imdb, sentiment, austen, kjv (default: all)')
+      .option('--force', 'fetch again even when cached')
+      .addHelpText(
+        'after',
+        examples(['offramp data fetch fashion-mnist', 'OFFRAMP_DATA_DIR=/srv/offramp-data offramp data fetch']),
+      ),
+  ).action(
+    act(async (names: string[], o: { force?: boolean } & Common) => {
+      const { dataFetchCommand } = await import('./commands/data.js');
+      await dataFetchCommand(names, o, loggerFor(o));
+    }),
+  );
+  withCommon(data.command('where').description('print the dataset cache folder')).action(
+    act(async (o: Common) => {
+      const { dataWhereCommand } = await import('./commands/data.js');
+      await dataWhereCommand(loggerFor(o));
     }),
   );
 
