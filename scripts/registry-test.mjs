@@ -8,7 +8,8 @@
 //   2. npm install -g --prefix <tmp> @offramp/cli; `offramp demo` on the shipped fashion-cnn from
 //      @offramp/models (the data from $OFFRAMP_DATA_DIR, else the checkout's .data/, fetched when missing);
 //   3. the plugin example (examples/policy-plugin), when the checkout has it: copied out, installed from the
-//      registry, `npm test`, and `offramp eval --model fashion-cnn -p module:<its folder> --limit 200`.
+//      registry, `npm test`, `npm run build --if-present`, and
+//      `offramp eval --model fashion-cnn -p module:<its folder> --limit 200`.
 // Runs after the package tests in `pnpm test`; alone: `pnpm test:registry` (builds first when dist/ is missing).
 // Cleans up Verdaccio and every temp folder, also on failure and Ctrl-C. npm downloads are cached in
 // $OFFRAMP_REGISTRY_TEST_NPM_CACHE (default: $XDG_CACHE_HOME/offramp/npm-cache or ~/.cache/offramp/npm-cache),
@@ -273,10 +274,14 @@ async function main() {
   const dataDir = process.env.OFFRAMP_DATA_DIR || path.join(ROOT, '.data');
   const runEnv = { ...env, OFFRAMP_DATA_DIR: dataDir, NO_COLOR: '1' };
   sh(offramp, ['--version'], { cwd: app, env: runEnv });
-  const demo = sh(offramp, ['demo', '--limit', '500'], { cwd: app, env: runEnv, timeoutS: 600 });
+  const demo = sh(offramp, ['demo', '--limit', '500'], { cwd: app, env: runEnv, timeoutS: 600, quiet: true });
   expect(!/random weights/i.test(demo), 'offramp demo fell back to random weights: @offramp/models was not found');
   expect(/fashion-cnn/.test(demo), 'offramp demo did not run fashion-cnn');
-  const where = sh(offramp, ['inspect', 'fashion-cnn', '--json', '--no-tensors'], { cwd: app, env: runEnv });
+  const where = sh(offramp, ['inspect', 'fashion-cnn', '--json', '--no-tensors'], {
+    cwd: app,
+    env: runEnv,
+    quiet: true,
+  });
   expect(
     where.includes(path.join(prefix, 'lib', 'node_modules', '@offramp', 'cli', 'node_modules', '@offramp', 'models')) ||
       where.includes(path.join(prefix, 'lib', 'node_modules', '@offramp', 'models')),
@@ -295,6 +300,7 @@ async function main() {
     });
     sh('npm', ['install'], { cwd: plugin, env, quiet: true });
     sh('npm', ['test'], { cwd: plugin, env, timeoutS: 600 });
+    sh('npm', ['run', 'build', '--if-present'], { cwd: plugin, env, quiet: true });
     sh(
       offramp,
       ['eval', '--model', 'fashion-cnn', '-p', `module:${plugin}`, '--limit', '200', '-o', path.join(tmp, 'eval')],

@@ -22,6 +22,11 @@ function arg(name: string, fallback: string): string {
 }
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dir = path.resolve(arg('dir', path.join(here, '../../../checkpoints/austen-mamba')));
+// recorded relative to the repository (absolute only when outside it), so results do not name this machine's folders
+const repoPath = (p: string): string => {
+  const rel = path.relative(path.resolve(here, '../../..'), p);
+  return rel.startsWith('..') || path.isAbsolute(rel) ? p : rel.split(path.sep).join('/');
+};
 const RUNS = Number(arg('runs', '7'));
 const WARMUP = 1;
 const NEW_TOKENS = Number(arg('new-tokens', '32'));
@@ -269,7 +274,7 @@ const out = {
   adapter: device.describe(),
   method: `median of ${RUNS} timed runs after warm-up; cases interleaved with the order rotated each round; wall time from the call until results are on the host`,
   austen: {
-    model: dir,
+    model: repoPath(dir),
     sampling,
     prompts: { batch: BATCH, length: PROMPT, new_tokens: NEW_TOKENS },
     generation,

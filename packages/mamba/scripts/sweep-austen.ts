@@ -20,6 +20,11 @@ function arg(name: string, fallback: string): string {
 }
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dir = path.resolve(arg('dir', path.join(here, '../../../checkpoints/austen-mamba')));
+// recorded relative to the repository (absolute only when outside it), so results do not name this machine's folders
+const repoPath = (p: string): string => {
+  const rel = path.relative(path.resolve(here, '../../..'), p);
+  return rel.startsWith('..') || path.isAbsolute(rel) ? p : rel.split(path.sep).join('/');
+};
 const backend = arg('device', 'gpu') as 'gpu' | 'cpu';
 const streams = Number(arg('streams', '16'));
 const steps = Number(arg('tokens', '256'));
@@ -61,7 +66,7 @@ interface Run {
   seconds: number;
 }
 const out = {
-  model: dir,
+  model: repoPath(dir),
   device: device.describe(),
   heldout: { title: corpus.heldOut.title, streams, tokens_per_stream: steps, positions: streams * steps },
   shape: {
