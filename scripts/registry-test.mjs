@@ -163,6 +163,7 @@ function npmEnv(npmrc) {
   return {
     npm_config_userconfig: npmrc,
     npm_config_cache: npmCache,
+    npm_config_prefer_offline: 'true',
     npm_config_audit: 'false',
     npm_config_fund: 'false',
     npm_config_update_notifier: 'false',
