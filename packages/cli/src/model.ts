@@ -1,5 +1,5 @@
 // Finding and loading a model directory: a path, or the name of a shipped checkpoint (checkpoints/NAME in
-// the checkout). Offramp classifiers (config.json with offramp_format) load through @offramp/core; Mamba
+// the checkout, else in the installed @offramp/models package). Offramp classifiers (config.json with offramp_format) load through @offramp/core; Mamba
 // language models (HuggingFace-style config.json) through @offramp/mamba. Errors say how to get the model.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
@@ -9,7 +9,7 @@ import { checkpointsDir, SHIPPED_MODELS } from './util/workspace.js';
 
 export type ModelKind = 'classifier' | 'mamba-lm';
 
-/** Resolves `--model`: an existing path, else checkpoints/NAME of the checkout. */
+/** Resolves `--model`: an existing path, else checkpoints/NAME of the checkout or of @offramp/models. */
 export function resolveModelDir(spec: string): string {
   const direct = resolve(spec);
   if (existsSync(direct)) return direct;
@@ -25,7 +25,7 @@ function missingModelMessage(spec: string): string {
   const lines = [`model directory '${spec}' does not exist (expected a folder with config.json and model.safetensors)`];
   if ((SHIPPED_MODELS as readonly string[]).includes(name)) {
     lines.push(
-      `'${name}' is a shipped model: it lives in checkpoints/${name} of an Offramp checkout; to train it again run \`pnpm train:${name}\` at the repository root`,
+      `'${name}' is a shipped model: it comes with the @offramp/models package (installed with @offramp/cli) and lives in checkpoints/${name} of an Offramp checkout; to train it again run \`pnpm train:${name}\` at the repository root`,
     );
   }
   if (have.length) lines.push(`models available here: ${have.map((m) => `checkpoints/${m}`).join(', ')}`);
