@@ -44,7 +44,11 @@ function cleanup() {
       verdaccio.kill('SIGTERM');
     }
   }
-  rmSync(tmp, { recursive: true, force: true });
+  if (existsSync(tmp)) {
+    const t = performance.now();
+    rmSync(tmp, { recursive: true, force: true });
+    log(`removed ${tmp} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  }
 }
 process.on('exit', cleanup);
 for (const sig of ['SIGINT', 'SIGTERM']) {
