@@ -3,6 +3,7 @@
 // `pnpm publish` rewrite them to real versions and pass.
 import { readFileSync } from 'node:fs';
 
+// biome-ignore lint/suspicious/noUndeclaredEnvVars: set by the package manager running prepack, not by a turbo task
 const agent = process.env.npm_config_user_agent ?? '';
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
 const ranges = Object.entries({ ...pkg.dependencies, ...pkg.optionalDependencies, ...pkg.peerDependencies })
