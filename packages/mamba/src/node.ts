@@ -5,7 +5,14 @@
 // size of the weight files before any of them is read.
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { type Device, FormatError, parseJsonText, parseSafetensors, type SafetensorsTensor } from '@offramp/core';
+import {
+  type Device,
+  FormatError,
+  parseJsonText,
+  parseSafetensors,
+  type SafetensorsTensor,
+  ValidationError,
+} from '@offramp/core';
 import {
   describeFsError,
   MAX_CONFIG_FILE_BYTES,
@@ -153,7 +160,14 @@ export async function loadMambaDir(dir: string, options: LoadMambaOptions = {}):
     string,
     unknown
   >;
-  const config = parseMambaConfig(rawConfig, configPath, options);
+  let config: MambaConfig;
+  try {
+    config = parseMambaConfig(rawConfig, configPath, options);
+  } catch (e) {
+    // a config file that does not check out is a damaged file, not a bad call
+    if (e instanceof ValidationError) throw new FormatError(e.message, { cause: e });
+    throw e;
+  }
   const files = await weightFiles(dir);
   const weights = mambaWeightCount(config);
   // (NaN when a file is not a regular one: the read below says so)
