@@ -367,6 +367,19 @@ describe('loadModelDir: hostile files', () => {
     expect(warnings).toHaveLength(1);
   });
 
+  it('refuses weights smaller than the config implies before reading them', async () => {
+    const dir = await model('too-small');
+    const p = join(dir, 'config.json');
+    const big = { ...mlp, input_size: 1_000_000, hidden_size: 4096 };
+    await writeFile(p, JSON.stringify(envelope(big)));
+    const count = [...modelTensorSpec(big).values()].reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
+    expect((await rejection(loadModelDir(dir))).message).toMatch(
+      new RegExp(
+        `^${esc(p)} implies ${count} weights \\(at least ${count * 2} bytes at 2 bytes each\\), but ${esc(join(dir, 'model.safetensors'))} is only \\d+ bytes; the config does not describe these weights$`,
+      ),
+    );
+  });
+
   it('points at conversion when the folder holds only PyTorch weights', async () => {
     const dir = join(root, 'torch');
     await mkdir(dir);

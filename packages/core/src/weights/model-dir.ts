@@ -135,7 +135,11 @@ export async function loadModelDir(dir: string, options: LoadModelOptions = {}):
   const weightsWhat = `the weights in safetensors format (larger models are sharded with ${INDEX_FILE})`;
   let loaded: { tensors: Map<string, SafetensorsTensor>; metadata: Record<string, string> };
   let where: string;
+  const spec = modelTensorSpec(config.model);
   if (await exists(weightsPath, weightsWhat)) {
+    const st = await stat(weightsPath);
+    // (not a regular file: the bounded read says so)
+    if (st.isFile()) checkImpliedSize(spec, weightsPath, configPath, st.size);
     loaded = parseFile(await readBytes(weightsPath, weightsWhat), weightsPath, options);
     where = weightsPath;
   } else if (await exists(indexPath, 'the shard index')) {
@@ -155,10 +159,23 @@ export async function loadModelDir(dir: string, options: LoadModelOptions = {}):
         .map(([n, t]) => `${n} (${t.dtype})`)
         .join(', ')}${nonFloat.length > 10 ? `, … (${nonFloat.length} in all)` : ''}`,
     );
-  assertTensors(modelTensorSpec(config.model), loaded.tensors, where);
+  assertTensors(spec, loaded.tensors, where);
   const warn = options.onWarning ?? defaultWarning;
   for (const m of nonFiniteWarnings(loaded.tensors, where)) warn(m);
   return { config, tensors: loaded.tensors, metadata: loaded.metadata };
+}
+
+/**
+ * The weights a config implies take at least 2 bytes each (F16/BF16): a file smaller than that cannot match,
+ * and is refused before it is read.
+ */
+function checkImpliedSize(spec: Map<string, number[]>, weightsPath: string, configPath: string, size: number): void {
+  let count = 0;
+  for (const shape of spec.values()) count += shape.reduce((a, b) => a * b, 1);
+  if (count * 2 > size)
+    throw new FormatError(
+      `${configPath} implies ${count} weights (at least ${count * 2} bytes at 2 bytes each), but ${weightsPath} is only ${size} bytes; the config does not describe these weights`,
+    );
 }
 
 /** A hint when the folder holds weights in a format this loader does not read (PyTorch pickles). */
