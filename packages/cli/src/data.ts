@@ -7,7 +7,7 @@ import { extname, join, resolve } from 'node:path';
 import type { ConfigEnvelope, ModelInput } from '@offramp/core';
 import { resolveInside } from '@offramp/core/node';
 import { RuntimeError, UsageError } from './errors.js';
-import { metaNumber, metaString } from './model.js';
+import { fileInModelDir, metaNumber, metaString } from './model.js';
 import type { Logger } from './util/log.js';
 import { didYouMean } from './util/suggest.js';
 import { workspaceRoot } from './util/workspace.js';
@@ -222,7 +222,7 @@ async function loadTokenizer(env: ConfigEnvelope, dir: string) {
   let file = named ? resolveInside(dir, named, join(dir, 'config.json')) : undefined;
   if (!file) {
     const found = readdirSync(dir).filter((f) => /(tokenizer|vocab).*\.json$/i.test(f));
-    if (found.length) file = join(dir, found[0]);
+    if (found.length) file = fileInModelDir(dir, found[0]);
   }
   if (!file || !existsSync(file)) {
     throw new RuntimeError(

@@ -4,7 +4,7 @@
 import { existsSync, lstatSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { type ConfigEnvelope, type HostTensor, parseJsonText } from '@offramp/core';
-import { FILE_LIMITS, readBoundedTextSync } from '@offramp/core/node';
+import { FILE_LIMITS, readBoundedTextSync, resolveInside } from '@offramp/core/node';
 import { RuntimeError } from './errors.js';
 import { checkpointsDir, SHIPPED_MODELS } from './util/workspace.js';
 
@@ -91,6 +91,21 @@ export async function loadClassifier(spec: string): Promise<LoadedClassifier> {
     tensors.set(name, { shape: [...t.shape], data, dtype: t.dtype });
   }
   return { dir, name: basename(dir), envelope: config, tensors, parameters };
+}
+
+/**
+ * A file of the model folder found by its name (not named in config.json): the path, after checking that it
+ * does not lead out of the folder through a symbolic link.
+ */
+export function fileInModelDir(dir: string, name: string): string {
+  try {
+    return resolveInside(dir, name, join(dir, name));
+  } catch (e) {
+    throw new RuntimeError(
+      `${join(dir, name)} leads outside the model folder ${dir} (a symbolic link); files a model uses must be inside its folder`,
+      { cause: e },
+    );
+  }
 }
 
 /** A string field of the model's meta, if present. */

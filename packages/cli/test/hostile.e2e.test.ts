@@ -246,6 +246,48 @@ export const HOSTILE_CASES: HostileCase[] = [
     notStderr: [/root:/],
   },
   {
+    name: 'a tokenizer file of an encoder that is a symbolic link out of the folder',
+    setup: async (dir) => {
+      const args = await encoderNaming(dir, 'unused');
+      const model = args[2];
+      // no meta.tokenizer: the tokenizer is found by its file name, which links to /etc/passwd
+      const cfg = JSON.parse(readFileSync(join(model, 'config.json'), 'utf8'));
+      delete cfg.meta;
+      writeFileSync(join(model, 'config.json'), JSON.stringify(cfg));
+      rmSync(join(model, 'tokenizer.json'));
+      symlinkSync('/etc/passwd', join(model, 'tokenizer.json'));
+      return args;
+    },
+    stderr: [/tokenizer\.json leads outside the model folder .*enc \(a symbolic link\)/],
+    notStderr: [/root:/],
+  },
+  {
+    name: 'offramp.tokenizer of a Mamba LM leads out of the folder',
+    setup: (dir) => [
+      'generate',
+      '-m',
+      mambaLm(dir, (c) => ({ ...c, offramp: { tokenizer: '../../../../../../etc/passwd' } })),
+      '--prompt',
+      'abc',
+      '--device',
+      'cpu',
+      '--json',
+    ],
+    stderr: [/config\.json names '(\.\.\/)+etc\/passwd', which is outside the folder/],
+    notStderr: [/root:/],
+  },
+  {
+    name: 'char-tokenizer.json of a Mamba LM is a symbolic link out of the folder',
+    setup: (dir) => {
+      const lm = mambaLm(dir);
+      rmSync(join(lm, 'char-tokenizer.json'));
+      symlinkSync('/etc/passwd', join(lm, 'char-tokenizer.json'));
+      return ['generate', '-m', lm, '--prompt', 'abc', '--device', 'cpu', '--json'];
+    },
+    stderr: [/char-tokenizer\.json leads outside the model folder/],
+    notStderr: [/root:/],
+  },
+  {
     name: 'a tensor name twice in the safetensors header',
     setup: async (dir) => {
       const model = await makeModel(join(dir, 'model'));

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { type Backend, parseJsonText } from '@offramp/core';
 import { FILE_LIMITS, readBoundedTextSync, resolveInside } from '@offramp/core/node';
 import { asUsage, RuntimeError, UsageError } from '../errors.js';
-import { modelKind, resolveModelDir } from '../model.js';
+import { fileInModelDir, modelKind, resolveModelDir } from '../model.js';
 import { parseOptionString } from '../policies.js';
 import { bars, fixed, pct } from '../util/format.js';
 import type { Colors, Logger } from '../util/log.js';
@@ -115,8 +115,8 @@ export async function generateCommand(o: GenerateCommandOptions, log: Logger) {
     tok = train.loadBpeTokenizer(named);
   else if (named && existsSync(named)) tok = train.CharTokenizer.load(named);
   else if (existsSync(join(dir, 'char-tokenizer.json')))
-    tok = train.CharTokenizer.load(join(dir, 'char-tokenizer.json'));
-  else if (existsSync(join(dir, 'tokenizer.json'))) tok = train.loadBpeTokenizer(join(dir, 'tokenizer.json'));
+    tok = train.CharTokenizer.load(fileInModelDir(dir, 'char-tokenizer.json'));
+  else if (existsSync(join(dir, 'tokenizer.json'))) tok = train.loadBpeTokenizer(fileInModelDir(dir, 'tokenizer.json'));
   else throw new RuntimeError(`${dir} has no tokenizer (char-tokenizer.json or tokenizer.json)`);
   let mamba: typeof import('@offramp/mamba');
   let node: typeof import('@offramp/mamba/node');
