@@ -5,8 +5,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import type { ConfigEnvelope, ModelInput } from '@offramp/core';
+import { resolveInside } from '@offramp/core/node';
 import { RuntimeError, UsageError } from './errors.js';
-import { metaNumber, metaString } from './model.js';
+import { fileInModelDir, metaNumber, metaString } from './model.js';
 import type { Logger } from './util/log.js';
 import { didYouMean } from './util/suggest.js';
 import { workspaceRoot } from './util/workspace.js';
@@ -217,10 +218,11 @@ export async function loadEvalData(env: ConfigEnvelope, modelDir: string, req: D
 async function loadTokenizer(env: ConfigEnvelope, dir: string) {
   const { WordTokenizer } = await import('@offramp/train');
   const named = metaString(env, 'tokenizer', 'tokenizer_file', 'vocab', 'vocab_file');
-  let file = named ? join(dir, named) : undefined;
+  // a name written in config.json must stay inside the model folder (no absolute path, no '..', no link out)
+  let file = named ? resolveInside(dir, named, join(dir, 'config.json')) : undefined;
   if (!file) {
     const found = readdirSync(dir).filter((f) => /(tokenizer|vocab).*\.json$/i.test(f));
-    if (found.length) file = join(dir, found[0]);
+    if (found.length) file = fileInModelDir(dir, found[0]);
   }
   if (!file || !existsSync(file)) {
     throw new RuntimeError(

@@ -1,9 +1,10 @@
 // Finding and loading a model directory: a path, or the name of a shipped checkpoint (checkpoints/NAME in
 // the checkout). Offramp classifiers (config.json with offramp_format) load through @offramp/core; Mamba
 // language models (HuggingFace-style config.json) through @offramp/mamba. Errors say how to get the model.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import type { ConfigEnvelope, HostTensor } from '@offramp/core';
+import { type ConfigEnvelope, type HostTensor, parseJsonText } from '@offramp/core';
+import { FILE_LIMITS, readBoundedTextSync, resolveInside } from '@offramp/core/node';
 import { RuntimeError } from './errors.js';
 import { checkpointsDir, SHIPPED_MODELS } from './util/workspace.js';
 
@@ -36,21 +37,28 @@ function missingModelMessage(spec: string): string {
   return lines.join('\n  ');
 }
 
+function isLink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink(); // a dangling link or a loop: the read below says which
+  } catch {
+    return false;
+  }
+}
+
 /** Which loader a directory needs, from its config.json. */
 export function modelKind(dir: string): ModelKind {
   const p = join(dir, 'config.json');
-  if (!existsSync(p)) {
+  if (!existsSync(p) && !isLink(p)) {
     const isDir = existsSync(dir) && statSync(dir).isDirectory();
     throw new RuntimeError(
       `${isDir ? `${dir} has no config.json` : `${dir} is not a directory`}; a model directory holds config.json and model.safetensors`,
     );
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(p, 'utf8'));
-  } catch (e) {
-    throw new RuntimeError(`${p} is not valid JSON: ${(e as Error).message}`, { cause: e });
-  }
+  // bounded: a regular file within the config cap (a FIFO or /dev/zero is refused), BOM accepted, nesting limited
+  const json = parseJsonText(
+    readBoundedTextSync(p, { maxBytes: FILE_LIMITS.json, what: 'the model config (config.json)' }),
+    p,
+  );
   if (json && typeof json === 'object' && 'offramp_format' in json) return 'classifier';
   return 'mamba-lm';
 }
@@ -83,6 +91,21 @@ export async function loadClassifier(spec: string): Promise<LoadedClassifier> {
     tensors.set(name, { shape: [...t.shape], data, dtype: t.dtype });
   }
   return { dir, name: basename(dir), envelope: config, tensors, parameters };
+}
+
+/**
+ * A file of the model folder found by its name (not named in config.json): the path, after checking that it
+ * does not lead out of the folder through a symbolic link.
+ */
+export function fileInModelDir(dir: string, name: string): string {
+  try {
+    return resolveInside(dir, name, join(dir, name));
+  } catch (e) {
+    throw new RuntimeError(
+      `${join(dir, name)} leads outside the model folder ${dir} (a symbolic link); files a model uses must be inside its folder`,
+      { cause: e },
+    );
+  }
 }
 
 /** A string field of the model's meta, if present. */

@@ -1,20 +1,18 @@
 // Reading and writing tokenizer JSON files, with errors that name the file.
 
-import { readFileSync, writeFileSync } from 'node:fs';
-import { FormatError } from '@offramp/core';
+import { writeFileSync } from 'node:fs';
+import { parseJsonText } from '@offramp/core';
+import { readBoundedTextSync } from '@offramp/core/node';
 
+/** Largest tokenizer file read (a large BPE tokenizer.json is tens of MB). */
+export const TOKENIZER_MAX_BYTES = 256 * 1024 * 1024;
+
+/** Reads a JSON file bounded: a regular file within TOKENIZER_MAX_BYTES, BOM accepted, nesting limited. */
 export function readJsonFile(file: string, what: string): unknown {
-  let src: string;
-  try {
-    src = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new FormatError(`${what} file ${file} cannot be read (${(e as Error).message})`, { cause: e });
-  }
-  try {
-    return JSON.parse(src);
-  } catch (e) {
-    throw new FormatError(`${what} file ${file} is not valid JSON (${(e as Error).message})`, { cause: e });
-  }
+  return parseJsonText(
+    readBoundedTextSync(file, { maxBytes: TOKENIZER_MAX_BYTES, what: `a ${what} file (JSON)` }),
+    `${what} file ${file}`,
+  );
 }
 
 export function writeJsonFile(file: string, value: unknown): void {
