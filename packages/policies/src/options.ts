@@ -101,13 +101,43 @@ export function thresholdAt(value: number | readonly number[], e: number): numbe
 export function jsonObject(json: string | unknown, where: string, shape: string): Record<string, unknown> {
   let doc = json;
   if (typeof json === 'string') {
+    const text = json.charCodeAt(0) === 0xfeff ? json.slice(1) : json;
     try {
-      doc = JSON.parse(json);
+      doc = JSON.parse(text);
     } catch (e) {
-      throw new FormatError(`${where}: not valid JSON (${(e as Error).message})`);
+      const msg = e instanceof RangeError ? `nested too deeply to parse` : (e as Error).message;
+      throw new FormatError(`${where}: not valid JSON (${msg})`);
     }
   }
+  const depth = jsonDepth(doc, MAX_JSON_DEPTH);
+  if (depth > MAX_JSON_DEPTH)
+    throw new FormatError(
+      `${where}: JSON nested more than ${MAX_JSON_DEPTH} levels deep (arrays and objects); at most ${MAX_JSON_DEPTH} levels are allowed`,
+    );
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
     throw new FormatError(`${where}: expected a JSON object ${shape}, got ${show(doc)}`);
   return doc as Record<string, unknown>;
+}
+
+/** Deepest nesting of arrays and objects accepted in a policy document (combinators nest a few levels each). */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Nesting depth of a parsed JSON value (a scalar is 0, `[]` is 1), counted without recursion so a hostile
+ * document cannot overflow the stack; stops counting once past `limit`.
+ */
+export function jsonDepth(value: unknown, limit = Number.POSITIVE_INFINITY): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, d] = stack.pop() as [unknown, number];
+    if (typeof v !== 'object' || v === null) continue;
+    const here = d + 1;
+    if (here > max) max = here;
+    if (max > limit) return max;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, here]);
+    }
+  }
+  return max;
 }

@@ -141,12 +141,13 @@ export async function savePolicyFile(
 
 /** Reads a policy file (Node) and builds its policy; the document is returned too. */
 export async function loadPolicyFile(path: string): Promise<{ policy: ExitPolicy<any>; file: PolicyFile }> {
-  const { readFile } = await import('node:fs/promises');
+  // bounded read: a regular file of at most FILE_LIMITS.json, a leading byte-order mark removed
+  const { readBoundedText, FILE_LIMITS } = await import('@offramp/core/node');
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readBoundedText(path, { maxBytes: FILE_LIMITS.json, what: 'a policy file (JSON)' });
   } catch (e) {
-    throw new ValidationError(`cannot read policy file '${path}': ${(e as Error).message}`);
+    throw new ValidationError(`cannot read policy file: ${(e as Error).message}`, { cause: e });
   }
   const file = parsePolicyFile(text, `policy file '${path}'`);
   return { policy: fromSpec(file.name, file.options, `policy file '${path}'`), file };
