@@ -1,6 +1,6 @@
 // Option schemas and their errors: every bad option names the policy, the option, what is allowed and what
 // was given ("policy 'entropy': option 'threshold' must be in (0, ln C] ..., got -1").
-import { FormatError, ValidationError } from '@offramp/core';
+import { closestName, FormatError, ValidationError } from '@offramp/core';
 import * as z from 'zod';
 
 /** Formats a value for an error message, briefly. */
@@ -22,7 +22,8 @@ export function parseOptions<S extends z.ZodType>(policy: string, schema: S, opt
   const lines = r.error.issues.map((issue) => {
     if (issue.code === 'unrecognized_keys') {
       const known = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
-      return `unknown option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${known.length ? ` (allowed: ${known.join(', ')})` : ''}`;
+      const hint = closestName(issue.keys[0], known);
+      return `unknown option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${hint ? ` (did you mean '${hint}'?)` : ''}${known.length ? ` (allowed: ${known.join(', ')})` : ''}`;
     }
     const path = issue.path.length ? issue.path.map(String).join('.') : '(options)';
     return `option '${path}' ${issue.message}, got ${show((issue as { input?: unknown }).input)}`;
