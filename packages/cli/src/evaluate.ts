@@ -346,10 +346,12 @@ async function operatingPoints(
       out.push(builtin(r.name, r.name, r.options));
     } else if (r.kind === 'file') {
       const file = { offramp_policy: 1, name: r.name, options: r.options };
+      // the file's options with the policy's defaults filled in, as built-ins show theirs
+      const shown = { ...((P.policyFromJson(file).options as Record<string, unknown> | undefined) ?? r.options) };
       out.push({
         family: `${r.name} (file)`,
-        label: pointLabel(r.options),
-        options: r.options,
+        label: pointLabel(shown),
+        options: shown,
         spec: `file:${r.path}`,
         make: () => P.policyFromJson(file),
       });

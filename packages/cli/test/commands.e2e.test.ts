@@ -624,3 +624,27 @@ describe('offramp new policy', () => {
     expect(cli(['new', 'policy', 'entropy']).code).toBe(2);
   });
 });
+
+describe('resolved options in tables', () => {
+  it("shows a policy file's options with the policy's defaults filled in", () => {
+    const file = join(dir, 'patience.policy.json');
+    writeFileSync(file, JSON.stringify({ offramp_policy: 1, name: 'patience', options: { patience: 2 } }));
+    const e = cli([
+      'eval',
+      '-m',
+      model,
+      '-d',
+      data,
+      '-p',
+      `file:${file}`,
+      '-b',
+      '32',
+      '-o',
+      join(dir, 'pf-eval'),
+      '--json',
+    ]);
+    expect(e.code, e.stderr).toBe(0);
+    const res = evalResultSchema.parse(JSON.parse(e.stdout));
+    expect(res.policies[0].points.map((p) => p.label)).toEqual(['patience=2, mode=argmax, delta=0.1, signal=maxProb']);
+  });
+});
