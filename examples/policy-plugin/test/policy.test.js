@@ -33,6 +33,7 @@ test('passes the conformance kit, host/device agreement included', async () => {
 
 test('fills in defaults and refuses unknown options', () => {
   assert.deepEqual(descendingConfidence({ step: 0.1 }).options, { t0: 0.95, step: 0.1, floor: 0.6, agree: true });
+  // @ts-expect-error: a mistyped option name, on purpose (the JSDoc types catch it too)
   assert.throws(() => descendingConfidence({ tO: 0.5 }), {
     name: 'ValidationError',
     message:
