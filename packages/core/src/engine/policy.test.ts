@@ -27,6 +27,7 @@ describe('definePolicy', () => {
   it('object form: fills in defaults and reports the resolved options', () => {
     expect(rising().options).toEqual({ t0: 0.9, step: 0.05 });
     expect(rising({ step: 0.1 }).options).toEqual({ t0: 0.9, step: 0.1 });
+    expect(rising({ t0: undefined, step: 0.2 }).options).toEqual({ t0: 0.9, step: 0.2 });
     expect(rising.optionNames).toEqual(['t0', 'step']);
     expect(rising.defaults).toEqual({ t0: 0.9, step: 0.05 });
   });

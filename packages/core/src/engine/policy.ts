@@ -155,7 +155,9 @@ export function definePolicy(
   checkSweep(def.name, def.sweep, names);
   const factory = (options?: Record<string, unknown>) => {
     const given = checkOptionNames(def.name, options, names);
-    const resolved = { ...defaults, ...given };
+    // an option given as undefined takes its default
+    const resolved: Record<string, unknown> = { ...defaults };
+    for (const [k, v] of Object.entries(given)) if (v !== undefined) resolved[k] = v;
     const p = def.create(resolved);
     return p.options === undefined ? { ...p, options: resolved } : p;
   };
