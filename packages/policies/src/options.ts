@@ -96,10 +96,16 @@ export function thresholdAt(value: number | readonly number[], e: number): numbe
 }
 
 /**
- * A JSON document that must be an object: parses text (a parsed value passes through) and throws a
- * FormatError naming `where` and the expected `shape` otherwise.
+ * A JSON document that must be an object: parses text (a parsed value passes through; a leading byte-order
+ * mark is dropped) and throws a FormatError naming `where` and the expected `shape` otherwise, or when
+ * arrays and objects nest deeper than `maxDepth` (checked without recursion).
  */
-export function jsonObject(json: string | unknown, where: string, shape: string): Record<string, unknown> {
+export function jsonObject(
+  json: string | unknown,
+  where: string,
+  shape: string,
+  maxDepth = Number.POSITIVE_INFINITY,
+): Record<string, unknown> {
   let doc = json;
   if (typeof json === 'string') {
     const text = json.charCodeAt(0) === 0xfeff ? json.slice(1) : json;
@@ -110,17 +116,16 @@ export function jsonObject(json: string | unknown, where: string, shape: string)
       throw new FormatError(`${where}: not valid JSON (${msg})`);
     }
   }
-  const depth = jsonDepth(doc, MAX_JSON_DEPTH);
-  if (depth > MAX_JSON_DEPTH)
+  if (Number.isFinite(maxDepth) && jsonDepth(doc, maxDepth) > maxDepth)
     throw new FormatError(
-      `${where}: JSON nested more than ${MAX_JSON_DEPTH} levels deep (arrays and objects); at most ${MAX_JSON_DEPTH} levels are allowed`,
+      `${where}: JSON nested more than ${maxDepth} levels deep (arrays and objects); at most ${maxDepth} levels are allowed`,
     );
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
     throw new FormatError(`${where}: expected a JSON object ${shape}, got ${show(doc)}`);
   return doc as Record<string, unknown>;
 }
 
-/** Deepest nesting of arrays and objects accepted in a policy document (combinators nest a few levels each). */
+/** Deepest nesting of arrays and objects accepted in a policy file (combinators nest a few levels each). */
 export const MAX_JSON_DEPTH = 64;
 
 /**

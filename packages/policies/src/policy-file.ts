@@ -6,7 +6,7 @@
 import { type ExitPolicy, FormatError, ValidationError } from '@offramp/core';
 import * as z from 'zod';
 import { allOf, anyOf, combinatorKind, maxBlock, maxExit, minBlock, minExit } from './combinators.js';
-import { jsonObject, show } from './options.js';
+import { jsonObject, MAX_JSON_DEPTH, show } from './options.js';
 import { createPolicy, isBuiltinPolicy, validateOptions } from './registry.js';
 
 export const POLICY_FILE_VERSION = 1;
@@ -58,7 +58,7 @@ export function policyToJson(
 
 /** Validates a policy file document (a parsed object or its JSON text). */
 export function parsePolicyFile(json: string | unknown, where = 'policy file'): PolicyFile {
-  const doc = jsonObject(json, where, '{ "offramp_policy": 1, "name", "options" }');
+  const doc = jsonObject(json, where, '{ "offramp_policy": 1, "name", "options" }', MAX_JSON_DEPTH);
   const r = fileSchema.safeParse(doc, { reportInput: true });
   if (!r.success) {
     const msg = r.error.issues
