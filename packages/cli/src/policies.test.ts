@@ -52,6 +52,12 @@ describe('plugin policies (module:)', () => {
 
   it("resolves a plugin's folder to its package entry, its own dependencies from its folder", async () => {
     expect(resolveModule('./my-policy', root)).toBe(`file://${join(dir, 'lib', 'index.js')}`);
+    // a relative path without './' when no package has that name; a package of that name would win
+    expect(resolveModule('my-policy', root)).toBe(`file://${join(dir, 'lib', 'index.js')}`);
+    expect(resolveModule('plugin-only-dep', dir)).toBe(
+      `file://${join(dir, 'node_modules', 'plugin-only-dep', 'main.js')}`,
+    );
+    expect(resolveModule('no-such-thing', root)).toBeNull();
     // from anywhere: an absolute or a relative path from the current directory
     const rel = relative(process.cwd(), dir);
     const [req] = await parsePolicyList([`module:${rel.startsWith('.') ? rel : `./${rel}`}:t0=0.9`]);
@@ -83,6 +89,13 @@ describe('plugin policies (module:)', () => {
     mkdirSync(unbuilt, { recursive: true });
     writeFileSync(join(unbuilt, 'package.json'), JSON.stringify({ name: 'x', exports: './dist/index.js' }));
     writeFileSync(join(unbuilt, 'tsconfig.json'), '{}');
+    const uninstalled = join(root, 'uninstalled');
+    mkdirSync(uninstalled, { recursive: true });
+    writeFileSync(join(uninstalled, 'package.json'), JSON.stringify({ name: 'y', type: 'module', exports: './i.js' }));
+    writeFileSync(join(uninstalled, 'i.js'), "export { x as default } from 'not-installed-anywhere';\n");
+    await expect(parsePolicyList([`module:${uninstalled}`])).rejects.toThrow(
+      `(run npm install in the plugin's folder, ${uninstalled})`,
+    );
     await expect(parsePolicyList([`module:${unbuilt}`])).rejects.toThrow(
       /its entry .*dist\/index\.js does not exist \(build the plugin first, e\.g\. npm run build\)/,
     );

@@ -5,7 +5,7 @@
 // Unknown names suggest the nearest built-in; bad options name the policy, the option and the allowed range.
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type ExitPolicy, type SweepGrid, sweepOptions } from '@offramp/core';
 import { FILE_LIMITS, readBoundedTextSync } from '@offramp/core/node';
 import { RuntimeError, UsageError } from './errors.js';
@@ -146,8 +146,9 @@ function looksLikeModule(s: string): boolean {
 /**
  * Resolves a module specifier to a URL: a path (`./my-policy`, `/abs/plugin.js`) from `from`, where a
  * folder is a plugin package whose entry its package.json names (exports, module, main, else index.js);
- * a package name by the node_modules lookup from `from` upwards. The plugin's own imports then resolve
- * from its own folder, as Node resolves them for any module.
+ * a package name by the node_modules lookup from `from` upwards, else a path relative to `from` written
+ * without './'. The plugin's own imports then resolve from its own folder, as Node resolves them for any
+ * module.
  */
 export function resolveModule(spec: string, from = process.cwd()): string | null {
   if (spec.startsWith('.') || spec.startsWith('/')) {
@@ -166,9 +167,11 @@ export function resolveModule(spec: string, from = process.cwd()): string | null
       return pathToFileURL(packageEntry(pkgDir, spec)).href;
     }
     const up = dirname(d);
-    if (up === d) return null;
+    if (up === d) break;
     d = up;
   }
+  // no such package: a relative path written without './' (module:examples/policy-plugin) is taken as a path
+  return existsSync(resolve(from, spec)) ? resolveModule(`./${spec}`, from) : null;
 }
 
 /** The entry file of the package in `dir` (exports '.', module, main, else index.js), checked to exist. */
@@ -237,7 +240,10 @@ async function loadModulePolicy(text: string, specBody: string): Promise<PolicyR
   try {
     m = (await import(url)) as Record<string, unknown>;
   } catch (e) {
-    throw new RuntimeError(`policy module '${mod}' could not be loaded from ${url}: ${(e as Error).message}`, {
+    // a dependency of the plugin that is not installed: its imports resolve from its own folder
+    const missing = (e as NodeJS.ErrnoException)?.code === 'ERR_MODULE_NOT_FOUND';
+    const hint = missing ? ` (run npm install in the plugin's folder, ${dirname(fileURLToPath(url))})` : '';
+    throw new RuntimeError(`policy module '${mod}' could not be loaded from ${url}: ${(e as Error).message}${hint}`, {
       cause: e,
     });
   }
