@@ -346,21 +346,28 @@ async function operatingPoints(
       out.push(builtin(r.name, r.name, r.options));
     } else if (r.kind === 'file') {
       const file = { offramp_policy: 1, name: r.name, options: r.options };
+      // the file's options with the policy's defaults filled in, as built-ins show theirs
+      const shown = { ...((P.policyFromJson(file).options as Record<string, unknown> | undefined) ?? r.options) };
       out.push({
         family: `${r.name} (file)`,
-        label: pointLabel(r.options),
-        options: r.options,
+        label: pointLabel(shown),
+        options: shown,
         spec: `file:${r.path}`,
         make: () => P.policyFromJson(file),
       });
     } else {
-      out.push({
-        family: `${r.name} (${r.module})`,
-        label: pointLabel(r.options),
-        options: r.options,
-        spec: `module:${r.module}${Object.keys(r.options).length ? `:${builtinSpec('', r.options).slice(1)}` : ''}`,
-        make: () => r.factory(r.options),
-      });
+      // a plugin's points show the options it resolved (defaults filled in), swept over its declared grid
+      // when it was named without options
+      for (const given of r.grid ?? [r.options]) {
+        const shown = r.grid ? { ...(r.factory(given).options ?? given) } : r.resolved;
+        out.push({
+          family: `${r.name} (${r.module})`,
+          label: pointLabel(shown),
+          options: shown,
+          spec: `module:${r.module}${Object.keys(shown).length ? `:${builtinSpec('', shown).slice(1)}` : ''}`,
+          make: () => r.factory(given),
+        });
+      }
     }
   }
   return out;
@@ -470,7 +477,7 @@ export async function runEvaluation(cfg: EvalConfig): Promise<EvalResult> {
       if (r.kind === 'sweep') continue;
       const make =
         r.kind === 'module'
-          ? () => r.factory(r.options)
+          ? () => r.factory(r.grid?.[0] ?? r.options)
           : r.kind === 'file'
             ? () => P.policyFromJson({ offramp_policy: 1, name: r.name, options: r.options })
             : () => P.createPolicy(r.name, r.options);

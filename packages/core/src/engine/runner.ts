@@ -258,8 +258,10 @@ export class Runner {
 
     let decide: DecideState | null = null;
     let state: unknown = null;
+    // init runs in both modes: it is where a policy checks its options against the model (a per-exit list
+    // of the wrong length, a threshold past ln C), and device mode must refuse what host mode refuses
+    state = policy.init(info);
     if (mode === 'device') decide = this.prepareDecide(prog, policy, n, costFractions);
-    else state = policy.init(info);
 
     let readbacks = 0;
     let live = n;

@@ -13,11 +13,13 @@ export {
 } from './risk.js';
 export {
   expandGrid,
+  type Grid,
   oracleExits,
   paretoFrontier,
   type SimulateOptions,
   type SimulationResult,
   type SimulationSummary,
+  type SweepableFactory,
   type SweepPoint,
   simulate,
   summarize,
