@@ -162,8 +162,7 @@ export async function loadEvalData(env: ConfigEnvelope, modelDir: string, req: D
     // labels map through the model's classes, not the file's own label set (a file may hold some classes only)
     const names = await modelClassNames(env);
     const options = names ? { classNames: names } : { numClasses: env.model.num_classes };
-    const ds =
-      extname(path).toLowerCase() === '.csv' ? train.loadCsv(path, options) : train.loadJsonl(path, options);
+    const ds = extname(path).toLowerCase() === '.csv' ? train.loadCsv(path, options) : train.loadJsonl(path, options);
     splitOut = 'file';
     classNames = ds.classNames;
     if (ds.kind === 'image') {

@@ -13,7 +13,9 @@ export function readJsonFile(file: string, what: string, maxBytes = TOKENIZER_MA
   try {
     return JSON.parse(src);
   } catch (e) {
-    const why = JSON.stringify((e as Error).message).slice(1, -1).slice(0, 120);
+    const why = JSON.stringify((e as Error).message)
+      .slice(1, -1)
+      .slice(0, 120);
     throw new FormatError(`${what} file ${file} is not valid JSON (${why})`, { cause: e });
   }
 }
