@@ -229,12 +229,7 @@ export async function loadEvalData(env: ConfigEnvelope, modelDir: string, req: D
     if (env.model.architecture !== 'encoder_classifier') throw new Error('internal: text data for a non-encoder model');
     const { tokenizer, length } = await loadTokenizer(env, modelDir);
     const maxLen = Math.min(length, env.model.max_position);
-    const ids = texts.slice(offset, end).map((t) => {
-      const row = tokenizer.encode(t, maxLen);
-      let len = row.length;
-      while (len > 1 && row[len - 1] === 0) len--;
-      return Array.from(row.subarray(0, len));
-    });
+    const ids = texts.slice(offset, end).map((t) => tokenizer.encodeUnpadded(t, maxLen));
     const V = env.model.vocab_size;
     if (tokenizer.vocabSize > V)
       throw new RuntimeError(
