@@ -1,6 +1,7 @@
 // Trains a model with exits on your own data: a JSONL or CSV file of {text, label} or {image, label} rows
 // (see the README's "Your own data"); `offramp train --data FILE` runs this. Relative paths resolve from the
-// folder the command was started in (pnpm's INIT_CWD: `pnpm --filter` runs scripts in packages/train).
+// folder the command was started in (OFFRAMP_CWD from `offramp train`, else pnpm's INIT_CWD: `pnpm --filter`
+// runs scripts in packages/train).
 // `pnpm train:custom --data FILE [--test FILE] [--out DIR] [--minutes N] [options]`
 import { FormatError, ValidationError } from '@offramp/core';
 import { COMMON_HELP, parseCommonArgs } from '../src/training/cli.js';
@@ -43,7 +44,7 @@ try {
     return x;
   };
   options = {
-    cwd: process.env.INIT_CWD ?? process.cwd(),
+    cwd: process.env.OFFRAMP_CWD ?? process.env.INIT_CWD ?? process.cwd(),
     data: own.data,
     test: own.test,
     name: own.name,

@@ -310,7 +310,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
         if (outOfTime() && state.stageStep > 0) {
           stopped = 'time-budget';
           progress.line(
-            `${run.name}: the time budget of ${formatDuration(budget!)} is spent after ${state.stageStep} steps of stage '${stage.name}' (${fmtEpochs(state.stageStep / stepsPerEpoch)} of ${epochs[s]} epochs); stopping`,
+            `${run.name}: the time budget of ${formatDuration(budget!)} is spent after ${state.stageStep} step${state.stageStep === 1 ? '' : 's'} of stage '${stage.name}' (${fmtEpochs(state.stageStep / stepsPerEpoch)} of ${epochs[s]} epochs); stopping`,
           );
           break;
         }
@@ -421,7 +421,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
       } satisfies EvalPoint);
       const whole = state.stepInEpoch >= stepsPerEpoch;
       progress.line(
-        `${run.name} stage '${stage.name}' ${whole ? `epoch ${state.epoch + 1}/${epochs[s]}` : `after ${state.stageStep} steps (${fmtEpochs(state.stageStep / stepsPerEpoch)} of ${epochs[s]} epochs)`}: held-out accuracy per exit ${fmtAcc(accuracy)} % (${formatDuration(elapsed())} so far)`,
+        `${run.name} stage '${stage.name}' ${whole ? `epoch ${state.epoch + 1}/${epochs[s]}` : `after ${state.stageStep} step${state.stageStep === 1 ? '' : 's'} (${fmtEpochs(state.stageStep / stepsPerEpoch)} of ${epochs[s]} epochs)`}: held-out accuracy per exit ${fmtAcc(accuracy)} % (${formatDuration(elapsed())} so far)`,
       );
       if (stopped === 'time-budget') {
         // resumable inside this epoch: --resume continues with its next batch
@@ -459,7 +459,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
   const seconds = state.seconds;
   const envelope = await exportRun(run, model, recipe, state, accuracy, backend, { epochsRun, stopped });
   progress.line(
-    `${run.name}: ${stopped === 'time-budget' ? 'stopped at the time budget' : 'done'} after ${state.step} steps (${epochsRun.map(fmtEpochs).join(' + ')} epochs) in ${formatDuration(seconds)}; held-out accuracy per exit ${fmtAcc(accuracy)} %; wrote ${run.outDir}`,
+    `${run.name}: ${stopped === 'time-budget' ? 'stopped at the time budget' : 'done'} after ${state.step} step${state.step === 1 ? '' : 's'} (${epochsRun.map(fmtEpochs).join(' + ')} epochs) in ${formatDuration(seconds)}; held-out accuracy per exit ${fmtAcc(accuracy)} %; wrote ${run.outDir}`,
   );
   optimizer.dispose();
   return { model, recipe, accuracy, records, seconds, state, backend, configEnvelope: envelope, epochsRun, stopped };
