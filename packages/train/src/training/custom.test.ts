@@ -84,7 +84,7 @@ describe('trainCustom', () => {
     expect(card).toMatch(/ of 1000 planned epochs \(stopped at the time budget of 0s\), \d+ steps/);
     expect(card).toContain('Training stopped at the time budget');
     const { config } = await loadModelDir(join(dir, 'budget'));
-    expect((config.meta?.training as { stopped?: string }).stopped).toBe('time-budget');
+    expect((config.meta?.training as { stopped?: string } | undefined)?.stopped).toBe('time-budget');
   });
 
   it('says what was wrong with the options', async () => {
