@@ -66,17 +66,17 @@ describe('trainCustom', () => {
   });
 
   it('stops cleanly at the time budget and still writes a valid model whose card says so', async () => {
-    const { result } = await trainCustom({
+    const { run, result } = await trainCustom({
       cwd: dir,
       data: 'data/train.jsonl',
       out: 'budget',
-      name: 'budget',
       minutes: 0.002,
       epochs: 1000,
       batch: 8,
       backend: 'cpu',
       progress: quiet(),
     });
+    expect(run.name).toBe('budget'); // the --out folder's name
     expect(result.stopped).toBe('time-budget');
     expect(result.epochsRun[0]).toBeLessThan(1000);
     expect(result.epochsRun[0]).toBe(result.state.step / 12);

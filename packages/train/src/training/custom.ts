@@ -22,7 +22,7 @@ export interface CustomTrainOptions {
   data: string;
   /** Held-out rows; default a stratified 20% of `data` (seed 7 unless `seed`). */
   test?: string;
-  /** Model name (default: the data file's name without extension, plus '-model'). */
+  /** Model name (default: the name of the `out` folder, else the data file's name without extension + '-model'). */
   name?: string;
   /** Where the model goes (default ./NAME). */
   out?: string;
@@ -99,7 +99,14 @@ export async function trainCustom(o: CustomTrainOptions): Promise<{ run: TrainRu
   const dataFile = resolve(cwd, o.data);
   const data = load(dataFile);
   const seed = o.seed ?? 7;
-  const name = o.name ?? `${basename(dataFile, extname(dataFile))}-model`;
+  // the name: --name, else the --out folder's name, else the data file's name + '-model'
+  const name =
+    o.name ??
+    (o.out !== undefined
+      ? basename(resolve(cwd, o.out))
+          .replace(/[^\w.-]+/g, '-')
+          .replace(/^\.+/, '') || 'model'
+      : `${basename(dataFile, extname(dataFile))}-model`);
   if (!/^[\w.-]{1,100}$/.test(name) || name.startsWith('.'))
     throw new ValidationError(
       `--name '${name}': use letters, digits, '.', '_' and '-' (at most 100, not starting with '.')`,
