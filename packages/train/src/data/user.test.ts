@@ -1,7 +1,7 @@
 // User data loaders: JSONL and CSV with {text, label} or {image, label} rows, and strict errors with line numbers.
 
 import { constants as bufferConstants } from 'node:buffer';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -196,6 +196,23 @@ describe('reading data files', () => {
     expect(() => loadJsonl(dir)).toThrow(`${dir} is a directory; expected a JSON Lines file`);
     expect(() => loadJsonl(path.join(dir, 'nope.jsonl'))).toThrow(/nope.jsonl does not exist/);
     expect(USER_DATA_MAX_BYTES).toBeLessThanOrEqual(bufferConstants.MAX_STRING_LENGTH);
+  });
+
+  it('refuses a file larger than a string can hold before reading it, and a device', () => {
+    // a sparse file one byte over the default cap: refused from its size, never read
+    const big = path.join(dir, 'big.jsonl');
+    writeFileSync(big, '');
+    truncateSync(big, USER_DATA_MAX_BYTES + 1);
+    let msg = '';
+    try {
+      loadJsonl(big);
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toMatch(/big.jsonl is [\d.]+ MiB, larger than the [\d.]+ MiB allowed for a JSON Lines file/);
+    rmSync(big);
+    expect(msg).not.toMatch(/Invalid typed array length|Cannot create a string/);
+    expect(() => loadCsv('/dev/zero')).toThrow('/dev/zero is not a regular file (a device, FIFO or socket)');
   });
 
   it('refuses an image dataset too large for one array instead of an "Invalid typed array length"', () => {
