@@ -71,6 +71,12 @@ export function quoteForMessage(value: unknown, max = 80): string {
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
+/** Like {@link quoteForMessage}, without the quotes (for a message quoted inside another one). */
+function escapeForMessage(text: string, max: number): string {
+  const q = quoteForMessage(text, max + 2);
+  return q.endsWith('"') ? q.slice(1, -1) : q.slice(1);
+}
+
 /** A field name as shown in messages: bare when it is a short plain word, quoted and cut otherwise. */
 function showKey(k: string): string {
   return /^[A-Za-z0-9_ -]{1,40}$/.test(k) && k.trim() === k && k !== '' ? k : quoteForMessage(k, 40);
@@ -250,7 +256,7 @@ export function loadJsonl(file: string, options: UserDataOptions = {}): UserData
     try {
       obj = JSON.parse(src);
     } catch (e) {
-      throw rowError(file, lineNo, `not valid JSON (${quoteForMessage((e as Error).message).slice(1, -1)})`);
+      throw rowError(file, lineNo, `not valid JSON (${escapeForMessage((e as Error).message, 80)})`);
     }
     if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
       throw rowError(
@@ -285,7 +291,7 @@ export function loadCsv(file: string, options: UserDataOptions = {}): UserDatase
   try {
     records = parse(text, { info: true, skip_empty_lines: true, bom: true }) as unknown as typeof records;
   } catch (e) {
-    throw new ValidationError(`${file}: not valid CSV (${quoteForMessage((e as Error).message, 200).slice(1, -1)})`, {
+    throw new ValidationError(`${file}: not valid CSV (${escapeForMessage((e as Error).message, 200)})`, {
       cause: e,
     });
   }
