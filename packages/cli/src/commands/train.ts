@@ -163,10 +163,12 @@ function isDataFile(spec: string): boolean {
   return ['.jsonl', '.ndjson', '.csv', '.json'].includes(extname(spec).toLowerCase()) || spec.includes('/');
 }
 
-/** The command line, for the model card's "Reproduce" (the user's own words, quoted where needed). */
+/** The command line, for the model card's "Reproduce" (the user's own words, quoted where needed, without the
+ * options that only change what is printed). */
 function commandLine(argv: readonly string[]): string {
   const q = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
-  return ['offramp', ...argv.map(q)].join(' ');
+  const output = new Set(['--json', '-q', '--quiet', '--verbose', '--no-color']);
+  return ['offramp', ...argv.filter((a) => !output.has(a)).map(q)].join(' ');
 }
 
 export async function trainCommand(
