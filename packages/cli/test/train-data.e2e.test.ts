@@ -72,6 +72,7 @@ describe('offramp train --data FILE', () => {
     expect(card).toMatch(/, 10 epochs, \d+ steps/);
     expect(card).toContain('Reproduce: `offramp train --data train.jsonl --arch mlp --epochs 10');
     expect(t.stderr).toMatch(/about \d+s per epoch/);
+    expect(card).not.toMatch(/Reproduce:.*--json/);
 
     // one-class file: the accuracy is the true one, the same as with integer labels (3 = west)
     const accOf = (file: string) => {
