@@ -48,6 +48,13 @@ describe('loadEvalData maps file labels through the model classes', () => {
     );
   });
 
+  it('a file of the wrong kind is refused before its labels are mapped', async () => {
+    const f = file(`${JSON.stringify({ text: 'hello', label: 'maybe' })}\n`);
+    await expect(loadEvalData(env({ class_names: ['ham', 'spam'] }), dir, { spec: f })).rejects.toThrow(
+      `${f} holds text data ({text, label} rows) but the model takes image data ({image, label} rows)`,
+    );
+  });
+
   it('without class names, integer labels are indices and string labels are refused', async () => {
     const f = file(rows([1, 1]));
     expect(Array.from((await loadEvalData(env({}), dir, { spec: f })).labels)).toEqual([1, 1]);

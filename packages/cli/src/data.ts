@@ -161,7 +161,10 @@ export async function loadEvalData(env: ConfigEnvelope, modelDir: string, req: D
     const path = resolve(req.spec);
     // labels map through the model's classes, not the file's own label set (a file may hold some classes only)
     const names = await modelClassNames(env);
-    const options = names ? { classNames: names } : { numClasses: env.model.num_classes };
+    const options = {
+      kind: wantsText ? ('text' as const) : ('image' as const),
+      ...(names ? { classNames: names } : { numClasses: env.model.num_classes }),
+    };
     const ds = extname(path).toLowerCase() === '.csv' ? train.loadCsv(path, options) : train.loadJsonl(path, options);
     splitOut = 'file';
     classNames = ds.classNames;

@@ -161,6 +161,15 @@ describe('labels mapped through given class names', () => {
   });
 });
 
+describe('the kind of rows wanted', () => {
+  it('refuses rows of the other kind before looking at the labels', () => {
+    const f = file('jsonl', '{"image":[0,1],"label":7}\n');
+    expect(() => loadJsonl(f, { kind: 'text', numClasses: 2 })).toThrow(
+      `${f} holds image data ({image, label} rows) but the model takes text data ({text, label} rows)`,
+    );
+  });
+});
+
 describe('reading data files', () => {
   it('escapes control characters and cuts long text echoed in messages', () => {
     const long = `x${'\u0007'.repeat(3)}${'y'.repeat(500)}`;

@@ -38,6 +38,8 @@ export interface UserDataOptions {
   numClasses?: number;
   /** Whose classes these are, for messages (default 'the model'). */
   classesOf?: string;
+  /** The kind of rows wanted: a file of the other kind is an error (checked before the labels). */
+  kind?: 'text' | 'image';
   /** Largest file accepted, in bytes (default {@link USER_DATA_MAX_BYTES}). */
   maxBytes?: number;
   /** Most values an image dataset may hold in total (default {@link USER_IMAGE_MAX_VALUES}). */
@@ -141,6 +143,10 @@ function listNames(names: readonly string[]): string {
 
 function finish(file: string, kind: 'text' | 'image', rows: RawRow[], o: UserDataOptions = {}): UserDataset {
   if (rows.length === 0) throw new ValidationError(`${file}: no rows; expected at least one {${kind}, label} row`);
+  if (o.kind && o.kind !== kind)
+    throw new ValidationError(
+      `${file} holds ${kind} data ({${kind}, label} rows) but ${o.classesOf ?? 'the model'} takes ${o.kind} data ({${o.kind}, label} rows)`,
+    );
   let classNames: string[];
   let labelOf: (r: RawRow) => number;
   if (o.classNames || o.numClasses !== undefined) {
