@@ -275,11 +275,29 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
   withCommon(
     program
       .command('train')
-      .description('train a model with one of the recipes of the checkout (front end to pnpm train:NAME)')
-      .argument('[recipe]', 'a recipe of the checkout (see --list), e.g. fashion-cnn, imdb-encoder, imdb-gates')
+      .description(
+        'train a model with exits on your own data (--data FILE), or with one of the recipes of the checkout (front end to pnpm train:NAME)',
+      )
+      .argument(
+        '[recipe]',
+        'a recipe of the checkout (see --list), e.g. fashion-cnn, imdb-encoder; leave it out to train on --data FILE',
+      )
       .option('--list', 'list the recipes')
-      .option('-d, --data <name>', "the recipe's dataset (checked; other data is not available yet)")
-      .option('-o, --out <dir>', 'where the finished model goes (default checkpoints/RECIPE)')
+      .option(
+        '-d, --data <file>',
+        "your training data: a .jsonl or .csv file of {text, label} or {image, label} rows (or a recipe's dataset name, checked)",
+      )
+      .option('--test <file>', 'your held-out rows, labelled like --data (default: a stratified 20% of --data)')
+      .option('--name <name>', "your model's name (default: the data file's name + '-model')")
+      .option('-o, --out <dir>', 'where the finished model goes (default ./NAME for --data FILE, checkpoints/RECIPE)')
+      .addOption(
+        new Option(
+          '--arch <arch>',
+          'architecture for --data FILE (default: encoder for text, cnn for square images, else mlp)',
+        ).choices(['encoder', 'cnn', 'mlp']),
+      )
+      .option('--seq-len <n>', 'encoder: tokens per text including [CLS] (default 128)', int('--seq-len', 2))
+      .option('--vocab <n>', 'encoder: vocabulary size (default 10000)', int('--vocab', 4))
       .option(
         '--exit-recipe <name>',
         'exit-head training recipe: joint, two-stage, self-distill, dual-head, ponder, gates',
@@ -290,13 +308,19 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
       .option('--seed <n>', 'random seed', int('--seed', 0))
       .option('--limit <n>', 'use only n training and n held-out rows (smoke runs)', int('--limit', 1))
       .option('--max-steps <n>', 'stop each stage after n steps', int('--max-steps', 1))
-      .option('--minutes <n>', 'wall-clock budget (austen-mamba)', real('--minutes', 0, 10_000))
+      .option(
+        '--minutes <n>',
+        'time budget: stop cleanly after n minutes and still write the model and its card (--data FILE, austen-mamba)',
+        real('--minutes', 0.01, 10_000),
+      )
       .option('--resume', "continue from the work directory's saved state")
       .option('--work-dir <dir>', 'where resumable state goes')
       .addOption(new Option('--backend <b>', 'training backend').choices(['webgpu', 'cpu']))
       .addHelpText(
         'after',
         examples([
+          'offramp train --data train.jsonl --test test.jsonl --out my-model --minutes 10',
+          'offramp eval -m my-model -d test.jsonl',
           'offramp train --list',
           'offramp train fashion-cnn --epochs 1 --limit 2000 --out /tmp/cnn',
           'offramp train imdb-encoder --resume',

@@ -345,7 +345,12 @@ describe('text models', () => {
     const { saveModelDir } = await import('@offramp/core/node');
     await saveModelDir(
       enc,
-      { offramp_format: 1, model: cfg, meta: { dataset: 'synthetic text', tokenizer: 'vocab.json', max_length: 24 } },
+      {
+        offramp_format: 1,
+        model: cfg,
+        // string labels of a data file map through the model's class names
+        meta: { dataset: 'synthetic text', tokenizer: 'vocab.json', max_length: 24, class_names: ['neg', 'pos'] },
+      },
       core.randomWeights(cfg, 5),
     );
     tok.save(join(enc, 'vocab.json'));

@@ -578,7 +578,10 @@ function argmax(z: ArrayLike<number>): number {
 }
 
 function sliceInput(input: ModelInput, n: number, a: number, b: number): ModelInput {
-  if ('ids' in input) return { ids: input.ids.slice(a, b) };
+  if ('ids' in input)
+    return input.lengths
+      ? { ids: input.ids.slice(a, b), lengths: Array.prototype.slice.call(input.lengths, a, b) as number[] }
+      : { ids: input.ids.slice(a, b) };
   const f = input.features;
   if (Array.isArray(f)) return { features: f.slice(a, b) };
   const width = f.length / n;

@@ -116,7 +116,11 @@ export function parseJsonText(text: string, source: string, o: ParseJsonOptions 
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new FormatError(`${source} is not valid JSON: ${(e as Error).message}`, { cause: e });
+    // the parser's message quotes the text: escape control characters and cut it
+    const why = JSON.stringify((e as Error).message).slice(1, -1);
+    throw new FormatError(`${source} is not valid JSON: ${why.length > 160 ? `${why.slice(0, 160)}…` : why}`, {
+      cause: e,
+    });
   }
   if (o.rejectDuplicateKeys) {
     const d = scanJson(text, { maxDepth, duplicates: true }).duplicate;
