@@ -415,18 +415,21 @@ function loadMatchingTrace(
   return trace;
 }
 
-/** Runs the whole evaluation. */
-export async function runEvaluation(cfg: EvalConfig): Promise<EvalResult> {
-  const log = cfg.log;
-  const c = log.c;
-  const t0 = performance.now();
+// ---------------------------------------------------------------------------------------------------------
+// The pipeline, stage by stage. Each stage takes and returns plain values; runEvaluation reads top to bottom.
+
+type Policies = typeof import('@offramp/policies');
+
+/** Checks the plain options and parses the policy list (a typo fails before anything heavy). */
+async function checkConfig(cfg: EvalConfig): Promise<PolicyRequest[]> {
   if (!Number.isInteger(cfg.batch) || cfg.batch < 1 || cfg.batch > 4096)
     throw new UsageError(`--batch must be an integer in [1, 4096], got ${cfg.batch}`);
-  // policies first: a typo fails before anything heavy
-  const reqs = await parsePolicyList(cfg.policies);
-  const core = await import('@offramp/core');
-  const P = await import('@offramp/policies');
-  const loaded: LoadedClassifier = await loadClassifier(cfg.model);
+  return parsePolicyList(cfg.policies);
+}
+
+/** Loads the model directory and the data slice it is evaluated on. */
+async function loadModelAndData(cfg: EvalConfig): Promise<{ loaded: LoadedClassifier; data: EvalData }> {
+  const loaded = await loadClassifier(cfg.model);
   const { datasetOfModel } = await import('./data.js');
   const dataSpec = cfg.data ?? datasetOfModel(loaded.envelope);
   if (!dataSpec)
@@ -439,9 +442,37 @@ export async function runEvaluation(cfg: EvalConfig): Promise<EvalResult> {
     limit: cfg.limit,
     offset: cfg.offset,
     fetch: cfg.fetch,
-    log,
+    log: cfg.log,
   });
+  return { loaded, data };
+}
 
+/** The model's shape as the policies and the trace see it. */
+interface ModelInfo {
+  batchSize: number;
+  numExits: number;
+  numClasses: number;
+  exitBlocks: readonly number[];
+  costFractions: number[];
+  /** FLOPs per sample at full depth. */
+  flopsPerSample: number;
+}
+
+interface Engine {
+  device: Device;
+  model: EarlyExitModel;
+  runner: Runner;
+  info: ModelInfo;
+  close(): void;
+}
+
+/** Creates the device, builds the model and its runner, and computes the cost of each exit. */
+async function openEngine(
+  core: typeof import('@offramp/core'),
+  loaded: LoadedClassifier,
+  data: EvalData,
+  cfg: EvalConfig,
+): Promise<Engine> {
   let device: Device;
   try {
     device = await core.createDevice({ backend: cfg.device });
@@ -450,44 +481,242 @@ export async function runEvaluation(cfg: EvalConfig): Promise<EvalResult> {
   }
   let model: EarlyExitModel | null = null;
   let runner: Runner | null = null;
+  const close = () => {
+    runner?.dispose();
+    model?.dispose();
+    device.destroy();
+  };
   try {
     model = core.buildModel(device, loaded.envelope.model, loaded.tensors);
     runner = new core.Runner(device, model, { maxBatch: cfg.batch });
     if (cfg.mode === 'device' && device.kind !== 'gpu')
       throw new UsageError(`--mode device needs a GPU; this run is on ${device.describe()}: use --mode host or auto`);
-    const T = model.bucket(sliceInput(data.input, data.n, 0, Math.min(data.n, cfg.batch)));
-    const costs = runner.costs(T);
-    const E = model.exitBlocks.length;
-    const info = {
+    const costs = runner.costs(model.bucket(sliceInput(data.input, data.n, 0, Math.min(data.n, cfg.batch))));
+    const info: ModelInfo = {
       batchSize: cfg.batch,
-      numExits: E,
+      numExits: model.exitBlocks.length,
       numClasses: model.numClasses,
       exitBlocks: model.exitBlocks,
       costFractions: costs.atExit.map((f) => f / costs.full),
+      flopsPerSample: costs.full,
     };
-    // model-dependent option checks (class count, exit count) before the long runs
-    for (const r of reqs) {
-      if (r.kind === 'sweep') continue;
-      const make =
-        r.kind === 'module'
-          ? () => r.factory(r.options)
-          : r.kind === 'file'
-            ? () => P.policyFromJson({ offramp_policy: 1, name: r.name, options: r.options })
-            : () => P.createPolicy(r.name, r.options);
-      try {
-        make().init(info);
-      } catch (e) {
-        throw asUsage(e, `policy ${r.text}`);
-      }
+    return { device, model, runner, info, close };
+  } catch (e) {
+    close();
+    throw e;
+  }
+}
+
+/** Model-dependent option checks (class count, exit count) of the fixed settings, before the long runs. */
+function checkPolicyOptions(P: Policies, reqs: PolicyRequest[], info: ModelInfo): void {
+  for (const r of reqs) {
+    if (r.kind === 'sweep') continue;
+    const make =
+      r.kind === 'module'
+        ? () => r.factory(r.options)
+        : r.kind === 'file'
+          ? () => P.policyFromJson({ offramp_policy: 1, name: r.name, options: r.options })
+          : () => P.createPolicy(r.name, r.options);
+    try {
+      make().init(info);
+    } catch (e) {
+      throw asUsage(e, `policy ${r.text}`);
     }
+  }
+}
+
+function describeRun(log: Logger, engine: Engine, loaded: LoadedClassifier, data: EvalData, batch: number): void {
+  const c = log.c;
+  const { device, model } = engine;
+  log.info(`${c.bold('device')}   ${device.describe()}`);
+  log.info(
+    `${c.bold('model')}    ${loaded.name}: ${loaded.envelope.model.architecture}, ${model.numBlocks} blocks, exits after blocks ${model.exitBlocks.join(', ')}, ${model.numClasses} classes`,
+  );
+  log.info(
+    `${c.bold('data')}     ${data.name}${data.split !== 'file' ? ` (${data.split})` : ''}: ${data.n} of ${data.available} samples, batch ${batch}`,
+  );
+}
+
+/** One operating point's results, with what is needed to run it for real later. */
+interface SweptPoint {
+  result: PointResult;
+  make: () => ExitPolicy<any>;
+  /** Simulated exits (null: not simulated, the policy needs logits). */
+  simExits: Int32Array | null;
+}
+
+interface Sweep {
+  families: PolicyResult[];
+  points: SweptPoint[];
+  skipped: EvalResult['skipped'];
+}
+
+/** Expands the policies into operating points and replays each over the trace (exact offline simulation). */
+async function sweepPolicies(
+  P: Policies,
+  reqs: PolicyRequest[],
+  trace: Trace,
+  hasGate: boolean,
+  cfg: EvalConfig,
+): Promise<Sweep> {
+  const skipped: EvalResult['skipped'] = [];
+  const ops = await operatingPoints(reqs, trace, hasGate, cfg, skipped);
+  if (!ops.length)
+    throw new UsageError(
+      `none of the policies applies to this model: ${skipped.map((s) => `${s.policy} (${s.reason})`).join('; ')}`,
+    );
+  const families = new Map<string, PolicyResult>();
+  const points: SweptPoint[] = [];
+  for (const p of ops) {
+    let sim: ReturnType<typeof P.simulate> | null = null;
+    let simulated = true;
+    try {
+      if (p.family === 'oracle') sim = P.oracleExits(trace);
+      else {
+        const policy = p.make();
+        if (policy.needs?.includes('logits')) simulated = false;
+        else sim = P.simulate(policy, trace, { maxBatch: cfg.batch });
+      }
+    } catch (e) {
+      throw asUsage(e, `policy ${p.spec}`);
+    }
+    const pr: PointResult = {
+      family: p.family,
+      label: p.label,
+      spec: p.spec,
+      options: p.options,
+      reference: Boolean(p.reference),
+      simulated,
+      accuracy: sim ? sim.accuracy : null,
+      accuracyDrop: sim ? sim.accuracyDrop : null,
+      agreement: sim ? sim.agreement : Number.NaN,
+      meanExitBlock: sim ? sim.meanExitBlock : Number.NaN,
+      computeFraction: sim ? sim.meanCost : Number.NaN,
+      flopsSpeedup: sim ? 1 / sim.meanCost : Number.NaN,
+      exitHistogram: sim ? sim.exitHistogram : [],
+      policyFrontier: false,
+      frontier: false,
+      chosen: false,
+      measured: null,
+    };
+    points.push({ result: pr, make: p.make, simExits: sim ? sim.exits : null });
+    const source =
+      reqs.find((r) => (r.kind === 'sweep' || r.kind === 'builtin' ? r.name === p.family : p.family.startsWith(r.name)))
+        ?.kind ?? 'builtin';
+    if (!families.has(p.family)) families.set(p.family, { family: p.family, source, points: [] });
+    families.get(p.family)!.points.push(pr);
+  }
+  return { families: [...families.values()], points, skipped };
+}
+
+/** A real run's timing and compute, as reported in the results. */
+function measuredRun(r: RealRun, full: RealRun, n: number, mismatches: number | null): MeasuredRun {
+  return {
+    mode: r.mode,
+    wallMs: r.wallMs,
+    samplesPerSec: n / (r.wallMs / 1000),
+    speedup: full.wallMs / r.wallMs,
+    computeFraction: r.flops / r.fullDepthFlops,
+    exitsMatch: mismatches === null ? null : mismatches === 0,
+    mismatches: mismatches ?? 0,
+  };
+}
+
+/** Policies that need logits cannot be replayed from the trace: they run for real and take their metrics from that run. */
+async function runLogitsPolicies(
+  P: Policies,
+  sweep: Sweep,
+  trace: Trace,
+  run: (make: () => ExitPolicy<any>, label: string) => Promise<RealRun>,
+  full: RealRun,
+  n: number,
+): Promise<void> {
+  for (const p of sweep.points) {
+    const pr = p.result;
+    if (pr.simulated) continue;
+    const r = await run(p.make, pr.family);
+    const s = P.summarize(trace, r.exits);
+    Object.assign(pr, {
+      accuracy: s.accuracy,
+      accuracyDrop: s.accuracyDrop,
+      agreement: s.agreement,
+      meanExitBlock: s.meanExitBlock,
+      computeFraction: s.meanCost,
+      flopsSpeedup: 1 / s.meanCost,
+      exitHistogram: s.exitHistogram,
+    });
+    pr.measured = measuredRun(r, full, n, null);
+  }
+}
+
+/**
+ * Marks the Pareto frontier over every deployable point and per policy, and each policy's chosen point: the
+ * cheapest within `maxDrop` of full depth (or the one with the smallest drop when none is).
+ */
+function choosePoints(P: Policies, families: PolicyResult[], maxDrop: number): PointResult[] {
+  const quality = (p: PointResult) => p.accuracy as number;
+  const drop = (p: PointResult) => p.accuracyDrop as number;
+  const deployable = families.flatMap((f) => f.points.filter((p) => !p.reference));
+  for (const p of P.paretoFrontier(deployable, { cost: (x) => x.computeFraction, quality })) p.frontier = true;
+  for (const fam of families) {
+    const pts = fam.points.filter((p) => !p.reference);
+    for (const p of P.paretoFrontier(pts, { cost: (x) => x.computeFraction, quality })) p.policyFrontier = true;
+    const ok = pts.filter((p) => drop(p) <= maxDrop + 1e-12);
+    const pick = ok.length
+      ? ok.sort((a, b) => a.computeFraction - b.computeFraction || quality(b) - quality(a))[0]
+      : pts.sort((a, b) => drop(a) - drop(b) || a.computeFraction - b.computeFraction)[0];
+    if (pick) pick.chosen = true;
+  }
+  return deployable;
+}
+
+/** The simulated points `--measure` asks for. */
+function pointsToMeasure(sweep: Sweep, measure: MeasureMode): SweptPoint[] {
+  return sweep.points.filter(
+    ({ result: p }) =>
+      !p.reference &&
+      p.simulated &&
+      (measure === 'all' ||
+        (measure === 'frontier' && (p.policyFrontier || p.chosen)) ||
+        (measure === 'chosen' && p.chosen)),
+  );
+}
+
+/** Runs the chosen points for real, times them and checks their exits against the simulated ones. */
+async function measurePoints(
+  toMeasure: SweptPoint[],
+  run: (make: () => ExitPolicy<any>, label: string) => Promise<RealRun>,
+  full: RealRun,
+  n: number,
+): Promise<string[]> {
+  const mismatched: string[] = [];
+  let k = 0;
+  for (const p of toMeasure) {
+    k++;
+    const pr = p.result;
+    const r = await run(p.make, `${pr.family} ${k}/${toMeasure.length}`);
+    let mismatches = 0;
+    for (let i = 0; i < n; i++) if (r.exits[i] !== p.simExits![i]) mismatches++;
+    if (mismatches) mismatched.push(pr.spec);
+    pr.measured = measuredRun(r, full, n, mismatches);
+  }
+  return mismatched;
+}
+
+/** Runs the whole evaluation: load, trace, sweep, choose, real runs, result. */
+export async function runEvaluation(cfg: EvalConfig): Promise<EvalResult> {
+  const log = cfg.log;
+  const t0 = performance.now();
+  const reqs = await checkConfig(cfg);
+  const core = await import('@offramp/core');
+  const P = await import('@offramp/policies');
+  const { loaded, data } = await loadModelAndData(cfg);
+  const engine = await openEngine(core, loaded, data, cfg);
+  try {
+    const { runner, info } = engine;
+    checkPolicyOptions(P, reqs, info);
     const loadMs = performance.now() - t0;
-    log.info(`${c.bold('device')}   ${device.describe()}`);
-    log.info(
-      `${c.bold('model')}    ${loaded.name}: ${loaded.envelope.model.architecture}, ${model.numBlocks} blocks, exits after blocks ${model.exitBlocks.join(', ')}, ${model.numClasses} classes`,
-    );
-    log.info(
-      `${c.bold('data')}     ${data.name}${data.split !== 'file' ? ` (${data.split})` : ''}: ${data.n} of ${data.available} samples, batch ${cfg.batch}`,
-    );
+    describeRun(log, engine, loaded, data, cfg.batch);
 
     const tTrace = performance.now();
     const trace = cfg.traceFile
@@ -496,157 +725,21 @@ export async function runEvaluation(cfg: EvalConfig): Promise<EvalResult> {
     const traceMs = performance.now() - tTrace;
 
     const tSweep = performance.now();
-    const skipped: EvalResult['skipped'] = [];
-    const points = await operatingPoints(reqs, trace, Boolean(loaded.envelope.model.exits.gate), cfg, skipped);
-    if (!points.length)
-      throw new UsageError(
-        `none of the policies applies to this model: ${skipped.map((s) => `${s.policy} (${s.reason})`).join('; ')}`,
-      );
-    const labelled = true;
-    const fullAcc = trace.samples.reduce((a, s) => a + (s.finalPrediction === s.label ? 1 : 0), 0) / data.n;
-    const families = new Map<string, PolicyResult>();
-    const sims = new Map<PointResult, Int32Array | null>();
-    const makers = new Map<PointResult, () => ExitPolicy<any>>();
-    for (const p of points) {
-      let sim: ReturnType<typeof P.simulate> | null = null;
-      let simulated = true;
-      try {
-        if (p.family === 'oracle') sim = P.oracleExits(trace);
-        else {
-          const policy = p.make();
-          if (policy.needs?.includes('logits')) simulated = false;
-          else sim = P.simulate(policy, trace, { maxBatch: cfg.batch });
-        }
-      } catch (e) {
-        throw asUsage(e, `policy ${p.spec}`);
-      }
-      const pr: PointResult = {
-        family: p.family,
-        label: p.label,
-        spec: p.spec,
-        options: p.options,
-        reference: Boolean(p.reference),
-        simulated,
-        accuracy: sim ? sim.accuracy : null,
-        accuracyDrop: sim ? sim.accuracyDrop : null,
-        agreement: sim ? sim.agreement : Number.NaN,
-        meanExitBlock: sim ? sim.meanExitBlock : Number.NaN,
-        computeFraction: sim ? sim.meanCost : Number.NaN,
-        flopsSpeedup: sim ? 1 / sim.meanCost : Number.NaN,
-        exitHistogram: sim ? sim.exitHistogram : [],
-        policyFrontier: false,
-        frontier: false,
-        chosen: false,
-        measured: null,
-      };
-      sims.set(pr, sim ? sim.exits : null);
-      makers.set(pr, p.make);
-      const source =
-        reqs.find((r) =>
-          r.kind === 'sweep' || r.kind === 'builtin' ? r.name === p.family : p.family.startsWith(r.name),
-        )?.kind ?? 'builtin';
-      if (!families.has(p.family)) families.set(p.family, { family: p.family, source, points: [] });
-      families.get(p.family)!.points.push(pr);
-    }
+    const sweep = await sweepPolicies(P, reqs, trace, Boolean(loaded.envelope.model.exits.gate), cfg);
     const sweepMs = performance.now() - tSweep;
 
     // full-depth baseline at this batch size, then the operating points that need real runs
     const tMeasure = performance.now();
-    const full = await realRun(
-      runner,
-      data,
-      cfg.batch,
-      () => core.neverExit(),
-      cfg.mode === 'auto' ? 'auto' : cfg.mode,
-      cfg.repeats,
-      'full depth',
-      log,
-    );
-    const fullRes = {
-      accuracy: fullAcc,
-      wallMs: full.wallMs,
-      samplesPerSec: data.n / (full.wallMs / 1000),
-      mode: full.mode,
-      meanExitBlock: full.meanExitBlock,
-    };
-
-    // logits-only policies are run for real first: their metrics come from that run
-    for (const fam of families.values()) {
-      for (const pr of fam.points) {
-        if (pr.simulated) continue;
-        const r = await realRun(runner, data, cfg.batch, makers.get(pr)!, cfg.mode, cfg.repeats, pr.family, log);
-        const s = P.summarize(trace, r.exits);
-        Object.assign(pr, {
-          accuracy: s.accuracy,
-          accuracyDrop: s.accuracyDrop,
-          agreement: s.agreement,
-          meanExitBlock: s.meanExitBlock,
-          computeFraction: s.meanCost,
-          flopsSpeedup: 1 / s.meanCost,
-          exitHistogram: s.exitHistogram,
-        });
-        pr.measured = {
-          mode: r.mode,
-          wallMs: r.wallMs,
-          samplesPerSec: data.n / (r.wallMs / 1000),
-          speedup: full.wallMs / r.wallMs,
-          computeFraction: r.flops / r.fullDepthFlops,
-          exitsMatch: null,
-          mismatches: 0,
-        };
-      }
-    }
-    // frontiers and chosen points
-    const quality = (p: PointResult) => (labelled ? (p.accuracy as number) : p.agreement);
-    const deployable = [...families.values()].flatMap((f) => f.points.filter((p) => !p.reference));
-    for (const p of P.paretoFrontier(deployable, { cost: (x) => x.computeFraction, quality })) p.frontier = true;
-    for (const fam of families.values()) {
-      const pts = fam.points.filter((p) => !p.reference);
-      for (const p of P.paretoFrontier(pts, { cost: (x) => x.computeFraction, quality })) p.policyFrontier = true;
-      const drop = (p: PointResult) => (labelled ? (p.accuracyDrop as number) : 1 - p.agreement);
-      const ok = pts.filter((p) => drop(p) <= cfg.maxDrop + 1e-12);
-      const pick = ok.length
-        ? ok.sort((a, b) => a.computeFraction - b.computeFraction || quality(b) - quality(a))[0]
-        : pts.sort((a, b) => drop(a) - drop(b) || a.computeFraction - b.computeFraction)[0];
-      if (pick) pick.chosen = true;
-    }
-    const toMeasure = deployable.filter(
-      (p) =>
-        p.simulated &&
-        (cfg.measure === 'all' ||
-          (cfg.measure === 'frontier' && (p.policyFrontier || p.chosen)) ||
-          (cfg.measure === 'chosen' && p.chosen)),
-    );
-    const mismatched: string[] = [];
-    let k = 0;
-    for (const pr of toMeasure) {
-      k++;
-      const r = await realRun(
-        runner,
-        data,
-        cfg.batch,
-        makers.get(pr)!,
-        cfg.mode,
-        cfg.repeats,
-        `${pr.family} ${k}/${toMeasure.length}`,
-        log,
-      );
-      const simExits = sims.get(pr)!;
-      let mismatches = 0;
-      for (let i = 0; i < data.n; i++) if (r.exits[i] !== simExits[i]) mismatches++;
-      if (mismatches) mismatched.push(pr.spec);
-      pr.measured = {
-        mode: r.mode,
-        wallMs: r.wallMs,
-        samplesPerSec: data.n / (r.wallMs / 1000),
-        speedup: full.wallMs / r.wallMs,
-        computeFraction: r.flops / r.fullDepthFlops,
-        exitsMatch: mismatches === 0,
-        mismatches,
-      };
-    }
+    const run = (make: () => ExitPolicy<any>, label: string) =>
+      realRun(runner, data, cfg.batch, make, cfg.mode, cfg.repeats, label, log);
+    const full = await run(() => core.neverExit(), 'full depth');
+    await runLogitsPolicies(P, sweep, trace, run, full, data.n);
+    choosePoints(P, sweep.families, cfg.maxDrop);
+    const toMeasure = pointsToMeasure(sweep, cfg.measure);
+    const mismatched = await measurePoints(toMeasure, run, full, data.n);
     const measureMs = performance.now() - tMeasure;
-    const result: EvalResult = {
+
+    return {
       command: 'eval',
       version: 1,
       date: new Date().toISOString(),
@@ -654,11 +747,11 @@ export async function runEvaluation(cfg: EvalConfig): Promise<EvalResult> {
         dir: loaded.dir,
         name: loaded.name,
         architecture: loaded.envelope.model.architecture,
-        numBlocks: model.numBlocks,
-        exitBlocks: [...model.exitBlocks],
-        numClasses: model.numClasses,
+        numBlocks: engine.model.numBlocks,
+        exitBlocks: [...info.exitBlocks],
+        numClasses: info.numClasses,
         parameters: loaded.parameters,
-        flopsPerSample: costs.full,
+        flopsPerSample: info.flopsPerSample,
         costFractions: info.costFractions,
       },
       data: {
@@ -666,22 +759,25 @@ export async function runEvaluation(cfg: EvalConfig): Promise<EvalResult> {
         split: data.split,
         n: data.n,
         available: data.available,
-        labelled,
+        labelled: true,
         classNames: data.classNames,
       },
-      device: { kind: device.kind === 'gpu' ? 'gpu' : 'cpu', adapter: device.describe() },
+      device: { kind: engine.device.kind === 'gpu' ? 'gpu' : 'cpu', adapter: engine.device.describe() },
       batch: cfg.batch,
       maxDrop: cfg.maxDrop,
-      full: fullRes,
-      policies: [...families.values()],
-      skipped,
+      full: {
+        accuracy: trace.samples.reduce((a, s) => a + (s.finalPrediction === s.label ? 1 : 0), 0) / data.n,
+        wallMs: full.wallMs,
+        samplesPerSec: data.n / (full.wallMs / 1000),
+        mode: full.mode,
+        meanExitBlock: full.meanExitBlock,
+      },
+      policies: sweep.families,
+      skipped: sweep.skipped,
       checks: { measured: toMeasure.length, exitsMatch: mismatched.length === 0, mismatchedPoints: mismatched },
       timings: { loadMs, traceMs, sweepMs, measureMs, totalMs: performance.now() - t0 },
     };
-    return result;
   } finally {
-    runner?.dispose();
-    model?.dispose();
-    device.destroy();
+    engine.close();
   }
 }
