@@ -1,9 +1,10 @@
 // Finding and loading a model directory: a path, or the name of a shipped checkpoint (checkpoints/NAME in
 // the checkout). Offramp classifiers (config.json with offramp_format) load through @offramp/core; Mamba
 // language models (HuggingFace-style config.json) through @offramp/mamba. Errors say how to get the model.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { ConfigEnvelope, HostTensor } from '@offramp/core';
+import { FILE_LIMITS, readBoundedTextSync } from '@offramp/core/node';
 import { RuntimeError } from './errors.js';
 import { checkpointsDir, SHIPPED_MODELS } from './util/workspace.js';
 
@@ -47,13 +48,28 @@ export function modelKind(dir: string): ModelKind {
   }
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(p, 'utf8'));
+    json = JSON.parse(readBoundedTextSync(p, { maxBytes: FILE_LIMITS.json, what: 'a model config (JSON)' }));
   } catch (e) {
-    throw new RuntimeError(`${p} is not valid JSON: ${(e as Error).message}`, { cause: e });
+    if (e instanceof SyntaxError) throw new RuntimeError(`${p} is not valid JSON: ${e.message}`, { cause: e });
+    throw new RuntimeError((e as Error).message, { cause: e });
   }
-  if (json && typeof json === 'object' && 'offramp_format' in json) return 'classifier';
-  return 'mamba-lm';
+  if (!json || typeof json !== 'object' || Array.isArray(json))
+    throw new RuntimeError(
+      `${p} holds ${Array.isArray(json) ? 'an array' : json === null ? 'null' : `a ${typeof json}`}; a model config is a JSON object`,
+    );
+  if ('offramp_format' in json) return 'classifier';
+  const keys = Object.keys(json);
+  const modelType = (json as Record<string, unknown>).model_type;
+  if ((typeof modelType === 'string' && /mamba/i.test(modelType)) || keys.some((k) => MAMBA_KEYS.includes(k)))
+    return 'mamba-lm';
+  const shown = keys.slice(0, 8).map((k) => `'${k}'`);
+  throw new RuntimeError(
+    `${p} has neither offramp_format (an Offramp classifier) nor the fields of a Hugging Face Mamba config (hidden_size or d_model, num_hidden_layers or n_layer, vocab_size); it has ${keys.length ? `${shown.join(', ')}${keys.length > 8 ? `, … (${keys.length} keys)` : ''}` : 'no fields'}`,
+  );
 }
+
+/** Fields that mark a Hugging Face Mamba config.json (current and original key styles). */
+const MAMBA_KEYS = ['hidden_size', 'd_model', 'num_hidden_layers', 'n_layer', 'state_size', 'd_state'];
 
 export interface LoadedClassifier {
   dir: string;
