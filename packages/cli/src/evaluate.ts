@@ -2,14 +2,16 @@
 // (the trace), each policy is evaluated over a grid offline by exact replay (simulate), and the chosen
 // operating points run again for real to measure wall-clock time, with a check that the real exits equal
 // the simulated ones.
-import { readFileSync } from 'node:fs';
 import type { Backend, Device, EarlyExitModel, ExitPolicy, ModelInput, Runner, RunResult } from '@offramp/core';
 import type { Trace } from '@offramp/policies';
 import { type DataRequest, type EvalData, loadEvalData } from './data.js';
 import { asUsage, RuntimeError, UsageError } from './errors.js';
+import { dataSha256, weightsSha256 } from './fingerprint.js';
 import { type LoadedClassifier, loadClassifier } from './model.js';
 import { builtinSpec, type OperatingPoint, type PolicyRequest, parsePolicyList, pointLabel } from './policies.js';
 import type { Logger } from './util/log.js';
+
+type Policies = typeof import('@offramp/policies');
 
 export type MeasureMode = 'frontier' | 'chosen' | 'all' | 'none';
 export type ModeOption = 'auto' | 'host' | 'device';
@@ -137,11 +139,14 @@ export interface TraceRequest {
   fetch?: boolean;
   batch: number;
   device: Backend;
+  /** Record every exit's logits too. */
+  logits?: boolean;
 }
 
 /**
  * Loads a classifier and its data, builds the device and runner, says what runs where, and records the
- * full-depth trace (calibrate and trace share this). Call `close()` when done with the runner.
+ * full-depth trace with the hashes of the weights and data it came from (calibrate and trace share this).
+ * Call `close()` when done with the runner.
  */
 export async function traceSession(o: TraceRequest, log: Logger) {
   const core = await import('@offramp/core');
@@ -170,8 +175,12 @@ export async function traceSession(o: TraceRequest, log: Logger) {
     `${log.c.bold('data')}     ${data.name}${data.split !== 'file' ? ` (${data.split})` : ''}: ${data.n} samples`,
   );
   try {
-    const trace = await recordTraceChunked(runner, data, o.batch, log);
-    return { loaded, data, device, model, runner, trace, close };
+    const trace = await recordTraceChunked(runner, data, o.batch, log, { logits: o.logits });
+    const fingerprint = {
+      weightsSha256: await weightsSha256(loaded.dir),
+      dataSha256: dataSha256(data.input, data.labels, data.n),
+    };
+    return { loaded, data, device, model, runner, trace, fingerprint, close };
   } catch (e) {
     close();
     throw e;
@@ -179,13 +188,19 @@ export async function traceSession(o: TraceRequest, log: Logger) {
 }
 
 /** Records the trace chunk by chunk (like the runner's own chunks) with a progress bar. */
-export async function recordTraceChunked(runner: Runner, data: EvalData, batch: number, log: Logger): Promise<Trace> {
+export async function recordTraceChunked(
+  runner: Runner,
+  data: EvalData,
+  batch: number,
+  log: Logger,
+  options: { logits?: boolean } = {},
+): Promise<Trace> {
   const { recordTrace } = await import('@offramp/policies');
   const bar = log.progress('full-depth trace', data.n);
   let trace: Trace | null = null;
   try {
     for (const [a, b] of chunks(data.n, batch)) {
-      const t = await recordTrace(runner, sliceInput(data.input, data.n, a, b), data.labels.subarray(a, b));
+      const t = await recordTrace(runner, sliceInput(data.input, data.n, a, b), data.labels.subarray(a, b), options);
       if (!trace) trace = t;
       else trace.samples.push(...t.samples);
       bar.tick(b - a);
@@ -366,32 +381,29 @@ async function operatingPoints(
   return out;
 }
 
+const shortSha = (h: string) => `${h.slice(0, 12)}…`;
+
 /**
- * Reads a trace file and checks it belongs to this model and data (exits, classes, cost fractions, sample
- * count, labels); a trace without labels takes the data's.
+ * Reads a trace file (bounded, BOM allowed) and checks it belongs to this model and data: exits, classes,
+ * cost fractions, sample count, labels, and the SHA-256 of the weights and of the data slice it was recorded
+ * with (a version-1 file has none: a warning says it cannot be checked). A trace without labels takes the
+ * data's.
  */
-function loadMatchingTrace(
+async function loadMatchingTrace(
+  P: Policies,
   file: string,
-  info: { numExits: number; numClasses: number; exitBlocks: readonly number[]; costFractions: number[] },
+  info: ModelInfo,
+  loaded: LoadedClassifier,
   data: EvalData,
-  parse: typeof import('@offramp/policies').parseTraceFile,
   log: Logger,
-): Trace {
-  let text: string;
+): Promise<Trace> {
+  let parsed: Awaited<ReturnType<Policies['readTraceFile']>>;
   try {
-    text = readFileSync(file, 'utf8');
+    parsed = await P.readTraceFile(file);
   } catch (e) {
-    throw new RuntimeError(
-      `--trace: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
-    );
+    throw new UsageError(`--trace: ${(e as Error).message}`, { cause: e });
   }
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(text, file);
-  } catch (e) {
-    throw new UsageError(`--trace: ${(e as Error).message}`);
-  }
-  const { trace, meta } = parsed;
+  const { trace, meta, version, fingerprint } = parsed;
   const bad = (what: string) => {
     throw new UsageError(`--trace ${file} does not belong to this run: ${what}; record it again with offramp trace`);
   };
@@ -404,6 +416,31 @@ function loadMatchingTrace(
     );
   if (trace.samples.length !== data.n)
     bad(`it holds ${trace.samples.length} samples, the data ${data.n} (use the same --limit and --offset)`);
+  if (fingerprint.weightsSha256) {
+    const actual = await weightsSha256(loaded.dir);
+    if (actual !== fingerprint.weightsSha256)
+      throw new UsageError(
+        `trace ${file} was recorded with other weights (sha ${shortSha(fingerprint.weightsSha256)} ≠ ${shortSha(actual)} of ${loaded.dir}); record it again with offramp trace`,
+      );
+  }
+  if (fingerprint.dataSha256) {
+    const actual = dataSha256(data.input, data.labels, data.n);
+    if (actual !== fingerprint.dataSha256)
+      throw new UsageError(
+        `trace ${file} was recorded on other data (sha ${shortSha(fingerprint.dataSha256)} ≠ ${shortSha(actual)} of the ${data.n} inputs and labels of ${data.name}${data.split !== 'file' ? ` (${data.split})` : ''}); use the same --data, --split, --limit and --offset, or record it again with offramp trace`,
+      );
+  }
+  if (!fingerprint.weightsSha256 || !fingerprint.dataSha256) {
+    const missing =
+      !fingerprint.weightsSha256 && !fingerprint.dataSha256
+        ? 'weights and data'
+        : !fingerprint.weightsSha256
+          ? 'weights'
+          : 'data';
+    log.warn(
+      `--trace ${file} ${version === 1 ? 'is a version-1 trace file: it carries' : 'carries'} no hash of the ${missing} it was recorded with, so it cannot be checked against this model and data (only its shape and labels are); record it again with offramp trace to have it checked`,
+    );
+  }
   trace.samples.forEach((s, i) => {
     if (s.label === undefined) s.label = data.labels[i];
     else if (s.label !== data.labels[i])
@@ -417,8 +454,6 @@ function loadMatchingTrace(
 
 // ---------------------------------------------------------------------------------------------------------
 // The pipeline, stage by stage. Each stage takes and returns plain values; runEvaluation reads top to bottom.
-
-type Policies = typeof import('@offramp/policies');
 
 /** Checks the plain options and parses the policy list (a typo fails before anything heavy). */
 async function checkConfig(cfg: EvalConfig): Promise<PolicyRequest[]> {
@@ -720,7 +755,7 @@ export async function runEvaluation(cfg: EvalConfig): Promise<EvalResult> {
 
     const tTrace = performance.now();
     const trace = cfg.traceFile
-      ? loadMatchingTrace(cfg.traceFile, info, data, P.parseTraceFile, log)
+      ? await loadMatchingTrace(P, cfg.traceFile, info, loaded, data, log)
       : await recordTraceChunked(runner, data, cfg.batch, log);
     const traceMs = performance.now() - tTrace;
 

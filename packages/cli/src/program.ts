@@ -239,9 +239,10 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
       .addOption(limitOption())
       .addOption(offsetOption())
       .addOption(fetchOption())
+      .option('--logits', "also store every exit's logits (samples × exits × classes numbers; host-mode run)")
       .addHelpText(
         'after',
-        `\nRead it back with parseTraceFile from @offramp/policies (then simulate, sweep, chooseThreshold).\n${examples(['offramp trace -m checkpoints/fashion-cnn --split train --limit 5000 -o fashion-train.trace.json', 'offramp trace -m checkpoints/imdb-encoder -d imdb -o imdb-test.trace.json'])}`,
+        `\nThe file records the SHA-256 of the weights and of the traced inputs and labels; eval --trace checks both.\nRead it back with readTraceFile / parseTraceFile from @offramp/policies (then simulate, sweep, chooseThreshold).\n${examples(['offramp trace -m checkpoints/fashion-cnn --split train --limit 5000 -o fashion-train.trace.json', 'offramp trace -m checkpoints/fashion-cnn --limit 1000 --logits -o fashion-logits.trace.json', 'offramp trace -m checkpoints/imdb-encoder -d imdb -o imdb-test.trace.json'])}`,
       ),
   ).action(
     act(async (o: Parameters<typeof import('./commands/trace.js').traceCommand>[0] & Common) => {
