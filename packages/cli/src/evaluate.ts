@@ -13,7 +13,13 @@ import type { Logger } from './util/log.js';
 
 type Policies = typeof import('@offramp/policies');
 
-export type MeasureMode = 'frontier' | 'chosen' | 'all' | 'none';
+/**
+ * Which settings run for real: each policy's frontier and chosen setting, the chosen ones, every one, none,
+ * or 'compare': the best fixed exit (static's chosen setting) and the chosen setting with the largest FLOPs
+ * speed-up among the per-input policies.
+ */
+export type MeasureMode = 'frontier' | 'chosen' | 'all' | 'none' | 'compare';
+export const MEASURE_MODES: readonly MeasureMode[] = ['frontier', 'chosen', 'all', 'none', 'compare'];
 export type ModeOption = 'auto' | 'host' | 'device';
 
 export interface EvalConfig {
@@ -43,10 +49,25 @@ export interface EvalConfig {
 
 export interface MeasuredRun {
   mode: 'host' | 'device';
+  /** Median wall time over the timed passes. */
   wallMs: number;
+  /** Fastest and slowest pass. */
+  wallMsRange: [number, number];
+  /** Timed passes (--repeats). */
+  repeats: number;
   samplesPerSec: number;
-  /** Full-depth wall time / this run's wall time, same batch size. */
+  /** Full-depth wall time / this run's wall time (medians), same batch size. */
   speedup: number;
+  /**
+   * The speed-up's spread: slowest full-depth pass / fastest pass of this run, fastest full-depth pass /
+   * slowest pass of this run (every ratio of a full-depth pass to a pass of this run lies inside).
+   */
+  speedupRange: [number, number];
+  /**
+   * The measured speed-up is within noise: its range includes 1.0×, or is wider than twice the gain
+   * (half-width ≥ |speedup − 1|). Null with a single pass (no spread known).
+   */
+  withinNoise: boolean | null;
   /** Compute fraction from the engine's own FLOPs accounting of this run. */
   computeFraction: number;
   /** Real exits equal the simulated ones (null: not simulated). */
@@ -104,7 +125,10 @@ export interface EvalResult {
   maxDrop: number;
   full: {
     accuracy: number | null;
+    /** Median wall time over the timed passes. */
     wallMs: number;
+    wallMsRange: [number, number];
+    repeats: number;
     samplesPerSec: number;
     mode: 'host' | 'device';
     meanExitBlock: number;
@@ -212,12 +236,38 @@ export async function recordTraceChunked(
 }
 
 interface RealRun {
+  /** Median over the passes. */
   wallMs: number;
+  /** Every pass's wall time, ascending. */
+  walls: number[];
   exits: Int32Array;
   mode: 'host' | 'device';
   flops: number;
   fullDepthFlops: number;
   meanExitBlock: number;
+}
+
+/** Median of ascending values (mean of the middle two for an even count). */
+function median(sorted: number[]): number {
+  const m = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[m] : (sorted[m - 1] + sorted[m]) / 2;
+}
+
+/**
+ * A speed-up with its spread, from the full-depth passes and a run's passes (each ascending): the median
+ * ratio, the range every ratio of a full-depth pass to a pass of the run lies in, and whether that range
+ * says the figure is within noise (it includes 1.0×, or its half-width is at least the gain |speedup − 1|).
+ */
+export function speedupWithSpread(
+  full: number[],
+  run: number[],
+): { speedup: number; range: [number, number]; withinNoise: boolean | null } {
+  const speedup = median(full) / median(run);
+  const lo = full[0] / run[run.length - 1];
+  const hi = full[full.length - 1] / run[0];
+  const withinNoise =
+    full.length < 2 || run.length < 2 ? null : (lo <= 1 && hi >= 1) || (hi - lo) / 2 >= Math.abs(speedup - 1);
+  return { speedup, range: [lo, hi], withinNoise };
 }
 
 /** Runs every chunk for real and times it: a warm-up chunk first (pipelines), then `repeats` timed passes. */
@@ -268,7 +318,8 @@ async function realRun(
     blocks += r.summary.meanExitBlock * r.summary.batchSize;
   }
   return {
-    wallMs: walls[Math.floor(walls.length / 2)],
+    wallMs: median(walls),
+    walls,
     exits,
     mode: last[0].summary.mode,
     flops,
@@ -646,11 +697,16 @@ async function sweepPolicies(
 
 /** A real run's timing and compute, as reported in the results. */
 function measuredRun(r: RealRun, full: RealRun, n: number, mismatches: number | null): MeasuredRun {
+  const s = speedupWithSpread(full.walls, r.walls);
   return {
     mode: r.mode,
     wallMs: r.wallMs,
+    wallMsRange: [r.walls[0], r.walls[r.walls.length - 1]],
+    repeats: r.walls.length,
     samplesPerSec: n / (r.wallMs / 1000),
-    speedup: full.wallMs / r.wallMs,
+    speedup: s.speedup,
+    speedupRange: s.range,
+    withinNoise: s.withinNoise,
     computeFraction: r.flops / r.fullDepthFlops,
     exitsMatch: mismatches === null ? null : mismatches === 0,
     mismatches: mismatches ?? 0,
@@ -707,13 +763,20 @@ function choosePoints(P: Policies, families: PolicyResult[], maxDrop: number): P
 
 /** The simulated points `--measure` asks for. */
 function pointsToMeasure(sweep: Sweep, measure: MeasureMode): SweptPoint[] {
-  return sweep.points.filter(
+  const runnable = sweep.points.filter(({ result: p }) => !p.reference && p.simulated);
+  if (measure === 'compare') {
+    const chosen = runnable.filter(({ result: p }) => p.chosen);
+    const fixedExit = chosen.find(({ result: p }) => p.family === 'static');
+    const perInput = chosen
+      .filter(({ result: p }) => p.family !== 'static')
+      .sort((a, b) => b.result.flopsSpeedup - a.result.flopsSpeedup)[0];
+    return [perInput, fixedExit].filter((p): p is SweptPoint => p !== undefined);
+  }
+  return runnable.filter(
     ({ result: p }) =>
-      !p.reference &&
-      p.simulated &&
-      (measure === 'all' ||
-        (measure === 'frontier' && (p.policyFrontier || p.chosen)) ||
-        (measure === 'chosen' && p.chosen)),
+      measure === 'all' ||
+      (measure === 'frontier' && (p.policyFrontier || p.chosen)) ||
+      (measure === 'chosen' && p.chosen),
   );
 }
 
@@ -803,6 +866,8 @@ export async function runEvaluation(cfg: EvalConfig): Promise<EvalResult> {
       full: {
         accuracy: trace.samples.reduce((a, s) => a + (s.finalPrediction === s.label ? 1 : 0), 0) / data.n,
         wallMs: full.wallMs,
+        wallMsRange: [full.walls[0], full.walls[full.walls.length - 1]],
+        repeats: full.walls.length,
         samplesPerSec: data.n / (full.wallMs / 1000),
         mode: full.mode,
         meanExitBlock: full.meanExitBlock,

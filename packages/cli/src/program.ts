@@ -144,10 +144,15 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
           '--measure <which>',
           "settings re-run for real: each policy's frontier and chosen setting, only the chosen ones, all, or none",
         )
-          .choices(['frontier', 'chosen', 'all', 'none'])
+          .choices(['frontier', 'chosen', 'all', 'none', 'compare'])
           .default('frontier'),
       )
-      .option('--repeats <n>', 'timed passes per real run (median)', int('--repeats', 1, 100), 1)
+      .option(
+        '--repeats <n>',
+        'timed passes per real run: the measured speed-up is their median, with its min–max range; figures whose range includes 1.0× are marked noise',
+        int('--repeats', 1, 100),
+        3,
+      )
       .option(
         '--max-drop <x>',
         "accuracy drop allowed for each policy's chosen setting",
@@ -412,16 +417,27 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
           .default('auto'),
       )
       .addOption(
-        new Option('--measure <which>', 'settings re-run for real')
-          .choices(['frontier', 'chosen', 'all', 'none'])
-          .default('chosen'),
+        new Option(
+          '--measure <which>',
+          "settings re-run for real (compare: the best fixed exit and the best per-input policy's chosen settings)",
+        )
+          .choices(['frontier', 'chosen', 'all', 'none', 'compare'])
+          .default('compare'),
       )
+      .option(
+        '--max-drop <d>',
+        'accuracy drop allowed for the chosen settings (0.0025 = 0.25 points)',
+        real('--max-drop', 0, 1),
+        0.0025,
+      )
+      .option('--repeats <n>', 'timed passes per real run (median and min–max)', int('--repeats', 1, 100), 3)
       .option('-o, --out <dir>', 'folder for the results and the plot (default: offramp-demo in the temp folder)')
       .addHelpText(
         'after',
         examples([
           'offramp demo',
           'offramp demo --limit 5000 --measure frontier',
+          'offramp demo --max-drop 0.01 --measure chosen --repeats 5',
           'offramp demo --device cpu --limit 200',
         ]),
       ),
