@@ -510,6 +510,8 @@ async function loadMatchingTrace(
 async function checkConfig(cfg: EvalConfig): Promise<PolicyRequest[]> {
   if (!Number.isInteger(cfg.batch) || cfg.batch < 1 || cfg.batch > 4096)
     throw new UsageError(`--batch must be an integer in [1, 4096], got ${cfg.batch}`);
+  if (!Number.isInteger(cfg.repeats) || cfg.repeats < 1 || cfg.repeats > 100)
+    throw new UsageError(`--repeats must be an integer in [1, 100], got ${cfg.repeats}`);
   return parsePolicyList(cfg.policies);
 }
 
@@ -801,6 +803,65 @@ async function measurePoints(
   return mismatched;
 }
 
+/** The result document (results.json, --json) from what the stages returned. */
+function assembleResult(
+  stages: {
+    cfg: EvalConfig;
+    loaded: LoadedClassifier;
+    data: EvalData;
+    engine: Engine;
+    trace: Trace;
+    full: RealRun;
+    sweep: Sweep;
+    toMeasure: SweptPoint[];
+    mismatched: string[];
+  },
+  timings: EvalResult['timings'],
+): EvalResult {
+  const { cfg, loaded, data, engine, trace, full, sweep, toMeasure, mismatched } = stages;
+  const info = engine.info;
+  return {
+    command: 'eval',
+    version: 1,
+    date: new Date().toISOString(),
+    model: {
+      dir: loaded.dir,
+      name: loaded.name,
+      architecture: loaded.envelope.model.architecture,
+      numBlocks: engine.model.numBlocks,
+      exitBlocks: [...info.exitBlocks],
+      numClasses: info.numClasses,
+      parameters: loaded.parameters,
+      flopsPerSample: info.flopsPerSample,
+      costFractions: info.costFractions,
+    },
+    data: {
+      name: data.name,
+      split: data.split,
+      n: data.n,
+      available: data.available,
+      labelled: true,
+      classNames: data.classNames,
+    },
+    device: { kind: engine.device.kind === 'gpu' ? 'gpu' : 'cpu', adapter: engine.device.describe() },
+    batch: cfg.batch,
+    maxDrop: cfg.maxDrop,
+    full: {
+      accuracy: trace.samples.reduce((a, s) => a + (s.finalPrediction === s.label ? 1 : 0), 0) / data.n,
+      wallMs: full.wallMs,
+      wallMsRange: [full.walls[0], full.walls[full.walls.length - 1]],
+      repeats: full.walls.length,
+      samplesPerSec: data.n / (full.wallMs / 1000),
+      mode: full.mode,
+      meanExitBlock: full.meanExitBlock,
+    },
+    policies: sweep.families,
+    skipped: sweep.skipped,
+    checks: { measured: toMeasure.length, exitsMatch: mismatched.length === 0, mismatchedPoints: mismatched },
+    timings,
+  };
+}
+
 /** Runs the whole evaluation: load, trace, sweep, choose, real runs, result. */
 export async function runEvaluation(cfg: EvalConfig): Promise<EvalResult> {
   const log = cfg.log;
@@ -837,46 +898,16 @@ export async function runEvaluation(cfg: EvalConfig): Promise<EvalResult> {
     const mismatched = await measurePoints(toMeasure, run, full, data.n);
     const measureMs = performance.now() - tMeasure;
 
-    return {
-      command: 'eval',
-      version: 1,
-      date: new Date().toISOString(),
-      model: {
-        dir: loaded.dir,
-        name: loaded.name,
-        architecture: loaded.envelope.model.architecture,
-        numBlocks: engine.model.numBlocks,
-        exitBlocks: [...info.exitBlocks],
-        numClasses: info.numClasses,
-        parameters: loaded.parameters,
-        flopsPerSample: info.flopsPerSample,
-        costFractions: info.costFractions,
+    return assembleResult(
+      { cfg, loaded, data, engine, trace, full, sweep, toMeasure, mismatched },
+      {
+        loadMs,
+        traceMs,
+        sweepMs,
+        measureMs,
+        totalMs: performance.now() - t0,
       },
-      data: {
-        name: data.name,
-        split: data.split,
-        n: data.n,
-        available: data.available,
-        labelled: true,
-        classNames: data.classNames,
-      },
-      device: { kind: engine.device.kind === 'gpu' ? 'gpu' : 'cpu', adapter: engine.device.describe() },
-      batch: cfg.batch,
-      maxDrop: cfg.maxDrop,
-      full: {
-        accuracy: trace.samples.reduce((a, s) => a + (s.finalPrediction === s.label ? 1 : 0), 0) / data.n,
-        wallMs: full.wallMs,
-        wallMsRange: [full.walls[0], full.walls[full.walls.length - 1]],
-        repeats: full.walls.length,
-        samplesPerSec: data.n / (full.wallMs / 1000),
-        mode: full.mode,
-        meanExitBlock: full.meanExitBlock,
-      },
-      policies: sweep.families,
-      skipped: sweep.skipped,
-      checks: { measured: toMeasure.length, exitsMatch: mismatched.length === 0, mismatchedPoints: mismatched },
-      timings: { loadMs, traceMs, sweepMs, measureMs, totalMs: performance.now() - t0 },
-    };
+    );
   } finally {
     engine.close();
   }

@@ -89,7 +89,7 @@ export async function demoCommand(o: DemoOptions, log: Logger): Promise<EvalResu
       fetch: true,
       policies: o.policies,
       // a finer threshold grid: the sweep is offline (cheap), the real runs stay one per policy
-      grid: 24,
+      grid: 16,
       batch: o.batch,
       device: o.device,
       mode: o.mode,
