@@ -407,7 +407,7 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
       .description('the shipped Fashion-MNIST CNN on a slice of the test set: built-in policies, tables, plot, adapter')
       .option('-m, --model <dir>', 'model directory (default checkpoints/fashion-cnn)')
       .option('-d, --data <name|file>', 'dataset (default fashion-mnist, fetched when missing)')
-      .option('-n, --limit <n>', 'test images used', int('--limit', 1), 2000)
+      .option('-n, --limit <n>', 'test images used', int('--limit', 1), 1000)
       .option('-b, --batch <n>', 'batch size', int('--batch', 1, 4096), 64)
       .option('-p, --policies <list>', 'policies (default: the built-ins that apply)', collect)
       .addOption(deviceOption())
