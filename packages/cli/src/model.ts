@@ -54,14 +54,33 @@ export function modelKind(dir: string): ModelKind {
       `${isDir ? `${dir} has no config.json` : `${dir} is not a directory`}; a model directory holds config.json and model.safetensors`,
     );
   }
-  // bounded: a regular file within the config cap (a FIFO or /dev/zero is refused), BOM accepted, nesting limited
-  const json = parseJsonText(
-    readBoundedTextSync(p, { maxBytes: FILE_LIMITS.json, what: 'the model config (config.json)' }),
-    p,
+  let json: unknown;
+  try {
+    // bounded: a regular file within the config cap (a FIFO or /dev/zero is refused), BOM accepted, nesting limited
+    json = parseJsonText(
+      readBoundedTextSync(p, { maxBytes: FILE_LIMITS.json, what: 'the model config (config.json)' }),
+      p,
+    );
+  } catch (e) {
+    throw new RuntimeError((e as Error).message, { cause: e });
+  }
+  if (!json || typeof json !== 'object' || Array.isArray(json))
+    throw new RuntimeError(
+      `${p} holds ${Array.isArray(json) ? 'an array' : json === null ? 'null' : `a ${typeof json}`}; a model config is a JSON object`,
+    );
+  if ('offramp_format' in json) return 'classifier';
+  const keys = Object.keys(json);
+  const modelType = (json as Record<string, unknown>).model_type;
+  if ((typeof modelType === 'string' && /mamba/i.test(modelType)) || keys.some((k) => MAMBA_KEYS.includes(k)))
+    return 'mamba-lm';
+  const shown = keys.slice(0, 8).map((k) => `'${k}'`);
+  throw new RuntimeError(
+    `${p} has neither offramp_format (an Offramp classifier) nor the fields of a Hugging Face Mamba config (hidden_size or d_model, num_hidden_layers or n_layer, vocab_size); it has ${keys.length ? `${shown.join(', ')}${keys.length > 8 ? `, … (${keys.length} keys)` : ''}` : 'no fields'}`,
   );
-  if (json && typeof json === 'object' && 'offramp_format' in json) return 'classifier';
-  return 'mamba-lm';
 }
+
+/** Fields that mark a Hugging Face Mamba config.json (current and original key styles). */
+const MAMBA_KEYS = ['hidden_size', 'd_model', 'num_hidden_layers', 'n_layer', 'state_size', 'd_state'];
 
 export interface LoadedClassifier {
   dir: string;

@@ -26,5 +26,21 @@ export {
   sweep,
 } from './simulate.js';
 export { candidateThresholds, fixedGrid, nextF32, prevF32, type ThresholdRule, thresholdRule } from './thresholds.js';
-export { checkTrace, recordTrace, subsetTrace, type Trace, type TraceSample } from './trace.js';
-export { parseTraceFile, TRACE_FILE_VERSION, type TraceFile, traceToJson } from './trace-file.js';
+export {
+  checkTrace,
+  type RecordTraceOptions,
+  recordTrace,
+  subsetTrace,
+  type Trace,
+  type TraceSample,
+} from './trace.js';
+export {
+  type ParsedTraceFile,
+  parseTraceFile,
+  readTraceFile,
+  TRACE_FILE_VERSION,
+  TRACE_MAX_DEPTH,
+  type TraceFile,
+  type TraceFingerprint,
+  traceToJson,
+} from './trace-file.js';
