@@ -7,7 +7,9 @@
 // probe (written below into the temp folder) that writes `process.resourceUsage().maxRSS` — the peak resident
 // set of the child itself, heap, Buffers and native (Dawn) memory included — to a file when the process
 // exits. That works wherever Node runs (no /usr/bin/time, no /proc parsing) and measures the child, not the
-// test runner. A child that never exits is killed after CASE_TIMEOUT_MS and the case fails on that.
+// test runner. The binary runs its command in a child process of its own (same Node flags, so the probe is
+// loaded there too); the file keeps the larger of the two peaks. A child that never exits is killed, with its
+// whole process group, after CASE_TIMEOUT_MS and the case fails on that.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -22,7 +24,7 @@ import { saveModelDir } from '@offramp/core/node';
 import { parseMambaConfig, randomMambaWeights } from '@offramp/mamba';
 import { CharTokenizer, WordTokenizer } from '@offramp/train';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, ensureBuilt, makeJsonl, makeModel, tempDir } from './helpers.js';
+import { BIN, cli, ensureBuilt, makeJsonl, makeModel, makeRows, tempDir } from './helpers.js';
 
 /** A child still running after this is killed (SIGKILL) and the case fails. */
 const CASE_TIMEOUT_MS = 30_000;
@@ -66,6 +68,7 @@ function runCli(args: string[], cwd: string): Promise<Run> {
       cwd,
       env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '', OFFRAMP_TEST_RSS_FILE: rssFile },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own process group: the timeout kills the command's child process too
     });
     let stdout = '';
     let stderr = '';
@@ -76,7 +79,13 @@ function runCli(args: string[], cwd: string): Promise<Run> {
     child.stderr.on('data', (b: Buffer) => {
       if (stderr.length < 1 << 20) stderr += b.toString('utf8');
     });
-    const timer = setTimeout(() => child.kill('SIGKILL'), CASE_TIMEOUT_MS);
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    }, CASE_TIMEOUT_MS);
     child.on('error', fail);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -336,6 +345,152 @@ export const HOSTILE_CASES: HostileCase[] = [
     code: 2,
     stderr: [/the prompt encodes to 10000 tokens, more than the limit of 8192 tokens this model prefills/],
   },
+  // data files given to eval / calibrate / trace
+  ...(
+    [
+      ['a /dev/zero symlink', devZero, /rows\.jsonl is not a regular file \(a device, FIFO or socket\)/],
+      ['a FIFO', fifo, /rows\.jsonl is not a regular file \(a device, FIFO or socket\)/],
+      ['a directory', directory, /rows\.jsonl is a directory/],
+    ] as const
+  ).map(
+    ([what, make, message]): HostileCase => ({
+      name: `a data file that is ${what}`,
+      setup: async (dir) => {
+        const model = await makeModel(join(dir, 'model'));
+        make(join(dir, 'rows.jsonl'));
+        return ['eval', '-m', model, '-d', join(dir, 'rows.jsonl'), '--device', 'cpu', '--json'];
+      },
+      stderr: [message],
+    }),
+  ),
+  {
+    name: 'a data file whose label holds terminal escapes and 10,000 characters',
+    setup: async (dir) => {
+      const model = await makeModel(join(dir, 'model'));
+      const rows = makeRows(3).map((r) => JSON.stringify(r));
+      rows.push(JSON.stringify({ image: makeRows(1)[0].image, label: `\u001b[2J\u001b[31m${'x'.repeat(10_000)}` }));
+      writeFileSync(join(dir, 'rows.jsonl'), `${rows.join('\n')}\n`);
+      return ['eval', '-m', model, '-d', join(dir, 'rows.jsonl'), '--device', 'cpu', '--json'];
+    },
+    code: 2,
+    stderr: [/rows\.jsonl/, /line 4/],
+    notStderr: [new RegExp(String.fromCharCode(27)), /x{200}/], // no raw ESC reaches the terminal
+  },
+  // policy files (-p file:...)
+  ...(
+    [
+      ['a /dev/zero symlink', (p: string) => devZero(p), /policy\.json is not a regular file/],
+      ['a FIFO', (p: string) => fifo(p), /policy\.json is not a regular file/],
+      [
+        'nested 1,000,000 levels deep',
+        (p: string) =>
+          writeFileSync(p, `{"offramp_policy":1,"name":"entropy","options":${'['.repeat(1e6)}${']'.repeat(1e6)}}`),
+        /policy\.json.*(nest|levels)/,
+      ],
+      [
+        'an anyOf of 100,000 parts',
+        (p: string) =>
+          writeFileSync(
+            p,
+            JSON.stringify({
+              offramp_policy: 1,
+              name: 'anyOf',
+              options: { policies: Array.from({ length: 100_000 }, () => ({ name: 'confidence', options: {} })) },
+            }),
+          ),
+        /at most 32/,
+      ],
+    ] as const
+  ).map(
+    ([what, make, message]): HostileCase => ({
+      name: `a policy file that is ${what}`,
+      setup: async (dir) => {
+        const model = await makeModel(join(dir, 'model'));
+        make(join(dir, 'policy.json'));
+        return [
+          'eval',
+          '-m',
+          model,
+          '-d',
+          makeJsonl(join(dir, 'rows.jsonl'), 20),
+          '-p',
+          `file:${join(dir, 'policy.json')}`,
+          '--device',
+          'cpu',
+          '--json',
+        ];
+      },
+      code: 2,
+      stderr: [message],
+      notStderr: [/Maximum call stack/, /fn policy_decide/],
+    }),
+  ),
+  // trace files (eval --trace FILE): stale, tampered, hostile
+  ...(
+    [
+      [
+        'recorded with other weights of the same architecture',
+        async (dir: string, trace: string) => {
+          await makeModel(join(dir, 'model'), 4); // the model is replaced by one with other weights
+          return trace;
+        },
+        /recorded with other weights/,
+      ],
+      [
+        'tampered: a max probability of 5',
+        async (_dir: string, trace: string) => {
+          const t = JSON.parse(readFileSync(trace, 'utf8'));
+          t.max_prob[0] = 5;
+          writeFileSync(trace, JSON.stringify(t));
+          return trace;
+        },
+        /max_prob/,
+      ],
+      [
+        'tampered: a negative entropy',
+        async (_dir: string, trace: string) => {
+          const t = JSON.parse(readFileSync(trace, 'utf8'));
+          t.entropy[1] = -0.5;
+          writeFileSync(trace, JSON.stringify(t));
+          return trace;
+        },
+        /entropy/,
+      ],
+      [
+        'a /dev/zero symlink',
+        async (_dir: string, trace: string) => {
+          rmSync(trace);
+          devZero(trace);
+          return trace;
+        },
+        /trace\.json is not a regular file/,
+      ],
+      [
+        'nested 1,000,000 levels deep',
+        async (_dir: string, trace: string) => {
+          writeFileSync(trace, `{"offramp_trace":2,"meta":${'['.repeat(1e6)}${']'.repeat(1e6)}}`);
+          return trace;
+        },
+        /trace\.json.*(nest|levels)/,
+      ],
+    ] as const
+  ).map(
+    ([what, spoil, message]): HostileCase => ({
+      name: `a trace file ${what}`,
+      setup: async (dir) => {
+        const model = await makeModel(join(dir, 'model'));
+        const rows = makeJsonl(join(dir, 'rows.jsonl'), 20);
+        const trace = join(dir, 'trace.json');
+        const rec = cli(['trace', '-m', model, '-d', rows, '--device', 'cpu', '-o', trace, '-q'], { cwd: dir });
+        if (rec.code !== 0) throw new Error(`offramp trace failed: ${rec.stderr}`);
+        await spoil(dir, trace);
+        return ['eval', '-m', model, '-d', rows, '--trace', trace, '--measure', 'none', '--device', 'cpu', '--json'];
+      },
+      code: 2,
+      stderr: [message],
+      notStderr: [/Maximum call stack/],
+    }),
+  ),
   {
     name: 'a batch whose activations exceed the GPU binding limit',
     gpu: true,
@@ -379,9 +534,15 @@ beforeAll(async () => {
   probe = join(root, 'rss-probe.mjs');
   writeFileSync(
     probe,
-    `import { writeFileSync } from 'node:fs';
+    `import { readFileSync, writeFileSync } from 'node:fs';
 const out = process.env.OFFRAMP_TEST_RSS_FILE;
-process.on('exit', () => { if (out) writeFileSync(out, String(process.resourceUsage().maxRSS)); });
+// the binary runs its command in a child with the same flags: each process keeps the largest peak seen
+process.on('exit', () => {
+  if (!out) return;
+  let prev = 0;
+  try { prev = Number(readFileSync(out, 'utf8')) || 0; } catch {}
+  writeFileSync(out, String(Math.max(prev, process.resourceUsage().maxRSS)));
+});
 `,
   );
   try {
