@@ -139,7 +139,11 @@ const sections: { title: string; about: string; args: string[] }[] = [
     about: 'Scaffolds a policy plugin that passes the conformance kit.',
     args: ['new', 'policy', 'my-rule', '--dir', join(tmp, 'my-rule')],
   },
-  { title: 'offramp train', about: 'Front end to the training recipes.', args: ['train', '--help'] },
+  {
+    title: 'offramp train',
+    about: 'Trains a model with exits on your own data (`--data FILE`), or runs one of the training recipes.',
+    args: ['train', '--help'],
+  },
   {
     title: 'Errors',
     about: 'A misspelt policy name.',

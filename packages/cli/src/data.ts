@@ -4,8 +4,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import type { ConfigEnvelope, ModelInput } from '@offramp/core';
+import { resolveInside } from '@offramp/core/node';
 import { RuntimeError, UsageError } from './errors.js';
-import { metaNumber, metaString } from './model.js';
+import { fileInModelDir, metaNumber, metaString } from './model.js';
 import type { Logger } from './util/log.js';
 import { didYouMean } from './util/suggest.js';
 
@@ -87,6 +88,34 @@ function isNotFound(e: unknown): boolean {
   return e instanceof Error && e.name === 'DataNotFoundError';
 }
 
+/**
+ * The model's class names: `meta.class_names` in config.json, else those of the named dataset it was trained on,
+ * else none (then a data file's labels must be integer class indices).
+ */
+export async function modelClassNames(env: ConfigEnvelope): Promise<string[] | undefined> {
+  const C = env.model.num_classes;
+  const names = (env.meta as Record<string, unknown> | undefined)?.class_names;
+  if (names !== undefined) {
+    if (!Array.isArray(names) || !names.every((n) => typeof n === 'string'))
+      throw new RuntimeError('config.json: meta.class_names must be an array of strings, one per class');
+    if (names.length !== C)
+      throw new RuntimeError(
+        `config.json: meta.class_names has ${names.length} names but the model has num_classes = ${C}; give one name per class`,
+      );
+    return [...names];
+  }
+  const ds = datasetOfModel(env);
+  if (!ds) return undefined;
+  const train = await import('@offramp/train');
+  const known =
+    ds === 'fashion-mnist'
+      ? train.FASHION_MNIST_CLASS_NAMES
+      : ds === 'mnist'
+        ? train.MNIST_CLASS_NAMES
+        : train.SENTIMENT_CLASS_NAMES;
+  return known.length === C ? [...known] : undefined;
+}
+
 /** Loads evaluation data shaped for the model. */
 export async function loadEvalData(env: ConfigEnvelope, modelDir: string, req: DataRequest): Promise<EvalData> {
   checkDataSpec(req.spec);
@@ -119,7 +148,13 @@ export async function loadEvalData(env: ConfigEnvelope, modelDir: string, req: D
 
   if (isFile(req.spec)) {
     const path = resolve(req.spec);
-    const ds = extname(path).toLowerCase() === '.csv' ? train.loadCsv(path) : train.loadJsonl(path);
+    // labels map through the model's classes, not the file's own label set (a file may hold some classes only)
+    const names = await modelClassNames(env);
+    const options = {
+      kind: wantsText ? ('text' as const) : ('image' as const),
+      ...(names ? { classNames: names } : { numClasses: env.model.num_classes }),
+    };
+    const ds = extname(path).toLowerCase() === '.csv' ? train.loadCsv(path, options) : train.loadJsonl(path, options);
     splitOut = 'file';
     classNames = ds.classNames;
     if (ds.kind === 'image') {
@@ -186,12 +221,7 @@ export async function loadEvalData(env: ConfigEnvelope, modelDir: string, req: D
     if (env.model.architecture !== 'encoder_classifier') throw new Error('internal: text data for a non-encoder model');
     const { tokenizer, length } = await loadTokenizer(env, modelDir);
     const maxLen = Math.min(length, env.model.max_position);
-    const ids = texts.slice(offset, end).map((t) => {
-      const row = tokenizer.encode(t, maxLen);
-      let len = row.length;
-      while (len > 1 && row[len - 1] === 0) len--;
-      return Array.from(row.subarray(0, len));
-    });
+    const ids = texts.slice(offset, end).map((t) => tokenizer.encodeUnpadded(t, maxLen));
     const V = env.model.vocab_size;
     if (tokenizer.vocabSize > V)
       throw new RuntimeError(
@@ -206,10 +236,11 @@ export async function loadEvalData(env: ConfigEnvelope, modelDir: string, req: D
 async function loadTokenizer(env: ConfigEnvelope, dir: string) {
   const { WordTokenizer } = await import('@offramp/train');
   const named = metaString(env, 'tokenizer', 'tokenizer_file', 'vocab', 'vocab_file');
-  let file = named ? join(dir, named) : undefined;
+  // a name written in config.json must stay inside the model folder (no absolute path, no '..', no link out)
+  let file = named ? resolveInside(dir, named, join(dir, 'config.json')) : undefined;
   if (!file) {
     const found = readdirSync(dir).filter((f) => /(tokenizer|vocab).*\.json$/i.test(f));
-    if (found.length) file = join(dir, found[0]);
+    if (found.length) file = fileInModelDir(dir, found[0]);
   }
   if (!file || !existsSync(file)) {
     throw new RuntimeError(

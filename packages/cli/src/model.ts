@@ -1,9 +1,10 @@
 // Finding and loading a model directory: a path, or the name of a shipped checkpoint (checkpoints/NAME in
 // the checkout, else in the installed @offramp/models package). Offramp classifiers (config.json with offramp_format) load through @offramp/core; Mamba
 // language models (HuggingFace-style config.json) through @offramp/mamba. Errors say how to get the model.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import type { ConfigEnvelope, HostTensor } from '@offramp/core';
+import { type ConfigEnvelope, type HostTensor, parseJsonText } from '@offramp/core';
+import { FILE_LIMITS, readBoundedTextSync, resolveInside } from '@offramp/core/node';
 import { RuntimeError } from './errors.js';
 import { checkpointsDir, SHIPPED_MODELS } from './util/workspace.js';
 
@@ -36,10 +37,18 @@ function missingModelMessage(spec: string): string {
   return lines.join('\n  ');
 }
 
+function isLink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink(); // a dangling link or a loop: the read below says which
+  } catch {
+    return false;
+  }
+}
+
 /** Which loader a directory needs, from its config.json. */
 export function modelKind(dir: string): ModelKind {
   const p = join(dir, 'config.json');
-  if (!existsSync(p)) {
+  if (!existsSync(p) && !isLink(p)) {
     const isDir = existsSync(dir) && statSync(dir).isDirectory();
     throw new RuntimeError(
       `${isDir ? `${dir} has no config.json` : `${dir} is not a directory`}; a model directory holds config.json and model.safetensors`,
@@ -47,13 +56,31 @@ export function modelKind(dir: string): ModelKind {
   }
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(p, 'utf8'));
+    // bounded: a regular file within the config cap (a FIFO or /dev/zero is refused), BOM accepted, nesting limited
+    json = parseJsonText(
+      readBoundedTextSync(p, { maxBytes: FILE_LIMITS.json, what: 'the model config (config.json)' }),
+      p,
+    );
   } catch (e) {
-    throw new RuntimeError(`${p} is not valid JSON: ${(e as Error).message}`, { cause: e });
+    throw new RuntimeError((e as Error).message, { cause: e });
   }
-  if (json && typeof json === 'object' && 'offramp_format' in json) return 'classifier';
-  return 'mamba-lm';
+  if (!json || typeof json !== 'object' || Array.isArray(json))
+    throw new RuntimeError(
+      `${p} holds ${Array.isArray(json) ? 'an array' : json === null ? 'null' : `a ${typeof json}`}; a model config is a JSON object`,
+    );
+  if ('offramp_format' in json) return 'classifier';
+  const keys = Object.keys(json);
+  const modelType = (json as Record<string, unknown>).model_type;
+  if ((typeof modelType === 'string' && /mamba/i.test(modelType)) || keys.some((k) => MAMBA_KEYS.includes(k)))
+    return 'mamba-lm';
+  const shown = keys.slice(0, 8).map((k) => `'${k}'`);
+  throw new RuntimeError(
+    `${p} has neither offramp_format (an Offramp classifier) nor the fields of a Hugging Face Mamba config (hidden_size or d_model, num_hidden_layers or n_layer, vocab_size); it has ${keys.length ? `${shown.join(', ')}${keys.length > 8 ? `, … (${keys.length} keys)` : ''}` : 'no fields'}`,
+  );
 }
+
+/** Fields that mark a Hugging Face Mamba config.json (current and original key styles). */
+const MAMBA_KEYS = ['hidden_size', 'd_model', 'num_hidden_layers', 'n_layer', 'state_size', 'd_state'];
 
 export interface LoadedClassifier {
   dir: string;
@@ -83,6 +110,21 @@ export async function loadClassifier(spec: string): Promise<LoadedClassifier> {
     tensors.set(name, { shape: [...t.shape], data, dtype: t.dtype });
   }
   return { dir, name: basename(dir), envelope: config, tensors, parameters };
+}
+
+/**
+ * A file of the model folder found by its name (not named in config.json): the path, after checking that it
+ * does not lead out of the folder through a symbolic link.
+ */
+export function fileInModelDir(dir: string, name: string): string {
+  try {
+    return resolveInside(dir, name, join(dir, name));
+  } catch (e) {
+    throw new RuntimeError(
+      `${join(dir, name)} leads outside the model folder ${dir} (a symbolic link); files a model uses must be inside its folder`,
+      { cause: e },
+    );
+  }
 }
 
 /** A string field of the model's meta, if present. */

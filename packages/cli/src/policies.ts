@@ -1,16 +1,18 @@
 // Policies named on the command line: built-ins by name (swept over a grid) or with options
 // (`entropy:threshold=0.3`, one point), calibrated policy files (`file:entropy.policy.json`), and
-// third-party plugin packages by module name (`module:offramp-policy-x:opt=1`, or `@scope/pkg`, `./local.js`).
+// third-party plugin packages by module name (`module:offramp-policy-x:opt=1`, or `@scope/pkg`, `./local.js`,
+// a plugin's folder `./my-policy`); a plugin named without options is swept over the grid it declares.
 // Unknown names suggest the nearest built-in; bad options name the policy, the option and the allowed range.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import type { ExitPolicy } from '@offramp/core';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { type ExitPolicy, type SweepGrid, sweepOptions } from '@offramp/core';
+import { FILE_LIMITS, readBoundedTextSync } from '@offramp/core/node';
 import { RuntimeError, UsageError } from './errors.js';
 import { optionsText, short } from './util/format.js';
 import { didYouMean, nearest } from './util/suggest.js';
 
-export type PolicyFactory = (options: any) => ExitPolicy<any>;
+export type PolicyFactory = ((options: any) => ExitPolicy<any>) & { sweep?: SweepGrid };
 
 /** A policy as given on the command line, checked but not yet expanded into points. */
 export type PolicyRequest =
@@ -30,7 +32,12 @@ export type PolicyRequest =
       module: string;
       name: string;
       factory: PolicyFactory;
+      /** The options as given. */
       options: Record<string, unknown>;
+      /** The options the policy reports, defaults filled in (what tables show). */
+      resolved: Record<string, unknown>;
+      /** Named without options and declaring a sweep grid: the option sets to sweep. */
+      grid?: Record<string, unknown>[];
     };
 
 /** The built-ins `all` expands to, and those used when no --policies is given. */
@@ -136,11 +143,18 @@ function looksLikeModule(s: string): boolean {
   return s.startsWith('@') || s.startsWith('.') || s.startsWith('/') || s.includes('/');
 }
 
-/** Resolves a module specifier from the current directory (node_modules lookup, package exports) to a URL. */
+/**
+ * Resolves a module specifier to a URL: a path (`./my-policy`, `/abs/plugin.js`) from `from`, where a
+ * folder is a plugin package whose entry its package.json names (exports, module, main, else index.js);
+ * a package name by the node_modules lookup from `from` upwards, else a path relative to `from` written
+ * without './'. The plugin's own imports then resolve from its own folder, as Node resolves them for any
+ * module.
+ */
 export function resolveModule(spec: string, from = process.cwd()): string | null {
   if (spec.startsWith('.') || spec.startsWith('/')) {
     const p = resolve(from, spec);
-    return existsSync(p) ? pathToFileURL(p).href : null;
+    if (!existsSync(p)) return null;
+    return pathToFileURL(statSync(p).isDirectory() ? packageEntry(p, spec) : p).href;
   }
   const parts = spec.split('/');
   const pkgName = spec.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
@@ -148,17 +162,37 @@ export function resolveModule(spec: string, from = process.cwd()): string | null
   let d = resolve(from);
   for (;;) {
     const pkgDir = join(d, 'node_modules', pkgName);
-    const pj = join(pkgDir, 'package.json');
-    if (existsSync(pj)) {
+    if (existsSync(join(pkgDir, 'package.json'))) {
       if (sub) return pathToFileURL(join(pkgDir, sub)).href;
-      const pkg = JSON.parse(readFileSync(pj, 'utf8')) as { exports?: unknown; module?: string; main?: string };
-      const entry = exportEntry(pkg.exports) ?? pkg.module ?? pkg.main ?? 'index.js';
-      return pathToFileURL(join(pkgDir, entry)).href;
+      return pathToFileURL(packageEntry(pkgDir, spec)).href;
     }
     const up = dirname(d);
-    if (up === d) return null;
+    if (up === d) break;
     d = up;
   }
+  // no such package: a relative path written without './' (module:examples/policy-plugin) is taken as a path
+  return existsSync(resolve(from, spec)) ? resolveModule(`./${spec}`, from) : null;
+}
+
+/** The entry file of the package in `dir` (exports '.', module, main, else index.js), checked to exist. */
+export function packageEntry(dir: string, spec: string): string {
+  const pj = join(dir, 'package.json');
+  let entry = 'index.js';
+  if (existsSync(pj)) {
+    let pkg: { exports?: unknown; module?: string; main?: string };
+    try {
+      pkg = JSON.parse(readBoundedTextSync(pj, { maxBytes: FILE_LIMITS.json, what: 'a package.json' }));
+    } catch (e) {
+      throw new UsageError(`policy module '${spec}': ${pj} cannot be read: ${(e as Error).message}`, { cause: e });
+    }
+    entry = exportEntry(pkg.exports) ?? pkg.module ?? pkg.main ?? 'index.js';
+  }
+  const file = resolve(dir, entry);
+  if (!existsSync(file))
+    throw new UsageError(
+      `policy module '${spec}': its entry ${file} does not exist${existsSync(join(dir, 'tsconfig.json')) ? ' (build the plugin first, e.g. npm run build)' : ''}`,
+    );
+  return file;
 }
 
 function exportEntry(exp: unknown): string | undefined {
@@ -206,19 +240,36 @@ async function loadModulePolicy(text: string, specBody: string): Promise<PolicyR
   try {
     m = (await import(url)) as Record<string, unknown>;
   } catch (e) {
-    throw new RuntimeError(`policy module '${mod}' could not be loaded from ${url}: ${(e as Error).message}`, {
+    // a dependency of the plugin that is not installed: its imports resolve from its own folder
+    const missing = (e as NodeJS.ErrnoException)?.code === 'ERR_MODULE_NOT_FOUND';
+    const hint = missing ? ` (run npm install in the plugin's folder, ${dirname(fileURLToPath(url))})` : '';
+    throw new RuntimeError(`policy module '${mod}' could not be loaded from ${url}: ${(e as Error).message}${hint}`, {
       cause: e,
     });
   }
   const factory = factoryOf(m, mod);
-  let name = mod;
-  try {
-    name = factory(options).name || mod;
-  } catch (e) {
-    if ((e as Error).name === 'ValidationError') throw new UsageError((e as Error).message, { cause: e });
-    throw e;
+  const build = (o: Record<string, unknown>) => {
+    try {
+      return factory(o);
+    } catch (e) {
+      if ((e as Error).name === 'ValidationError') throw new UsageError((e as Error).message, { cause: e });
+      throw e;
+    }
+  };
+  const policy = build(options);
+  const name = policy.name || mod;
+  const resolved = { ...((policy.options as Record<string, unknown> | undefined) ?? options) };
+  let grid: Record<string, unknown>[] | undefined;
+  if (colon < 0 && factory.sweep) {
+    try {
+      grid = sweepOptions(factory.sweep);
+    } catch (e) {
+      throw new UsageError(`policy module '${mod}': ${(e as Error).message}`, { cause: e });
+    }
+    // every point is built once here, so a bad grid fails now rather than after the trace
+    for (const o of grid) build(o);
   }
-  return { kind: 'module', text, module: mod, name, factory, options };
+  return { kind: 'module', text, module: mod, name, factory, options, resolved, ...(grid ? { grid } : {}) };
 }
 
 /** Parses one policy given on the command line (no model needed). */

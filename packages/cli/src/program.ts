@@ -144,10 +144,15 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
           '--measure <which>',
           "settings re-run for real: each policy's frontier and chosen setting, only the chosen ones, all, or none",
         )
-          .choices(['frontier', 'chosen', 'all', 'none'])
+          .choices(['frontier', 'chosen', 'all', 'none', 'compare'])
           .default('frontier'),
       )
-      .option('--repeats <n>', 'timed passes per real run (median)', int('--repeats', 1, 100), 1)
+      .option(
+        '--repeats <n>',
+        'timed passes per real run: the measured speed-up is their median, with its min–max range; figures whose range includes 1.0× are marked noise',
+        int('--repeats', 1, 100),
+        3,
+      )
       .option(
         '--max-drop <x>',
         "accuracy drop allowed for each policy's chosen setting",
@@ -239,9 +244,10 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
       .addOption(limitOption())
       .addOption(offsetOption())
       .addOption(fetchOption())
+      .option('--logits', "also store every exit's logits (samples × exits × classes numbers; host-mode run)")
       .addHelpText(
         'after',
-        `\nRead it back with parseTraceFile from @offramp/policies (then simulate, sweep, chooseThreshold).\n${examples(['offramp trace -m checkpoints/fashion-cnn --split train --limit 5000 -o fashion-train.trace.json', 'offramp trace -m checkpoints/imdb-encoder -d imdb -o imdb-test.trace.json'])}`,
+        `\nThe file records the SHA-256 of the weights and of the traced inputs and labels; eval --trace checks both.\nRead it back with readTraceFile / parseTraceFile from @offramp/policies (then simulate, sweep, chooseThreshold).\n${examples(['offramp trace -m checkpoints/fashion-cnn --split train --limit 5000 -o fashion-train.trace.json', 'offramp trace -m checkpoints/fashion-cnn --limit 1000 --logits -o fashion-logits.trace.json', 'offramp trace -m checkpoints/imdb-encoder -d imdb -o imdb-test.trace.json'])}`,
       ),
   ).action(
     act(async (o: Parameters<typeof import('./commands/trace.js').traceCommand>[0] & Common) => {
@@ -275,11 +281,29 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
   withCommon(
     program
       .command('train')
-      .description('train a model with one of the recipes of the checkout (front end to pnpm train:NAME)')
-      .argument('[recipe]', 'a recipe of the checkout (see --list), e.g. fashion-cnn, imdb-encoder, imdb-gates')
+      .description(
+        'train a model with exits on your own data (--data FILE), or with one of the recipes of the checkout (front end to pnpm train:NAME)',
+      )
+      .argument(
+        '[recipe]',
+        'a recipe of the checkout (see --list), e.g. fashion-cnn, imdb-encoder; leave it out to train on --data FILE',
+      )
       .option('--list', 'list the recipes')
-      .option('-d, --data <name>', "the recipe's dataset (checked; other data is not available yet)")
-      .option('-o, --out <dir>', 'where the finished model goes (default checkpoints/RECIPE)')
+      .option(
+        '-d, --data <file>',
+        "your training data: a .jsonl or .csv file of {text, label} or {image, label} rows (or a recipe's dataset name, checked)",
+      )
+      .option('--test <file>', 'your held-out rows, labelled like --data (default: a stratified 20% of --data)')
+      .option('--name <name>', "your model's name (default: the data file's name + '-model')")
+      .option('-o, --out <dir>', 'where the finished model goes (default ./NAME for --data FILE, checkpoints/RECIPE)')
+      .addOption(
+        new Option(
+          '--arch <arch>',
+          'architecture for --data FILE (default: encoder for text, cnn for square images, else mlp)',
+        ).choices(['encoder', 'cnn', 'mlp']),
+      )
+      .option('--seq-len <n>', 'encoder: tokens per text including [CLS] (default 128)', int('--seq-len', 2))
+      .option('--vocab <n>', 'encoder: vocabulary size (default 10000)', int('--vocab', 4))
       .option(
         '--exit-recipe <name>',
         'exit-head training recipe: joint, two-stage, self-distill, dual-head, ponder, gates',
@@ -290,13 +314,19 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
       .option('--seed <n>', 'random seed', int('--seed', 0))
       .option('--limit <n>', 'use only n training and n held-out rows (smoke runs)', int('--limit', 1))
       .option('--max-steps <n>', 'stop each stage after n steps', int('--max-steps', 1))
-      .option('--minutes <n>', 'wall-clock budget (austen-mamba)', real('--minutes', 0, 10_000))
+      .option(
+        '--minutes <n>',
+        'time budget: stop cleanly after n minutes and still write the model and its card (--data FILE, austen-mamba)',
+        real('--minutes', 0.01, 10_000),
+      )
       .option('--resume', "continue from the work directory's saved state")
       .option('--work-dir <dir>', 'where resumable state goes')
       .addOption(new Option('--backend <b>', 'training backend').choices(['webgpu', 'cpu']))
       .addHelpText(
         'after',
         examples([
+          'offramp train --data train.jsonl --test test.jsonl --out my-model --minutes 10',
+          'offramp eval -m my-model -d test.jsonl',
           'offramp train --list',
           'offramp train fashion-cnn --epochs 1 --limit 2000 --out /tmp/cnn',
           'offramp train imdb-encoder --resume',
@@ -430,7 +460,7 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
       .description('the shipped Fashion-MNIST CNN on a slice of the test set: built-in policies, tables, plot, adapter')
       .option('-m, --model <dir>', 'model directory (default checkpoints/fashion-cnn)')
       .option('-d, --data <name|file>', 'dataset (default fashion-mnist, fetched when missing)')
-      .option('-n, --limit <n>', 'test images used', int('--limit', 1), 2000)
+      .option('-n, --limit <n>', 'test images used', int('--limit', 1), 1000)
       .option('-b, --batch <n>', 'batch size', int('--batch', 1, 4096), 64)
       .option('-p, --policies <list>', 'policies (default: the built-ins that apply)', collect)
       .addOption(deviceOption())
@@ -440,16 +470,27 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
           .default('auto'),
       )
       .addOption(
-        new Option('--measure <which>', 'settings re-run for real')
-          .choices(['frontier', 'chosen', 'all', 'none'])
-          .default('chosen'),
+        new Option(
+          '--measure <which>',
+          "settings re-run for real (compare: the best fixed exit and the best per-input policy's chosen settings)",
+        )
+          .choices(['frontier', 'chosen', 'all', 'none', 'compare'])
+          .default('compare'),
       )
+      .option(
+        '--max-drop <d>',
+        'accuracy drop allowed for the chosen settings (0.0025 = 0.25 points)',
+        real('--max-drop', 0, 1),
+        0.0025,
+      )
+      .option('--repeats <n>', 'timed passes per real run (median and min–max)', int('--repeats', 1, 100), 3)
       .option('-o, --out <dir>', 'folder for the results and the plot (default: offramp-demo in the temp folder)')
       .addHelpText(
         'after',
         examples([
           'offramp demo',
           'offramp demo --limit 5000 --measure frontier',
+          'offramp demo --max-drop 0.01 --measure chosen --repeats 5',
           'offramp demo --device cpu --limit 200',
         ]),
       ),

@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Table from 'cli-table3';
-import type { EvalResult, PointResult, PolicyResult } from './evaluate.js';
+import type { EvalResult, MeasuredRun, PointResult, PolicyResult } from './evaluate.js';
 import { renderSvg, svgToPng } from './plot.js';
 import { bars, count, duration, fixed, pct, pp } from './util/format.js';
 import type { Colors, Logger } from './util/log.js';
@@ -22,8 +22,32 @@ export const HEADERS = [
   'exits = sim',
 ];
 
+/** An accuracy-drop limit in points, without trailing zeros (0.01 → 1, 0.0025 → 0.25). */
+export function ppLimit(maxDrop: number): string {
+  return String(Number((100 * maxDrop).toFixed(4)));
+}
+
 function speed(x: number | null | undefined): string {
   return x === null || x === undefined || !Number.isFinite(x) ? '–' : `${x.toFixed(2)}×`;
+}
+
+/**
+ * A measured speed-up as a cell: the median, its min–max range over the passes, and 'noise' when the range
+ * says the figure is within noise (see MeasuredRun.withinNoise). A single pass shows the figure alone.
+ */
+export function measuredCell(m: MeasuredRun | null): string {
+  if (!m) return '–';
+  if (m.repeats < 2) return speed(m.speedup);
+  const [lo, hi] = m.speedupRange;
+  return `${speed(m.speedup)} (${lo.toFixed(2)}–${hi.toFixed(2)})${m.withinNoise ? ' noise' : ''}`;
+}
+
+/** The legend of the measured column. */
+function measuredLegend(r: EvalResult): string {
+  const n = r.full.repeats;
+  return n < 2
+    ? `measured × = full-depth wall time / this policy's at batch ${r.batch} (one timed pass each: no spread known, use --repeats 3 or more)`
+    : `measured × = full-depth wall time / this policy's at batch ${r.batch}, median of ${n} timed passes with the min–max range of the ratio; noise: the range includes 1.0× or is wider than twice the gain`;
 }
 
 /** One table row's cells (plain text). */
@@ -38,7 +62,7 @@ export function rowCells(p: PointResult): string[] {
     fixed(p.meanExitBlock, 2),
     pct(p.computeFraction, 1),
     speed(p.flopsSpeedup),
-    m ? speed(m.speedup) : '–',
+    measuredCell(m),
     m ? fixed(m.samplesPerSec, 0) : '–',
     !m ? '–' : m.exitsMatch === null ? 'n/a' : m.exitsMatch ? 'yes' : `NO (${m.mismatches})`,
   ];
@@ -64,7 +88,7 @@ export function printEvaluation(r: EvalResult, log: Logger): void {
   const c: Colors = log.c;
   log.info();
   log.info(
-    `${c.bold('full depth')}  accuracy ${pct(r.full.accuracy)}, ${fixed(r.full.samplesPerSec, 0)} samples/s at batch ${r.batch} (${r.full.mode} mode, ${duration(r.full.wallMs)} for ${count(r.data.n)} samples)`,
+    `${c.bold('full depth')}  accuracy ${pct(r.full.accuracy)}, ${fixed(r.full.samplesPerSec, 0)} samples/s at batch ${r.batch} (${r.full.mode} mode, ${duration(r.full.wallMs)} for ${count(r.data.n)} samples${r.full.repeats > 1 ? `: median of ${r.full.repeats} passes, ${duration(r.full.wallMsRange[0])}–${duration(r.full.wallMsRange[1])}` : ''})`,
   );
   for (const f of r.policies) {
     const table = new Table({
@@ -93,7 +117,7 @@ export function printEvaluation(r: EvalResult, log: Logger): void {
   log.info();
   log.info(
     c.dim(
-      `★ on the Pareto frontier over all policies, ☆ on this policy's own frontier; ◀ chosen: the cheapest setting within ${(100 * r.maxDrop).toFixed(1)} pp of full-depth accuracy; measured × = full-depth wall time / this policy's at batch ${r.batch}; exits = sim: the real run's exits equal the simulated ones`,
+      `★ on the Pareto frontier over all policies, ☆ on this policy's own frontier; ◀ chosen: the cheapest setting within ${ppLimit(r.maxDrop)} pp of full-depth accuracy; ${measuredLegend(r)}; exits = sim: the real run's exits equal the simulated ones`,
     ),
   );
   log.info();
@@ -113,13 +137,33 @@ export function printEvaluation(r: EvalResult, log: Logger): void {
       pp(p.accuracyDrop === null ? null : -p.accuracyDrop),
       pct(p.computeFraction, 1),
       speed(p.flopsSpeedup),
-      p.measured ? speed(p.measured.speedup) : '–',
+      measuredCell(p.measured),
     ]);
   }
   log.info(c.bold('summary'));
   log.info(sum.toString());
+  const fixedLine = fixedExitComparison(r);
+  if (fixedLine) log.info(fixedLine);
   for (const s of r.skipped) log.info(c.dim(`policy ${s.policy} skipped: ${s.reason}`));
   if (!r.checks.exitsMatch) log.warn(`real and simulated exits differ for ${r.checks.mismatchedPoints.join(', ')}`);
+}
+
+/**
+ * One line setting the per-input policies beside the best fixed exit (the static policy's chosen setting):
+ * what deciding per input buys at the same accuracy limit. Null when static was not evaluated.
+ */
+export function fixedExitComparison(r: EvalResult): string | null {
+  const stat = r.policies.find((f) => f.family === 'static');
+  const fixedPoint = stat?.points.find((p) => p.chosen);
+  if (!fixedPoint) return null;
+  const others = r.policies
+    .filter((f) => f.family !== 'static' && f.family !== 'oracle')
+    .map((f) => ({ f, p: f.points.find((p) => p.chosen) }))
+    .filter((x): x is { f: PolicyResult; p: PointResult } => Boolean(x.p) && Number.isFinite(x.p!.flopsSpeedup));
+  const fmt = (p: PointResult) =>
+    `${speed(p.flopsSpeedup)} FLOPs${p.measured ? `, ${measuredCell(p.measured)} measured` : ''}`;
+  const best = others.sort((a, b) => b.p.flopsSpeedup - a.p.flopsSpeedup)[0];
+  return `best fixed exit within ${ppLimit(r.maxDrop)} pp: ${fixedPoint.label} (${fmt(fixedPoint)})${best ? `; best per-input policy: ${best.f.family} ${best.p.label} (${fmt(best.p)}, ${(best.p.flopsSpeedup / fixedPoint.flopsSpeedup).toFixed(2)}× the fixed exit's FLOPs speed-up)` : ''}`;
 }
 
 const CSV_COLUMNS = [
@@ -140,6 +184,10 @@ const CSV_COLUMNS = [
   'measured_ms',
   'samples_per_s',
   'measured_speedup',
+  'measured_speedup_min',
+  'measured_speedup_max',
+  'measured_within_noise',
+  'measured_repeats',
   'measured_compute_fraction',
   'exits_match',
   'exit_histogram',
@@ -182,6 +230,10 @@ export function toCsv(r: EvalResult): string {
           m?.wallMs,
           m?.samplesPerSec,
           m?.speedup,
+          m?.speedupRange[0],
+          m?.speedupRange[1],
+          m?.withinNoise,
+          m?.repeats,
           m?.computeFraction,
           m?.exitsMatch,
           p.exitHistogram.join(' '),
@@ -222,7 +274,7 @@ export function toMarkdown(r: EvalResult, files: { png?: string; svg?: string })
   out.push(
     '## Summary',
     '',
-    `The cheapest setting of each policy within ${(100 * r.maxDrop).toFixed(1)} points of full-depth accuracy (or the most accurate one, when none is).`,
+    `The cheapest setting of each policy within ${ppLimit(r.maxDrop)} points of full-depth accuracy (or the most accurate one, when none is).`,
     '',
   );
   out.push(
@@ -233,14 +285,16 @@ export function toMarkdown(r: EvalResult, files: { png?: string; svg?: string })
     const p = chosenOf(f);
     if (!p) continue;
     out.push(
-      `| ${mdEscape(f.family)} | ${mdEscape(p.label)} | ${pct(p.accuracy)} | ${pp(p.accuracyDrop === null ? null : -p.accuracyDrop)} | ${pct(p.computeFraction, 1)} | ${speed(p.flopsSpeedup)} | ${p.measured ? speed(p.measured.speedup) : '–'} |`,
+      `| ${mdEscape(f.family)} | ${mdEscape(p.label)} | ${pct(p.accuracy)} | ${pp(p.accuracyDrop === null ? null : -p.accuracyDrop)} | ${pct(p.computeFraction, 1)} | ${speed(p.flopsSpeedup)} | ${measuredCell(p.measured)} |`,
     );
   }
+  const fixedLine = fixedExitComparison(r);
+  if (fixedLine) out.push('', `${fixedLine[0].toUpperCase()}${fixedLine.slice(1)}.`);
   out.push(
     '',
     '## Policies',
     '',
-    '★ on the Pareto frontier over all policies, ☆ on the policy\'s own frontier. "measured ×" is the full-depth wall time over the policy\'s at the same batch size; "exits = sim" says whether the real run\'s exits equal the simulated ones.',
+    `★ on the Pareto frontier over all policies, ☆ on the policy's own frontier. ${measuredLegend(r).replace(/^measured × =/, '"measured ×" is')}; "exits = sim" says whether the real run's exits equal the simulated ones.`,
     '',
   );
   for (const f of r.policies) {
@@ -316,7 +370,7 @@ pre{background:#f7f7f7;padding:.6em;font-size:13px}svg{max-width:100%;height:aut
 <ul>${setup}</ul>
 ${svg}
 <h2>Policies</h2>
-<p>★ on the Pareto frontier over all policies, ☆ on the policy's own frontier; highlighted: the chosen setting (cheapest within ${(100 * r.maxDrop).toFixed(1)} pp of full-depth accuracy).</p>
+<p>★ on the Pareto frontier over all policies, ☆ on the policy's own frontier; highlighted: the chosen setting (cheapest within ${ppLimit(r.maxDrop)} pp of full-depth accuracy). ${htmlEscape(measuredLegend(r))}.</p>
 ${tables}
 </body></html>
 `;

@@ -5,11 +5,17 @@ import * as z from 'zod';
 const num = z.number();
 const fraction = z.number().min(0).max(1);
 
+const range = z.tuple([num.positive(), num.positive()]).refine(([a, b]) => a <= b, { error: 'min ≤ max' });
+
 export const measuredSchema = z.strictObject({
   mode: z.enum(['host', 'device']),
   wallMs: num.positive(),
+  wallMsRange: range,
+  repeats: z.number().int().min(1),
   samplesPerSec: num.positive(),
   speedup: num.positive(),
+  speedupRange: range,
+  withinNoise: z.boolean().nullable(),
   computeFraction: fraction,
   exitsMatch: z.boolean().nullable(),
   mismatches: z.number().int().min(0),
@@ -64,6 +70,8 @@ export const evalResultSchema = z.strictObject({
   full: z.strictObject({
     accuracy: fraction.nullable(),
     wallMs: num.positive(),
+    wallMsRange: range,
+    repeats: z.number().int().min(1),
     samplesPerSec: num.positive(),
     mode: z.enum(['host', 'device']),
     meanExitBlock: num.min(0),

@@ -1,8 +1,8 @@
 // End-to-end through the built binary: error messages and exit codes (0 ok, 1 runtime, 2 usage), help texts,
 // calibrate → policy file → eval, inspect, bench, train, generate on a tiny Mamba LM, and the policy scaffold.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import {
   buildModel,
   type CnnClassifierConfig,
@@ -17,7 +17,7 @@ import { createPolicy, loadPolicyFile, parseTraceFile, simulate } from '@offramp
 import { CharTokenizer, WordTokenizer } from '@offramp/train';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { calibrateResultSchema, evalResultSchema } from '../src/schema.js';
-import { CLI_DIR, cli, ensureBuilt, makeJsonl, makeModel, ROOT, tempDir } from './helpers.js';
+import { cli, ensureBuilt, makeJsonl, makeModel, ROOT, tempDir } from './helpers.js';
 
 let dir: string;
 let model: string;
@@ -345,7 +345,12 @@ describe('text models', () => {
     const { saveModelDir } = await import('@offramp/core/node');
     await saveModelDir(
       enc,
-      { offramp_format: 1, model: cfg, meta: { dataset: 'synthetic text', tokenizer: 'vocab.json', max_length: 24 } },
+      {
+        offramp_format: 1,
+        model: cfg,
+        // string labels of a data file map through the model's class names
+        meta: { dataset: 'synthetic text', tokenizer: 'vocab.json', max_length: 24, class_names: ['neg', 'pos'] },
+      },
       core.randomWeights(cfg, 5),
     );
     tok.save(join(enc, 'vocab.json'));
@@ -535,30 +540,100 @@ describe('offramp generate', () => {
 });
 
 describe('offramp new policy', () => {
-  const target = join(CLI_DIR, '.tmp-scaffold-test');
-  afterAll(() => rmSync(target, { recursive: true, force: true }));
+  let target: string;
+  afterAll(() => target && rmSync(target, { recursive: true, force: true }));
 
-  it('scaffolds a plugin whose own test passes the conformance kit, and eval loads it as a module', () => {
-    rmSync(target, { recursive: true, force: true });
+  it('scaffolds a plugin outside the workspace: its own test passes the kit, eval loads it from its folder', () => {
+    // outside the repository: nothing resolves from a workspace above it, only from its own node_modules
+    target = join(tempDir('scaffold'), 'steady-confidence');
     const r = cli(['new', 'policy', 'steady-confidence', '--dir', target]);
-    expect(r.code).toBe(0);
-    for (const f of ['package.json', 'tsconfig.json', 'src/index.ts', 'src/index.test.ts', 'README.md'])
+    expect(r.code, r.stderr).toBe(0);
+    for (const f of ['package.json', 'index.js', 'test/policy.test.js', 'README.md'])
       expect(existsSync(join(target, f)), f).toBe(true);
-    // the generated test, run by vitest in its own folder (the workspace packages resolve from above it)
-    const t = spawnSync(
-      process.execPath,
-      [join(ROOT, 'node_modules', 'vitest', 'vitest.mjs'), 'run', '--pool=forks', '--root', target],
-      { cwd: target, encoding: 'utf8', timeout: 300_000 },
-    );
-    expect(t.stdout + t.stderr).toMatch(/1 passed/);
-    expect(t.status).toBe(0);
-    // it builds, and eval takes the built module by path
-    const b = spawnSync(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], {
+    // registry ranges of the current versions, never workspace: specifiers
+    const pkg = JSON.parse(readFileSync(join(target, 'package.json'), 'utf8'));
+    const version = (p: string) => JSON.parse(readFileSync(join(ROOT, 'packages', p, 'package.json'), 'utf8')).version;
+    expect(pkg.dependencies).toEqual({ '@offramp/core': `^${version('core')}` });
+    expect(pkg.devDependencies).toEqual({ '@offramp/policies': `^${version('policies')}` });
+    // what `npm install` would put there once published: the workspace packages (their dist) in its node_modules
+    mkdirSync(join(target, 'node_modules', '@offramp'), { recursive: true });
+    for (const p of ['core', 'policies'])
+      symlinkSync(join(ROOT, 'packages', p), join(target, 'node_modules', '@offramp', p), 'dir');
+    // its generated test, with node's own runner as `npm test` runs it
+    const t = spawnSync(process.execPath, ['--test', 'test/policy.test.js'], {
       cwd: target,
       encoding: 'utf8',
+      timeout: 300_000,
     });
-    expect(b.stdout + b.stderr).toBe('');
-    expect(b.status).toBe(0);
+    expect(t.stdout + t.stderr).toMatch(/# pass 1\n/);
+    expect(t.status, t.stdout + t.stderr).toBe(0);
+    // eval from another folder takes the plugin's folder; the plugin's imports resolve from its own folder
+    const elsewhere = tempDir('scaffold-cwd');
+    const rel = relative(elsewhere, target);
+    const e = cli(
+      [
+        'eval',
+        '-m',
+        model,
+        '-d',
+        data,
+        '-p',
+        `module:${rel}:threshold=0.3`,
+        '-b',
+        '32',
+        '-o',
+        join(dir, 'plugin-eval'),
+        '--json',
+      ],
+      { cwd: elsewhere },
+    );
+    expect(e.code, e.stderr).toBe(0);
+    const res = evalResultSchema.parse(JSON.parse(e.stdout));
+    expect(res.policies[0].source).toBe('module');
+    // the table shows the options the plugin resolved (streak's default filled in), not the spec as typed
+    expect(res.policies[0].points.map((p) => p.label)).toEqual(['threshold=0.3, streak=2']);
+    expect(res.policies[0].points[0].measured!.exitsMatch).toBe(true);
+    // named without options, the plugin is swept over the grid it declares (3 × 3)
+    const sweep = cli(
+      [
+        'eval',
+        '-m',
+        model,
+        '-d',
+        data,
+        '-p',
+        `module:${target}`,
+        '-b',
+        '32',
+        '-o',
+        join(dir, 'plugin-sweep'),
+        '--json',
+      ],
+      {
+        cwd: elsewhere,
+      },
+    );
+    expect(sweep.code, sweep.stderr).toBe(0);
+    expect(evalResultSchema.parse(JSON.parse(sweep.stdout)).policies[0].points).toHaveLength(9);
+    // a mistyped option is refused, naming the policy, the option and the closest allowed name
+    const typo = cli(['eval', '-m', model, '-d', data, '-p', `module:${target}:treshold=0.3`, '--json'], {
+      cwd: elsewhere,
+    });
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain(
+      "policy 'steady-confidence': unknown option 'treshold' (did you mean 'threshold'?); allowed options: threshold, streak",
+    );
+    const again = cli(['new', 'policy', 'steady-confidence', '--dir', target]);
+    expect(again.code).toBe(1);
+    expect(cli(['new', 'policy', 'Bad_Name']).code).toBe(2);
+    expect(cli(['new', 'policy', 'entropy']).code).toBe(2);
+  });
+});
+
+describe('resolved options in tables', () => {
+  it("shows a policy file's options with the policy's defaults filled in", () => {
+    const file = join(dir, 'patience.policy.json');
+    writeFileSync(file, JSON.stringify({ offramp_policy: 1, name: 'patience', options: { patience: 2 } }));
     const e = cli([
       'eval',
       '-m',
@@ -566,20 +641,15 @@ describe('offramp new policy', () => {
       '-d',
       data,
       '-p',
-      `${join(target, 'dist', 'index.js')}:threshold=0.3,streak=2`,
+      `file:${file}`,
       '-b',
       '32',
       '-o',
-      join(dir, 'plugin-eval'),
+      join(dir, 'pf-eval'),
       '--json',
     ]);
-    expect(e.code).toBe(0);
+    expect(e.code, e.stderr).toBe(0);
     const res = evalResultSchema.parse(JSON.parse(e.stdout));
-    expect(res.policies[0].source).toBe('module');
-    expect(res.policies[0].points[0].measured!.exitsMatch).toBe(true);
-    const again = cli(['new', 'policy', 'steady-confidence', '--dir', target]);
-    expect(again.code).toBe(1);
-    expect(cli(['new', 'policy', 'Bad_Name']).code).toBe(2);
-    expect(cli(['new', 'policy', 'entropy']).code).toBe(2);
+    expect(res.policies[0].points.map((p) => p.label)).toEqual(['patience=2, mode=argmax, delta=0.1, signal=maxProb']);
   });
 });

@@ -29,6 +29,7 @@ export { GpuDevice, type GpuDeviceOptions } from './runtime/gpu-device.js';
 export * from './runtime/kernel.js';
 export { PipelineCache } from './runtime/pipeline-cache.js';
 export * from './runtime/tensor.js';
+export * from './util/json.js';
 export { mulberry32, randn, randomArray } from './util/random.js';
 export * from './weights/config.js';
 export * from './weights/safetensors.js';

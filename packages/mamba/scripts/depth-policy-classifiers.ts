@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import {
   chooseThreshold,
   createPolicy,
-  parseTraceFile,
+  readTraceFile,
   type SimulationSummary,
   simulate,
   subsetTrace,
@@ -50,7 +50,7 @@ if (!names.length) throw new Error(`no traces found in ${traceDir}; see the usag
 
 const load = (name: string, split: string) => {
   const file = path.join(traceDir, `${name}-${split}.trace.json`);
-  return parseTraceFile(readFileSync(file, 'utf8'), file);
+  return readTraceFile(file); // bounded read, checked format
 };
 
 interface Row {
@@ -80,9 +80,9 @@ function quantiles(values: number[], n: number): number[] {
 
 const results: Record<string, unknown>[] = [];
 for (const name of names) {
-  const train = load(name, 'train');
+  const train = await load(name, 'train');
   const fit = train.trace;
-  const held = load(name, 'test').trace;
+  const held = (await load(name, 'test')).trace;
   const half = Math.floor(held.samples.length / 2);
   const calib = subsetTrace(
     held,

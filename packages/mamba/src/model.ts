@@ -45,7 +45,16 @@ export interface MambaLMOptions {
   maxBindingBytes?: number;
   /** Exit blocks (0-based, increasing; the last block is added). Default: config.exits, else the latter half. */
   exits?: number[];
+  /**
+   * Longest prompt prefill accepts, in tokens (default MAX_PROMPT_TOKENS). A prefill keeps every block's
+   * activations for the whole batch, about 4·L·(3d + 5D + R + 2N) bytes per token (≈ 20 KiB for the Austen
+   * model, ≈ 1 MiB for mamba-130m), so the cap bounds its memory.
+   */
+  maxPromptTokens?: number;
 }
+
+/** Default longest prompt, in tokens, that prefill (and so generate) accepts; see MambaLMOptions. */
+export const MAX_PROMPT_TOKENS = 8192;
 
 /** When a token leaves at an early exit block. */
 export type ExitRule =
@@ -181,6 +190,8 @@ export class MambaLM {
   readonly d: number;
   readonly V: number;
   readonly L: number;
+  /** Longest prompt prefill accepts, in tokens. */
+  readonly maxPromptTokens: number;
 
   /** Builds from normalized host tensors (see normalizeMambaTensors / loadMambaDir). */
   constructor(
@@ -193,6 +204,10 @@ export class MambaLM {
     this.d = c.hiddenSize;
     this.V = c.vocabSize;
     this.L = c.numLayers;
+    const cap = options.maxPromptTokens ?? MAX_PROMPT_TOKENS;
+    if (!Number.isInteger(cap) || cap < 1)
+      throw new ValidationError(`MambaLM: maxPromptTokens must be a positive integer, got ${cap}`);
+    this.maxPromptTokens = cap;
     this.exits = checkExitBlocks(
       options.exits ?? c.exits ?? defaultExitBlocks(c.numLayers),
       c.numLayers,
@@ -342,6 +357,10 @@ export class MambaLM {
     prompts.forEach((p, b) => {
       if (p.length === 0)
         throw new ValidationError(`prefill: prompt ${b} is empty; every prompt needs at least one token`);
+      if (p.length > this.maxPromptTokens)
+        throw new ValidationError(
+          `prefill: prompt ${b} has ${p.length} tokens, more than the limit of ${this.maxPromptTokens} tokens (MambaLMOptions.maxPromptTokens; a prefill keeps every block's activations for every token)`,
+        );
     });
     this.checkIds(prompts, 'prompt');
     const cache = options.cache ?? this.newCache(B, options.classifiers);

@@ -119,10 +119,50 @@ function runParts(
   });
 }
 
+/** Most parts one anyOf / allOf takes. */
+export const MAX_COMBINATOR_PARTS = 32;
+/** Deepest nesting of combinators (anyOf(minExit(allOf(...))) is 3 deep). */
+export const MAX_COMBINATOR_DEPTH = 8;
+/** Most policies (leaves) one combined policy holds, over all its levels. */
+export const MAX_COMBINATOR_POLICIES = 64;
+
+/** Nesting depth and leaf count of the combinators built here (a plain policy is depth 0, one leaf). */
+const shapes = new WeakMap<object, { depth: number; leaves: number }>();
+const shapeOf = (p: ExitPolicy<any>) => shapes.get(p) ?? { depth: 0, leaves: 1 };
+
+/**
+ * Checks the size of a combined policy before anything (names, WGSL) is built from its parts: a shader for
+ * thousands of parts takes minutes and gigabytes to build and then fails to compile. Returns its shape.
+ */
+function checkSize(kind: string, parts: readonly ExitPolicy<any>[]): { depth: number; leaves: number } {
+  if (parts.length > MAX_COMBINATOR_PARTS)
+    throw new ValidationError(
+      `${kind}: got ${parts.length} policies, at most ${MAX_COMBINATOR_PARTS} are allowed in one combinator (nest combinators to group more, up to ${MAX_COMBINATOR_POLICIES} policies in all)`,
+    );
+  let depth = 0;
+  let leaves = 0;
+  for (const p of parts) {
+    const s = shapeOf(p);
+    depth = Math.max(depth, s.depth);
+    leaves += s.leaves;
+  }
+  depth += 1;
+  if (depth > MAX_COMBINATOR_DEPTH)
+    throw new ValidationError(
+      `${kind}: combinators nested ${depth} levels deep, at most ${MAX_COMBINATOR_DEPTH} levels are allowed`,
+    );
+  if (leaves > MAX_COMBINATOR_POLICIES)
+    throw new ValidationError(
+      `${kind}: the combined policy holds ${leaves} policies over all its levels, at most ${MAX_COMBINATOR_POLICIES} are allowed`,
+    );
+  return { depth, leaves };
+}
+
 function logical(kind: 'any-of' | 'all-of', parts: readonly ExitPolicy<any>[]): ExitPolicy<unknown[]> {
   if (parts.length === 0) throw new ValidationError(`${kind} needs at least one policy`);
+  const shape = checkSize(kind === 'any-of' ? 'anyOf' : 'allOf', parts);
   const any = kind === 'any-of';
-  return {
+  const policy: ExitPolicy<unknown[]> = {
     name: `${kind}(${parts.map((p) => p.name).join(',')})`,
     needs: unionNeeds(parts),
     options: { policies: parts.map(partSpec) },
@@ -137,6 +177,8 @@ function logical(kind: 'any-of' | 'all-of', parts: readonly ExitPolicy<any>[]): 
       return composeDevice(parts, (ds) => ds.join(any ? ' || ' : ' && '));
     },
   };
+  shapes.set(policy, shape);
+  return policy;
 }
 
 /** Leaves when any part says so. */
@@ -164,9 +206,10 @@ function depthLimit(
   const name = `${kind}${unit === 'block' ? 'Block' : 'Exit'}`;
   if (!Number.isInteger(at) || at < 0)
     throw new ValidationError(`${name}: the ${unit} must be an integer ≥ 0, got ${at}`);
+  const shape = checkSize(name, [part]);
   const where = (ctx: ExitContext) => (unit === 'block' ? ctx.block : ctx.exitIndex);
   const gate = (at_: string) => (kind === 'min' ? `d0 && ${at_} >= ${at}u` : `d0 || ${at_} >= ${at}u`);
-  return {
+  const policy: ExitPolicy<unknown> = {
     name: `${kind}-${unit}(${part.name},${at})`,
     needs: part.needs,
     options: { policy: partSpec(part), [unit]: at, ...(o.exitBlocks ? { exitBlocks: [...o.exitBlocks] } : {}) },
@@ -195,6 +238,8 @@ function depthLimit(
       return { ...inner, code: `${wgslPerExitU32('block_of', o.exitBlocks!)}\n${inner.code}` };
     },
   };
+  shapes.set(policy, shape);
+  return policy;
 }
 
 /** Never leaves before `block` (the part decides from there on). */

@@ -1,9 +1,15 @@
 // Every built-in policy and combinator through the conformance kit, host/device agreement on the GPU.
-import { createGpuDevice, type ExitPolicy, type GpuDevice } from '@offramp/core';
+import { createGpuDevice, type ExitPolicy, type GpuDevice, mulberry32 } from '@offramp/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allOf, anyOf, maxBlock, maxExit, minBlock, minExit } from './combinators.js';
 import { type BuiltinPolicyName, builtinPolicies, createPolicy } from './registry.js';
-import { type CheckPolicyOptions, checkPolicy, expectPolicyConformance } from './testing/index.js';
+import {
+  type CheckPolicyOptions,
+  checkPolicy,
+  expectPolicyConformance,
+  findBoundaries,
+  randomSample,
+} from './testing/index.js';
 
 let gpu: GpuDevice;
 beforeAll(async () => {
@@ -106,6 +112,22 @@ describe('built-in policies pass the conformance kit (host/device on the GPU)', 
       if (name !== 'ponder' || c.validOptions.length > 1) expect(device.skipped).toBeFalsy();
     });
   }
+  it('the kit finds the decision boundaries of the threshold built-ins itself (per exit, in f32)', () => {
+    const shape = {
+      numExits: 4,
+      numClasses: 4,
+      numBlocks: 8,
+      exitBlocks: [1, 3, 5, 7],
+      costFractions: [0.25, 0.5, 0.75, 1],
+    };
+    const bases = [randomSample(mulberry32(2), shape), randomSample(mulberry32(3), shape)];
+    const per = [0.2, 0.4, 0.8];
+    const b = findBoundaries(createPolicy('entropy', { threshold: [...per, 1.2] }), shape, bases);
+    for (let e = 0; e < 3; e++) expect(b.entropy![e]).toContain(Math.fround(per[e]));
+    const w = findBoundaries(createPolicy('window', { wLo: 0.3, wHi: 0.9 }), shape, bases);
+    for (let e = 0; e < 3; e++)
+      expect(w.maxProb![e]).toEqual(expect.arrayContaining([Math.fround(0.3), Math.fround(0.9)]));
+  });
   it("budget's batch mode (host only, batch dependent by design)", async () => {
     const r = await expectPolicyConformance((o: any) => createPolicy('budget', o), {
       validOptions: [{ target: 0.5, mode: 'batch' }],

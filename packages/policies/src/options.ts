@@ -1,6 +1,6 @@
 // Option schemas and their errors: every bad option names the policy, the option, what is allowed and what
 // was given ("policy 'entropy': option 'threshold' must be in (0, ln C] ..., got -1").
-import { FormatError, ValidationError } from '@offramp/core';
+import { closestName, FormatError, ValidationError } from '@offramp/core';
 import * as z from 'zod';
 
 /** Formats a value for an error message, briefly. */
@@ -22,7 +22,8 @@ export function parseOptions<S extends z.ZodType>(policy: string, schema: S, opt
   const lines = r.error.issues.map((issue) => {
     if (issue.code === 'unrecognized_keys') {
       const known = schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
-      return `unknown option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${known.length ? ` (allowed: ${known.join(', ')})` : ''}`;
+      const hint = closestName(issue.keys[0], known);
+      return `unknown option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${hint ? ` (did you mean '${hint}'?)` : ''}${known.length ? ` (allowed: ${known.join(', ')})` : ''}`;
     }
     const path = issue.path.length ? issue.path.map(String).join('.') : '(options)';
     return `option '${path}' ${issue.message}, got ${show((issue as { input?: unknown }).input)}`;
@@ -95,19 +96,54 @@ export function thresholdAt(value: number | readonly number[], e: number): numbe
 }
 
 /**
- * A JSON document that must be an object: parses text (a parsed value passes through) and throws a
- * FormatError naming `where` and the expected `shape` otherwise.
+ * A JSON document that must be an object: parses text (a parsed value passes through; a leading byte-order
+ * mark is dropped) and throws a FormatError naming `where` and the expected `shape` otherwise, or when
+ * arrays and objects nest deeper than `maxDepth` (checked without recursion).
  */
-export function jsonObject(json: string | unknown, where: string, shape: string): Record<string, unknown> {
+export function jsonObject(
+  json: string | unknown,
+  where: string,
+  shape: string,
+  maxDepth = Number.POSITIVE_INFINITY,
+): Record<string, unknown> {
   let doc = json;
   if (typeof json === 'string') {
+    const text = json.charCodeAt(0) === 0xfeff ? json.slice(1) : json;
     try {
-      doc = JSON.parse(json);
+      doc = JSON.parse(text);
     } catch (e) {
-      throw new FormatError(`${where}: not valid JSON (${(e as Error).message})`);
+      const msg = e instanceof RangeError ? `nested too deeply to parse` : (e as Error).message;
+      throw new FormatError(`${where}: not valid JSON (${msg})`);
     }
   }
+  if (Number.isFinite(maxDepth) && jsonDepth(doc, maxDepth) > maxDepth)
+    throw new FormatError(
+      `${where}: JSON nested more than ${maxDepth} levels deep (arrays and objects); at most ${maxDepth} levels are allowed`,
+    );
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
     throw new FormatError(`${where}: expected a JSON object ${shape}, got ${show(doc)}`);
   return doc as Record<string, unknown>;
+}
+
+/** Deepest nesting of arrays and objects accepted in a policy file (combinators nest a few levels each). */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Nesting depth of a parsed JSON value (a scalar is 0, `[]` is 1), counted without recursion so a hostile
+ * document cannot overflow the stack; stops counting once past `limit`.
+ */
+export function jsonDepth(value: unknown, limit = Number.POSITIVE_INFINITY): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, d] = stack.pop() as [unknown, number];
+    if (typeof v !== 'object' || v === null) continue;
+    const here = d + 1;
+    if (here > max) max = here;
+    if (max > limit) return max;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, here]);
+    }
+  }
+  return max;
 }

@@ -70,6 +70,43 @@ describe('policy files', () => {
     await expect(loadPolicyFile(join(dir, 'missing.json'))).rejects.toThrow(ValidationError);
   });
 
+  it('reads a policy file with a leading byte-order mark, as the weights loader does', async () => {
+    const path = join(dir, 'bom.json');
+    await writeFile(path, '\ufeff{"offramp_policy": 1, "name": "entropy", "options": {"threshold": 0.3}}\n');
+    const { policy, file } = await loadPolicyFile(path);
+    expect(file.name).toBe('entropy');
+    expect(policy.options).toEqual({ threshold: 0.3 });
+    expect(policyFromJson('\ufeff{"offramp_policy": 1, "name": "gate", "options": {}}').name).toBe('gate');
+  });
+
+  it('refuses deeply nested documents with an error naming the file, not a stack overflow', async () => {
+    const n = 20000;
+    const lists = join(dir, 'deep-lists.json');
+    await writeFile(
+      lists,
+      `{"offramp_policy":1,"name":"entropy","options":{"threshold":${'['.repeat(n)}${']'.repeat(n)}}}`,
+    );
+    await expect(loadPolicyFile(lists)).rejects.toThrow(
+      `policy file '${lists}': JSON nested more than 64 levels deep (arrays and objects); at most 64 levels are allowed`,
+    );
+    const parts = join(dir, 'deep-parts.json');
+    const open = '{"name":"anyOf","options":{"policies":['.repeat(5000);
+    await writeFile(
+      parts,
+      `{"offramp_policy":1,"name":"anyOf","options":{"policies":[${open}{"name":"confidence"}${']}}'.repeat(5000)}]}}`,
+    );
+    await expect(loadPolicyFile(parts)).rejects.toThrow(FormatError);
+    await expect(loadPolicyFile(parts)).rejects.toThrow(`policy file '${parts}': JSON nested more than 64 levels`);
+  });
+
+  it('reads policy files through the bounded reader: no directories, devices or oversized files', async () => {
+    await expect(loadPolicyFile(dir)).rejects.toThrow(`cannot read policy file: ${dir} is a directory`);
+    await expect(loadPolicyFile('/dev/zero')).rejects.toThrow(/not a regular file/);
+    const big = join(dir, 'big.json');
+    await writeFile(big, Buffer.alloc(16 * 1024 * 1024 + 1, 0x20));
+    await expect(loadPolicyFile(big)).rejects.toThrow(/larger than the 16 MiB allowed for a policy file \(JSON\)/);
+  });
+
   it('refuses to write what it could not read back', () => {
     expect(() => policyToJson({ name: 'confidence', options: { threshold: 7 } })).toThrow(/policy 'confidence'/);
     expect(() => policyToJson({ name: 'custom', init: () => null, decide: () => [] } as never)).toThrow(

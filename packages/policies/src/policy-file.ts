@@ -6,7 +6,7 @@
 import { type ExitPolicy, FormatError, ValidationError } from '@offramp/core';
 import * as z from 'zod';
 import { allOf, anyOf, combinatorKind, maxBlock, maxExit, minBlock, minExit } from './combinators.js';
-import { jsonObject, show } from './options.js';
+import { jsonObject, MAX_JSON_DEPTH, show } from './options.js';
 import { createPolicy, isBuiltinPolicy, validateOptions } from './registry.js';
 
 export const POLICY_FILE_VERSION = 1;
@@ -58,7 +58,7 @@ export function policyToJson(
 
 /** Validates a policy file document (a parsed object or its JSON text). */
 export function parsePolicyFile(json: string | unknown, where = 'policy file'): PolicyFile {
-  const doc = jsonObject(json, where, '{ "offramp_policy": 1, "name", "options" }');
+  const doc = jsonObject(json, where, '{ "offramp_policy": 1, "name", "options" }', MAX_JSON_DEPTH);
   const r = fileSchema.safeParse(doc, { reportInput: true });
   if (!r.success) {
     const msg = r.error.issues
@@ -141,12 +141,13 @@ export async function savePolicyFile(
 
 /** Reads a policy file (Node) and builds its policy; the document is returned too. */
 export async function loadPolicyFile(path: string): Promise<{ policy: ExitPolicy<any>; file: PolicyFile }> {
-  const { readFile } = await import('node:fs/promises');
+  // bounded read: a regular file of at most FILE_LIMITS.json, a leading byte-order mark removed
+  const { readBoundedText, FILE_LIMITS } = await import('@offramp/core/node');
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readBoundedText(path, { maxBytes: FILE_LIMITS.json, what: 'a policy file (JSON)' });
   } catch (e) {
-    throw new ValidationError(`cannot read policy file '${path}': ${(e as Error).message}`);
+    throw new ValidationError(`cannot read policy file: ${(e as Error).message}`, { cause: e });
   }
   const file = parsePolicyFile(text, `policy file '${path}'`);
   return { policy: fromSpec(file.name, file.options, `policy file '${path}'`), file };

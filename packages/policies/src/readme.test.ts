@@ -24,6 +24,7 @@ import {
   paretoFrontier,
   parseTraceFile,
   policyFromSpec,
+  readTraceFile,
   recordTrace,
   savePolicyFile,
   simulate,
@@ -127,6 +128,9 @@ it('the runner and calibration examples work as written', async () => {
   writeFileSync(tpath, JSON.stringify(traceToJson(trace, { model: 'fashion-cnn', split: 'train' })));
   const { trace: again, meta } = parseTraceFile(readFileSync(tpath, 'utf8'), tpath);
   expect(meta).toEqual({ model: 'fashion-cnn', split: 'train' });
+  const fromFile = await readTraceFile(tpath);
+  expect(fromFile.version).toBe(2);
+  expect(fromFile.trace.samples).toEqual(again.samples);
   expect(simulate(createPolicy('confidence', { threshold: 0.8 }), again)).toEqual(r);
   await rm(dir, { recursive: true, force: true });
   runner.dispose();

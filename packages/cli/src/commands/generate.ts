@@ -1,10 +1,11 @@
 // `offramp generate`: streams tokens from a Mamba language model (@offramp/mamba) with token-level early
 // exit, showing the block each token left from (coloured on a terminal) and the depth saved.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Backend } from '@offramp/core';
+import { type Backend, parseJsonText } from '@offramp/core';
+import { FILE_LIMITS, readBoundedTextSync, resolveInside } from '@offramp/core/node';
 import { asUsage, RuntimeError, UsageError } from '../errors.js';
-import { modelKind, resolveModelDir } from '../model.js';
+import { fileInModelDir, modelKind, resolveModelDir } from '../model.js';
 import { parseOptionString } from '../policies.js';
 import { bars, fixed, pct } from '../util/format.js';
 import type { Colors, Logger } from '../util/log.js';
@@ -69,16 +70,24 @@ export function exitRuleOf(spec: string, exits: readonly number[]) {
   }
 }
 
-/** The tokenizer file named in config.json (`offramp.tokenizer`), if any. */
+/**
+ * The tokenizer file named in config.json (`offramp.tokenizer`), if any, resolved inside the model folder
+ * (an absolute path, a '..' escape or a symbolic link out of the folder is refused).
+ */
 function tokenizerOf(dir: string): string | undefined {
-  try {
-    const j = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { offramp?: { tokenizer?: unknown } };
-    const t = j.offramp?.tokenizer;
-    return typeof t === 'string' && !t.includes('/') ? t : undefined;
-  } catch {
-    return undefined;
-  }
+  const p = join(dir, 'config.json');
+  const j = parseJsonText(readBoundedTextSync(p, { maxBytes: FILE_LIMITS.json, what: 'the model config' }), p) as {
+    offramp?: { tokenizer?: unknown };
+  } | null;
+  const t = j?.offramp?.tokenizer;
+  if (t === undefined || t === null) return undefined;
+  if (typeof t !== 'string')
+    throw new RuntimeError(`${p}: offramp.tokenizer must be a file name inside the model folder, got ${typeof t}`);
+  return resolveInside(dir, t, p);
 }
+
+/** Longest --prompt accepted, in characters (the model's own cap, in tokens, is checked after encoding). */
+export const MAX_PROMPT_CHARS = 32_768;
 
 function blockColor(c: Colors, block: number, L: number): (s: string) => string {
   if (block >= L - 1) return (s) => s;
@@ -93,17 +102,21 @@ export async function generateCommand(o: GenerateCommandOptions, log: Logger) {
       `${dir} is a classifier; generate needs a Mamba language model directory (HuggingFace-style config.json, e.g. checkpoints/austen-mamba)`,
     );
   if (!o.prompt) throw new UsageError('--prompt is empty; give the text to continue');
+  if (o.prompt.length > MAX_PROMPT_CHARS)
+    throw new UsageError(
+      `--prompt is ${o.prompt.length} characters, more than the limit of ${MAX_PROMPT_CHARS}; a prefill keeps every block's activations for every prompt token, so give a shorter prompt`,
+    );
   if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1)
     throw new UsageError(`--max-tokens must be a positive integer, got ${o.maxTokens}`);
   const train = await import('@offramp/train');
   let tok: { encode(t: string): Int32Array; decode(ids: ArrayLike<number>): string; vocabSize?: number };
   const named = tokenizerOf(dir);
-  if (named?.endsWith('tokenizer.json') && !named.endsWith('char-tokenizer.json') && existsSync(join(dir, named)))
-    tok = train.loadBpeTokenizer(join(dir, named));
-  else if (named && existsSync(join(dir, named))) tok = train.CharTokenizer.load(join(dir, named));
+  if (named?.endsWith('tokenizer.json') && !named.endsWith('char-tokenizer.json') && existsSync(named))
+    tok = train.loadBpeTokenizer(named);
+  else if (named && existsSync(named)) tok = train.CharTokenizer.load(named);
   else if (existsSync(join(dir, 'char-tokenizer.json')))
-    tok = train.CharTokenizer.load(join(dir, 'char-tokenizer.json'));
-  else if (existsSync(join(dir, 'tokenizer.json'))) tok = train.loadBpeTokenizer(join(dir, 'tokenizer.json'));
+    tok = train.CharTokenizer.load(fileInModelDir(dir, 'char-tokenizer.json'));
+  else if (existsSync(join(dir, 'tokenizer.json'))) tok = train.loadBpeTokenizer(fileInModelDir(dir, 'tokenizer.json'));
   else throw new RuntimeError(`${dir} has no tokenizer (char-tokenizer.json or tokenizer.json)`);
   let mamba: typeof import('@offramp/mamba');
   let node: typeof import('@offramp/mamba/node');
@@ -139,6 +152,10 @@ export async function generateCommand(o: GenerateCommandOptions, log: Logger) {
     }
     const prompt = Array.from(tok.encode(o.prompt));
     if (!prompt.length) throw new UsageError('the prompt encodes to no tokens');
+    if (prompt.length > lm.maxPromptTokens)
+      throw new UsageError(
+        `the prompt encodes to ${prompt.length} tokens, more than the limit of ${lm.maxPromptTokens} tokens this model prefills; give a shorter prompt`,
+      );
     log.info(
       c.dim(
         `device ${device.describe()}; ${L} blocks, exits after ${lm.exits.join(', ')}; policy ${o.policy}; colours: ${lm.exits.map((b) => blockColor(c, b, L)(`block ${b}`)).join(' ')}`,

@@ -25,9 +25,16 @@ interface BlockRow {
 export async function inspectCommand(spec: string, o: InspectOptions, log: Logger) {
   const dir = resolveModelDir(spec);
   const kind = modelKind(dir);
-  const files = readdirSync(dir)
-    .filter((f) => statSync(join(dir, f)).isFile())
-    .map((f) => ({ file: f, bytes: statSync(join(dir, f)).size }));
+  // regular files only; an entry that cannot be stat'ed (a link loop, a dangling link) is left to the loader,
+  // whose message names it
+  const files = readdirSync(dir).flatMap((f) => {
+    try {
+      const st = statSync(join(dir, f));
+      return st.isFile() ? [{ file: f, bytes: st.size }] : [];
+    } catch {
+      return [];
+    }
+  });
   return kind === 'classifier' ? inspectClassifier(spec, o, log, files) : inspectMamba(dir, o, log, files);
 }
 

@@ -22,8 +22,15 @@ export interface ModelProgram {
   exit(j: number): ExitHeadOut;
 }
 
-/** One batch of model inputs: token sequences (encoders) or flat images / feature vectors. */
-export type ModelInput = { ids: ArrayLike<number>[] } | { features: Float32Array[] | Float32Array };
+/**
+ * One batch of model inputs: token sequences (encoders) or flat images / feature vectors. An encoder attends to
+ * the first `lengths[i]` tokens of row i when `lengths` is given; otherwise, when the model has a
+ * `pad_token_id`, to the row up to its last non-padding token (trailing pad ids are padding, as in training);
+ * otherwise to the whole row. Padded and unpadded forms of a row give the same outputs.
+ */
+export type ModelInput =
+  | { ids: ArrayLike<number>[]; lengths?: ArrayLike<number> }
+  | { features: Float32Array[] | Float32Array };
 
 export interface EncodedBatch {
   rows: number;

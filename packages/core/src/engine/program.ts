@@ -239,8 +239,33 @@ export class Program {
     );
     this.flops = { stem, blocks, heads, atExit };
 
+    // before any buffer of the plan is created or a pipeline compiled: an oversized binding would otherwise
+    // surface as Dawn validation text (printed by Dawn itself) and a GPU error naming no tensor
+    if (device instanceof GpuDevice) this.checkBindingSizes(device.limits.maxStorageBufferBindingSize);
     this.plan = this.planMemory(b.tensors);
     if (device instanceof GpuDevice) this.compileGpu(device);
+  }
+
+  /** Every op binding (a weight, its window, or maxRows rows of an activation) within the binding limit. */
+  private checkBindingSizes(limit: number): void {
+    for (const op of this.ops) {
+      for (const name of op.kernel.bindingNames) {
+        const ref = op.bind[name];
+        const d = ref.decl;
+        const total = d.tensor ? d.tensor.length : Math.max(1, d.perRow * this.maxRows + d.fixed);
+        const bytes = Math.max(4, (ref.length ?? total - (ref.offset ?? 0)) * 4);
+        if (bytes <= limit) continue;
+        const where = `op '${op.label}': tensor '${d.name}' (binding '${name}')`;
+        if (d.tensor || d.perRow === 0)
+          throw new ValidationError(
+            `${where} is ${bytes} bytes, over this device's maxStorageBufferBindingSize of ${limit} bytes; the model is too large for this device`,
+          );
+        const fit = Math.floor((limit / 4 - d.fixed) / d.perRow);
+        throw new ValidationError(
+          `${where} is ${bytes} bytes (${d.perRow} values per row × ${this.maxRows} rows), over this device's maxStorageBufferBindingSize of ${limit} bytes; ${fit >= 1 ? `use a batch of at most ${fit} rows` : 'one row alone does not fit: the model is too wide for this device'}`,
+        );
+      }
+    }
   }
 
   /** Assigns buffers: persistent ones get their own; scratch tensors share slots by liveness. */

@@ -18,7 +18,7 @@ import { mulberry32, randomArray } from '../util/random.js';
 import type { BlockContext, BlockOutput, RunHooks } from './hooks.js';
 import type { ModelInput } from './model.js';
 import { definePolicy, type ExitPolicy, maxProbThreshold, neverExit } from './policy.js';
-import { Runner } from './runner.js';
+import { Runner, type RunOptions, type RunResult } from './runner.js';
 
 const encoderCfg: EncoderClassifierConfig = {
   architecture: 'encoder_classifier',
@@ -222,6 +222,50 @@ describe.each(cases)('$name model', ({ cfg, batch, ref }) => {
     });
     runner.dispose();
     model.dispose();
+  });
+
+  it('returns each overlapping run its own results (host and device mode, GPU and CPU, any concurrency)', async () => {
+    // Many runs in flight at once on one runner, as a server does: each must equal the same run done alone.
+    // Host-mode runs exit by a plan known in advance; device-mode runs by a max-prob threshold (mixed exits).
+    const E = cfg.exits.blocks.length;
+    const probs = refs.map((r) => refSignals(r[0].logits).maxProb).sort((a, b) => a - b);
+    const threshold = probs[Math.floor(n / 2)];
+    const jobs = Array.from({ length: 8 }, (_, j) => {
+      const m = 2 + ((j * 5) % 9);
+      return {
+        input: batch(m, 100 + j),
+        plan: Array.from({ length: m }, (_, i) => (i + j) % E),
+        device: j % 2 === 1,
+      };
+    });
+    for (const [dev, concurrency] of [
+      [gpu, 1],
+      [gpu, 3],
+      [cpu, 2],
+    ] as const) {
+      const model = buildModel(dev, cfg, weights);
+      const options = (j: (typeof jobs)[number]): RunOptions =>
+        j.device && dev !== cpu
+          ? { policy: maxProbThreshold({ threshold }), mode: 'device' }
+          : { policy: exitBySample({ plan: j.plan }), mode: 'host' };
+      const alone = new Runner(dev, model, { maxBatch: 16 });
+      const want: RunResult[] = [];
+      for (const j of jobs) want.push(await alone.run(j.input, options(j)));
+      const runner = new Runner(dev, model, { maxBatch: 16, concurrency });
+      const got = await Promise.all(jobs.map((j) => runner.run(j.input, options(j))));
+      expect(runner.pending).toEqual({ running: 0, waiting: 0 });
+      jobs.forEach((j, k) => {
+        if (!j.device || dev === cpu) expect(got[k].samples.map((s) => s.exitIndex)).toEqual(j.plan);
+        expect(got[k].summary.mode).toBe(want[k].summary.mode);
+        expect(got[k].samples.map((s) => s.exitIndex)).toEqual(want[k].samples.map((s) => s.exitIndex));
+        got[k].samples.forEach((s, i) => {
+          expect(Array.from(s.logits)).toEqual(Array.from(want[k].samples[i].logits));
+        });
+      });
+      alone.dispose();
+      runner.dispose();
+      model.dispose();
+    }
   });
 
   it('agrees between the GPU and the CPU device on the whole model', async () => {

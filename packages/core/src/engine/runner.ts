@@ -9,7 +9,7 @@ import type { Kernel } from '../runtime/kernel.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { decideKernel } from './engine-kernels.js';
 import type { BlockContext, ExecutionMode, RunHooks, RunSummary } from './hooks.js';
-import type { EarlyExitModel, ModelInput } from './model.js';
+import type { EarlyExitModel, EncodedBatch, ModelInput } from './model.js';
 import type { ExitContext, ExitPolicy, ExitSignals } from './policy.js';
 import { Program } from './program.js';
 
@@ -60,6 +60,19 @@ export interface RunnerOptions {
    * device's maxStorageBufferBindingSize (lower it to exercise the split on small models).
    */
   bindingLimit?: number;
+  /**
+   * How many runs of one sequence-length bucket may be in flight at once (default 1). Each concurrent run
+   * needs its own program (activations, signals, flags), so memory grows with it; runs beyond it wait in
+   * arrival order. Overlapping `run()` calls are always safe: they never share a program's buffers.
+   */
+  concurrency?: number;
+}
+
+/** The programs of one sequence-length bucket, and the runs waiting for one of them. */
+interface ProgramSlot {
+  programs: Program[];
+  busy: Set<Program>;
+  waiting: { resolve: (p: Program) => void; reject: (e: Error) => void }[];
 }
 
 interface DecideState {
@@ -73,10 +86,12 @@ interface DecideState {
 
 export class Runner {
   readonly maxBatch: number;
-  private programs = new Map<number, Program>();
-  private decideCache = new Map<string, DecideState>();
+  readonly concurrency: number;
+  private slots = new Map<number, ProgramSlot>();
+  private decideCache = new Map<Program, Map<string, DecideState>>();
   private readonly compiled: boolean;
   private readonly bindingLimit?: number;
+  private disposed = false;
 
   constructor(
     readonly device: Device,
@@ -87,19 +102,74 @@ export class Runner {
     if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1 || this.maxBatch > 4096) {
       throw new ValidationError(`maxBatch must be an integer in [1, 4096], got ${options.maxBatch}`);
     }
+    this.concurrency = options.concurrency ?? 1;
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1 || this.concurrency > 64) {
+      throw new ValidationError(`concurrency must be an integer in [1, 64], got ${options.concurrency}`);
+    }
     this.compiled = (options.compiled ?? true) && device instanceof GpuDevice;
     this.bindingLimit = options.bindingLimit;
   }
 
-  /** The compiled program for sequence length T (built on first use). */
-  program(T: number): Program {
-    let p = this.programs.get(T);
-    if (!p) {
-      p = new Program(this.device, this.model, this.model.weights, this.maxBatch, T, this.bindingLimit);
-      if (!this.compiled && p.compiled) throw new Error('internal: unexpected compiled program');
-      this.programs.set(T, p);
+  private slot(T: number): ProgramSlot {
+    let s = this.slots.get(T);
+    if (!s) {
+      s = { programs: [], busy: new Set(), waiting: [] };
+      this.slots.set(T, s);
     }
+    return s;
+  }
+
+  private newProgram(T: number): Program {
+    const p = new Program(this.device, this.model, this.model.weights, this.maxBatch, T, this.bindingLimit);
+    if (!this.compiled && p.compiled) throw new Error('internal: unexpected compiled program');
     return p;
+  }
+
+  /** The (first) compiled program for sequence length T, built on first use; for inspection and costs. */
+  program(T: number): Program {
+    const s = this.slot(T);
+    if (s.programs.length === 0) s.programs.push(this.newProgram(T));
+    return s.programs[0];
+  }
+
+  /**
+   * Leases a program of bucket T for one run: a free one, a new one while fewer than `concurrency` exist,
+   * else the first to be released (runs are served in arrival order).
+   */
+  private acquire(T: number): Promise<Program> {
+    if (this.disposed) throw new ValidationError('run: this runner was disposed');
+    const s = this.slot(T);
+    const free = s.programs.find((p) => !s.busy.has(p));
+    if (free && s.waiting.length === 0) {
+      s.busy.add(free);
+      return Promise.resolve(free);
+    }
+    if (s.programs.length < this.concurrency) {
+      const p = this.newProgram(T);
+      s.programs.push(p);
+      s.busy.add(p);
+      return Promise.resolve(p);
+    }
+    return new Promise((resolve, reject) => s.waiting.push({ resolve, reject }));
+  }
+
+  private release(T: number, p: Program): void {
+    const s = this.slot(T);
+    const next = s.waiting.shift();
+    if (next && !this.disposed)
+      next.resolve(p); // handed over still busy
+    else s.busy.delete(p);
+  }
+
+  /** Runs currently holding a program, and runs waiting for one (all buckets). */
+  get pending(): { running: number; waiting: number } {
+    let running = 0;
+    let waiting = 0;
+    for (const s of this.slots.values()) {
+      running += s.busy.size;
+      waiting += s.waiting.length;
+    }
+    return { running, waiting };
   }
 
   /** Per-row FLOPs at each exit, and at full depth, for sequence length T. */
@@ -145,13 +215,27 @@ export class Runner {
 
   private async runChunk(input: ModelInput, options: RunOptions): Promise<RunResult> {
     const t0 = performance.now();
+    const mode = this.resolveMode(options.policy, options.mode);
+    const T = this.model.bucket(input);
+    const enc = this.model.encode(input, T); // validates the input before a program is leased
+    const prog = await this.acquire(T);
+    try {
+      return await this.runOn(prog, enc, mode, options, t0);
+    } finally {
+      this.release(T, prog);
+    }
+  }
+
+  private async runOn(
+    prog: Program,
+    enc: EncodedBatch,
+    mode: ExecutionMode,
+    options: RunOptions,
+    t0: number,
+  ): Promise<RunResult> {
     const { policy } = options;
     const hooks = options.hooks ?? [];
-    const mode = this.resolveMode(policy, options.mode);
     const model = this.model;
-    const T = model.bucket(input);
-    const prog = this.program(T);
-    const enc = model.encode(input, T);
     const n = enc.rows;
     const E = model.exitBlocks.length;
     const C = model.numClasses;
@@ -174,8 +258,10 @@ export class Runner {
 
     let decide: DecideState | null = null;
     let state: unknown = null;
+    // init runs in both modes: it is where a policy checks its options against the model (a per-exit list
+    // of the wrong length, a threshold past ln C), and device mode must refuse what host mode refuses
+    state = policy.init(info);
     if (mode === 'device') decide = this.prepareDecide(prog, policy, n, costFractions);
-    else state = policy.init(info);
 
     let readbacks = 0;
     let live = n;
@@ -328,8 +414,13 @@ export class Runner {
   private prepareDecide(prog: Program, policy: ExitPolicy<any>, n: number, costFractions: number[]): DecideState {
     const dev = this.device as GpuDevice;
     const dp = policy.device!;
-    const key = `${prog.T}|${policy.name}|${dp.code}|${dp.stateSize}`;
-    let st = this.decideCache.get(key);
+    const key = `${policy.name}|${dp.code}|${dp.stateSize}`;
+    let cache = this.decideCache.get(prog);
+    if (!cache) {
+      cache = new Map();
+      this.decideCache.set(prog, cache);
+    }
+    let st = cache.get(key);
     const E = this.model.exitBlocks.length;
     if (!st) {
       const kernel = decideKernel({ name: policy.name, device: dp }, E, this.model.numClasses);
@@ -352,7 +443,7 @@ export class Runner {
         }),
       );
       st = { kernel, state, stateSize, uniforms, bindGroups, pipeline };
-      this.decideCache.set(key, st);
+      cache.set(key, st);
     }
     // per-run: uniforms (cost fractions) and the initial policy state
     for (let j = 0; j < E; j++) {
@@ -383,12 +474,18 @@ export class Runner {
   }
 
   dispose(): void {
-    for (const p of this.programs.values()) p.dispose();
-    for (const d of this.decideCache.values()) {
-      d.state.dispose();
-      d.uniforms.destroy();
+    this.disposed = true;
+    for (const s of this.slots.values()) {
+      for (const w of s.waiting.splice(0))
+        w.reject(new ValidationError('run: the runner was disposed before this run started'));
+      for (const p of s.programs) p.dispose();
     }
-    this.programs.clear();
+    for (const cache of this.decideCache.values())
+      for (const d of cache.values()) {
+        d.state.dispose();
+        d.uniforms.destroy();
+      }
+    this.slots.clear();
     this.decideCache.clear();
   }
 }
@@ -481,7 +578,10 @@ function argmax(z: ArrayLike<number>): number {
 }
 
 function sliceInput(input: ModelInput, n: number, a: number, b: number): ModelInput {
-  if ('ids' in input) return { ids: input.ids.slice(a, b) };
+  if ('ids' in input)
+    return input.lengths
+      ? { ids: input.ids.slice(a, b), lengths: Array.prototype.slice.call(input.lengths, a, b) as number[] }
+      : { ids: input.ids.slice(a, b) };
   const f = input.features;
   if (Array.isArray(f)) return { features: f.slice(a, b) };
   const width = f.length / n;

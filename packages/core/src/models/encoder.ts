@@ -1,5 +1,7 @@
 // BERT-style encoder classifier with exits: token + position embeddings, pre-LN blocks (multi-head
 // attention with padding masks, GELU MLP), exit heads on the first token (CLS) after chosen blocks.
+// A row's valid length is `lengths[i]` if given, else the row without trailing pad_token_id ids (see
+// `validLengths`), so a tokenizer's padded rows and the unpadded ids give the same logits.
 //   ids: (B, T) u32, lengths: (B) u32 → h: (B, T, d) → per exit: CLS (B, d) → LN → [pooler] → logits (B, C)
 
 import type { GraphBuilder } from '../engine/graph.js';
@@ -38,18 +40,49 @@ export class EncoderClassifier implements EarlyExitModel {
     return input.ids.length;
   }
 
-  bucket(input: ModelInput): number {
+  /**
+   * Tokens row i attends to: `lengths[i]` when given (1 ≤ lengths[i] ≤ the row's length), else the row without
+   * its trailing pad_token_id ids (at least the first token) when the model has a pad id, else the whole row.
+   */
+  validLengths(input: ModelInput): Uint32Array {
     if (!('ids' in input)) throw new ValidationError('encoder_classifier takes token ids: { ids: number[][] }');
-    let max = 1;
+    const n = input.ids.length;
+    const out = new Uint32Array(n);
+    if (input.lengths !== undefined && input.lengths.length !== n) {
+      throw new ValidationError(
+        `lengths has ${input.lengths.length} entries for ${n} sequences; give one per sequence`,
+      );
+    }
+    const pad = this.config.pad_token_id;
     input.ids.forEach((seq, i) => {
       if (seq.length === 0)
         throw new ValidationError(`sequence ${i} is empty: every input needs at least the first (CLS) token`);
-      if (seq.length > this.config.max_position) {
+      let len = seq.length;
+      if (input.lengths !== undefined) {
+        len = input.lengths[i];
+        if (!Number.isInteger(len) || len < 1 || len > seq.length) {
+          throw new ValidationError(
+            `lengths[${i}] is ${len}; expected an integer in [1, ${seq.length}] (the length of sequence ${i})`,
+          );
+        }
+      } else if (pad !== undefined) {
+        while (len > 1 && seq[len - 1] === pad) len--;
+      }
+      out[i] = len;
+    });
+    return out;
+  }
+
+  bucket(input: ModelInput): number {
+    const lengths = this.validLengths(input);
+    let max = 1;
+    lengths.forEach((len, i) => {
+      if (len > this.config.max_position) {
         throw new ValidationError(
-          `sequence ${i} has ${seq.length} tokens; this model takes at most max_position = ${this.config.max_position}: truncate it`,
+          `sequence ${i} has ${len} tokens; this model takes at most max_position = ${this.config.max_position}: truncate it`,
         );
       }
-      max = Math.max(max, seq.length);
+      max = Math.max(max, len);
     });
     const b = SEQ_BUCKETS.find((x) => x >= max) ?? max;
     return Math.min(b, this.config.max_position);
@@ -59,19 +92,18 @@ export class EncoderClassifier implements EarlyExitModel {
     if (!('ids' in input)) throw new ValidationError('encoder_classifier takes token ids: { ids: number[][] }');
     const n = input.ids.length;
     const ids = new Uint32Array(n * T).fill(this.config.pad_token_id ?? 0);
-    const lengths = new Uint32Array(n);
+    const lengths = this.validLengths(input);
     const V = this.config.vocab_size;
     input.ids.forEach((seq, i) => {
-      if (seq.length > T)
-        throw new ValidationError(`sequence ${i} has ${seq.length} tokens, more than the program's ${T}`);
-      for (let t = 0; t < seq.length; t++) {
+      const len = lengths[i];
+      if (len > T) throw new ValidationError(`sequence ${i} has ${len} tokens, more than the program's ${T}`);
+      for (let t = 0; t < len; t++) {
         const id = seq[t];
         if (!Number.isInteger(id) || id < 0 || id >= V) {
           throw new ValidationError(`sequence ${i}, position ${t}: token id ${id} is outside [0, ${V}) (vocab_size)`);
         }
         ids[i * T + t] = id;
       }
-      lengths[i] = seq.length;
     });
     return { rows: n, data: { ids, lengths } };
   }

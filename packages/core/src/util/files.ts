@@ -2,7 +2,7 @@
 // must name a regular file (not a directory, FIFO, socket or device such as /dev/zero) no larger than a cap,
 // and a path named inside a file (a tokenizer in config.json, a shard in an index) must stay inside that
 // file's folder. Errors name the file, what was wrong and what is allowed.
-import { constants, closeSync, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { FormatError } from '../errors.js';
@@ -55,7 +55,11 @@ export function describeFsError(path: string, e: unknown, what: string): FormatE
   return new FormatError(`${path} ${r}; expected ${what}`, { cause: e });
 }
 
-function checkStat(path: string, st: { isFile(): boolean; isDirectory(): boolean; size: number }, o: BoundedReadOptions) {
+function checkStat(
+  path: string,
+  st: { isFile(): boolean; isDirectory(): boolean; size: number },
+  o: BoundedReadOptions,
+) {
   if (!st.isFile()) {
     const kind = st.isDirectory() ? 'a directory' : 'not a regular file (a device, FIFO or socket)';
     throw new FormatError(`${path} is ${kind}; expected ${o.what} (a regular file)`);

@@ -164,6 +164,17 @@ describe('parseModelConfig', () => {
     expect(ex(undefined)).toContain('model.exits: missing; must be an object');
   });
 
+  it('a huge exits list is refused by its length, and the message lists at most 25 problems', () => {
+    const blocks = Array.from({ length: 200_000 }, (_, i) => 200_000 - i);
+    const msg = errorOf(env({ ...mlp, exits: { blocks, head: 'linear' } }));
+    expect(msg).toContain('model.exits.blocks: must list at most 1024 blocks (one exit per block at most)');
+    // every problem is counted, a bounded number is shown
+    const count = Number(/invalid model config \((\d+) problems\)/.exec(msg)?.[1]);
+    expect(count).toBeGreaterThan(200_000);
+    expect(msg).toContain(`… and ${count - 25} more`);
+    expect(msg.split('\n')).toHaveLength(1 + 25 + 1);
+  });
+
   it('cnn: channels and strides, one per block, strides 1 or 2', () => {
     expect(errorOf(env({ ...cnn, strides: [1, 2] }))).toContain(
       'model.strides: has 2 entries but channels has 3; give one stride per block',

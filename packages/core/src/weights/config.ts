@@ -28,6 +28,9 @@ export const CONFIG_LIMITS = {
   pad_token_id: [0, 2_000_000 - 1],
 } as const satisfies Record<string, readonly [number, number]>;
 
+/** Problems listed in a config error (the count is always complete). */
+const MAX_LISTED_ISSUES = 25;
+
 /** Default hidden width of a gate head (ExitsConfig.gate_hidden). */
 export const DEFAULT_GATE_HIDDEN = 64;
 
@@ -57,7 +60,10 @@ const exitsSchema = strict({
     .array(z.int({ error: 'must be a non-negative integer' }).min(0, { error: 'must be a non-negative integer' }), {
       error: 'must be an array of block indices',
     })
-    .min(1, { error: 'must list at least one block (the last one)' }),
+    .min(1, { error: 'must list at least one block (the last one)' })
+    .max(CONFIG_LIMITS.num_layers[1], {
+      error: `must list at most ${CONFIG_LIMITS.num_layers[1]} blocks (one exit per block at most)`,
+    }),
   head: z.enum(['linear', 'pooler'], { error: "must be 'linear' or 'pooler'" }),
   gate: z.boolean({ error: 'must be true or false' }).optional(),
   gate_hidden: intIn('gate_hidden').optional(),
@@ -179,7 +185,10 @@ export function parseModelConfig(json: unknown, options: ParseConfigOptions = {}
   if (issues.length) {
     const where = options.source ? `${options.source}: ` : '';
     throw new FormatError(
-      `${where}invalid model config (${issues.length} problem${issues.length > 1 ? 's' : ''}):\n${issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}`,
+      `${where}invalid model config (${issues.length} problem${issues.length > 1 ? 's' : ''}):\n${issues
+        .slice(0, MAX_LISTED_ISSUES)
+        .map((i) => `  ${i.path}: ${i.message}`)
+        .join('\n')}${issues.length > MAX_LISTED_ISSUES ? `\n  … and ${issues.length - MAX_LISTED_ISSUES} more` : ''}`,
     );
   }
   return envelopeSchema.parse(json) as ConfigEnvelope;

@@ -1,11 +1,12 @@
 // Tests of loading and saving model directories (single-file and sharded weights) on the real file system.
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FormatError, ValidationError } from '../errors.js';
 import type { ConfigEnvelope, ModelConfig } from '../models/config.js';
-import { loadModelDir, saveModelDir } from '../node.js';
+import { loadModelDir, MAX_CONFIG_FILE_BYTES, saveModelDir } from '../node.js';
 import { modelTensorSpec, TensorMismatchError } from './config.js';
 import { type TensorInput, writeSafetensors } from './safetensors.js';
 
@@ -132,7 +133,7 @@ describe('loadModelDir: missing and broken files', () => {
     const empty = join(root, 'empty');
     await mkdir(empty);
     expect((await rejection(loadModelDir(empty))).message).toBe(
-      `${join(empty, 'config.json')} not found; expected the model config (JSON with offramp_format, model and optional meta)`,
+      `${join(empty, 'config.json')} does not exist; expected the model config (JSON with offramp_format, model and optional meta)`,
     );
 
     await writeFile(join(empty, 'config.json'), JSON.stringify(envelope(mlp)));
@@ -228,7 +229,7 @@ describe('loadModelDir: sharded weights', () => {
     const e = await rejection(loadModelDir(dir));
     expect(e).toBeInstanceOf(FormatError);
     expect(e.message).toMatch(
-      /model-00002-of-00002\.safetensors not found; expected a shard holding \d+ tensors listed in model\.safetensors\.index\.json \(e\.g\. "blocks\.1\./,
+      /model-00002-of-00002\.safetensors does not exist; expected a shard holding \d+ tensors listed in model\.safetensors\.index\.json \(e\.g\. "blocks\.1\./,
     );
   });
 
@@ -257,6 +258,15 @@ describe('loadModelDir: sharded weights', () => {
     expect((await rejection(loadModelDir(outside))).message).toContain(
       'weight_map["blocks.0.ln1.weight"] must be a file name ending in .safetensors in the same folder (no path separators), got "../other/model.safetensors"',
     );
+    // a shard name without separators that is a symbolic link leading out of the folder
+    const linked = await sharded('shards-symlink');
+    const secret = join(root, 'secret.safetensors');
+    await writeFile(secret, writeSafetensors({ x: { shape: [1], data: [1] } }));
+    await rm(join(linked, 'model-00002-of-00002.safetensors'));
+    await symlink(secret, join(linked, 'model-00002-of-00002.safetensors'));
+    expect((await rejection(loadModelDir(linked))).message).toBe(
+      `${join(linked, 'model.safetensors.index.json')} names 'model-00002-of-00002.safetensors', which is outside the folder ${linked}; a path in ${join(linked, 'model.safetensors.index.json')} must be relative and stay inside its folder`,
+    );
     const dir = await sharded('shards-bad-index');
     const indexPath = join(dir, 'model.safetensors.index.json');
     await writeFile(indexPath, JSON.stringify({ weights: {} }));
@@ -267,5 +277,116 @@ describe('loadModelDir: sharded weights', () => {
     expect((await rejection(loadModelDir(dir))).message).toContain('"weight_map" is empty');
     await writeFile(indexPath, '[]');
     expect((await rejection(loadModelDir(dir))).message).toContain(`${indexPath}: must be an object`);
+  });
+});
+
+describe('loadModelDir: hostile files', () => {
+  async function model(name: string): Promise<string> {
+    const dir = join(root, name);
+    await saveModelDir(dir, envelope(mlp), weightsFor(mlp));
+    return dir;
+  }
+
+  it('refuses config.json and model.safetensors that are devices, directories or symlink loops, naming them', async () => {
+    for (const file of ['config.json', 'model.safetensors']) {
+      const dir = await model(`dev-zero-${file}`);
+      const p = join(dir, file);
+      await rm(p);
+      await symlink('/dev/zero', p);
+      const e = await rejection(loadModelDir(dir));
+      expect(e).toBeInstanceOf(FormatError);
+      expect(e.message).toMatch(
+        new RegExp(`^${esc(p)} is not a regular file \\(a device, FIFO or socket\\); expected `),
+      );
+
+      await rm(p);
+      await mkdir(p);
+      expect((await rejection(loadModelDir(dir))).message).toMatch(new RegExp(`^${esc(p)} is a directory; expected `));
+
+      await rm(p, { recursive: true });
+      await symlink(p, p);
+      expect((await rejection(loadModelDir(dir))).message).toMatch(
+        new RegExp(`^${esc(p)} is a symbolic link loop; expected `),
+      );
+    }
+  });
+
+  it('does not hang on a FIFO', async () => {
+    const dir = await model('fifo');
+    const p = join(dir, 'config.json');
+    await rm(p);
+    execFileSync('mkfifo', [p]);
+    const t0 = Date.now();
+    expect((await rejection(loadModelDir(dir))).message).toMatch(new RegExp(`^${esc(p)} is not a regular file`));
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it('refuses a config.json over the size cap before reading it', async () => {
+    const dir = await model('huge-config');
+    const p = join(dir, 'config.json');
+    const good = JSON.parse(await readFile(p, 'utf8'));
+    await writeFile(p, JSON.stringify({ ...good, meta: { pad: 'x'.repeat(MAX_CONFIG_FILE_BYTES) } }));
+    expect((await rejection(loadModelDir(dir))).message).toMatch(
+      new RegExp(`^${esc(p)} is 16\\.0 MiB, larger than the 16 MiB allowed for the model config`),
+    );
+  });
+
+  it('refuses a deeply nested config.json with a message naming it (not a stack overflow)', async () => {
+    const dir = await model('deep-config');
+    const p = join(dir, 'config.json');
+    await writeFile(p, `{"offramp_format":1,"model":${'['.repeat(100_000)}${']'.repeat(100_000)}}`);
+    const e = await rejection(loadModelDir(dir));
+    expect(e).toBeInstanceOf(FormatError);
+    expect(e.message).toMatch(new RegExp(`^${esc(p)} nests arrays/objects more than 256 levels deep`));
+  });
+
+  it('accepts a byte-order mark at the start of config.json', async () => {
+    const dir = await model('bom');
+    const p = join(dir, 'config.json');
+    await writeFile(p, `\uFEFF${await readFile(p, 'utf8')}`);
+    expect((await loadModelDir(dir)).config.model).toEqual(mlp);
+  });
+
+  it('warns (not fails) about NaN and infinite weights, naming the tensor and the count', async () => {
+    const dir = join(root, 'nan');
+    const w = weightsFor(mlp);
+    const t = w.get('blocks.1.fc.weight')!;
+    const data = Float32Array.from(t.data);
+    data[0] = Number.NaN;
+    data[5] = Number.NaN;
+    data[7] = Number.NEGATIVE_INFINITY;
+    w.set('blocks.1.fc.weight', { ...t, data });
+    await saveModelDir(dir, envelope(mlp), w);
+    const warnings: string[] = [];
+    const loaded = await loadModelDir(dir, { onWarning: (m) => warnings.push(m) });
+    expect(loaded.tensors.size).toBe(w.size);
+    expect(warnings).toEqual([
+      `${join(dir, 'model.safetensors')}: tensor blocks.1.fc.weight has 3 non-finite values of 36 (2 NaN, 1 ±Infinity); outputs that depend on it will not be finite`,
+    ]);
+    expect(await loadModelDir(await model('finite'), { onWarning: (m) => warnings.push(m) })).toBeDefined();
+    expect(warnings).toHaveLength(1);
+  });
+
+  it('refuses weights smaller than the config implies before reading them', async () => {
+    const dir = await model('too-small');
+    const p = join(dir, 'config.json');
+    const big = { ...mlp, input_size: 1_000_000, hidden_size: 4096 };
+    await writeFile(p, JSON.stringify(envelope(big)));
+    const count = [...modelTensorSpec(big).values()].reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
+    expect((await rejection(loadModelDir(dir))).message).toMatch(
+      new RegExp(
+        `^${esc(p)} implies ${count} weights \\(at least ${count * 2} bytes at 2 bytes each\\), but ${esc(join(dir, 'model.safetensors'))} is only \\d+ bytes; the config does not describe these weights$`,
+      ),
+    );
+  });
+
+  it('points at conversion when the folder holds only PyTorch weights', async () => {
+    const dir = join(root, 'torch');
+    await mkdir(dir);
+    await writeFile(join(dir, 'config.json'), JSON.stringify(envelope(mlp)));
+    await writeFile(join(dir, 'pytorch_model.bin'), 'PK');
+    expect((await rejection(loadModelDir(dir))).message).toMatch(
+      /^no weights in .*: expected model\.safetensors .*; found pytorch_model\.bin \(PyTorch format\), which Offramp does not read: convert it to safetensors first/,
+    );
   });
 });

@@ -1,9 +1,12 @@
 // Loading and saving a model directory (Node only): config.json plus model.safetensors, or shards listed in
 // model.safetensors.index.json (`{ "metadata"?: {...}, "weight_map": { tensor: shard file name } }`).
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants as bufferConstants } from 'node:buffer';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormatError, ValidationError } from '../errors.js';
 import type { ConfigEnvelope } from '../models/config.js';
+import { describeFsError, FILE_LIMITS, readBoundedFile, readBoundedText, resolveInside } from '../util/files.js';
+import { parseJsonText } from '../util/json.js';
 import { assertTensors, modelTensorSpec, parseModelConfig } from './config.js';
 import {
   parseSafetensors,
@@ -28,33 +31,34 @@ export interface LoadedModel {
   metadata: Record<string, string>;
 }
 
-async function exists(path: string): Promise<boolean> {
+/** Whether `path` exists (a dangling symlink does not); any other failure (ELOOP, EACCES, ...) is reported. */
+async function exists(path: string, what: string): Promise<boolean> {
   try {
     await stat(path);
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw e;
+    throw describeFsError(path, e, what);
   }
 }
 
-async function readBytes(path: string, what: string): Promise<Uint8Array> {
-  try {
-    return await readFile(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new FormatError(`${path} not found; expected ${what}`, { cause: e });
-    throw new FormatError(`${path} cannot be read (${code ?? String(e)}); expected ${what}`, { cause: e });
-  }
+/**
+ * The largest weights file read at once: FILE_LIMITS.weights, or less where one Node buffer cannot hold it.
+ * Larger models are sharded (model.safetensors.index.json) and each shard is checked on its own.
+ */
+export const MAX_WEIGHTS_FILE_BYTES = Math.min(FILE_LIMITS.weights, bufferConstants.MAX_LENGTH);
+/** The largest config.json or shard index read. */
+export const MAX_CONFIG_FILE_BYTES = FILE_LIMITS.json;
+
+async function readBytes(path: string, what: string, maxBytes = MAX_WEIGHTS_FILE_BYTES): Promise<Uint8Array> {
+  const buf = await readBoundedFile(path, { maxBytes, what });
+  // a plain Uint8Array view of the same memory (no copy)
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
+/** A bounded JSON file (BOM accepted, nesting limited), parsed with errors that name it. */
 async function readJson(path: string, what: string): Promise<unknown> {
-  const text = new TextDecoder().decode(await readBytes(path, what));
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new FormatError(`${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
-  }
+  return parseJsonText(await readBoundedText(path, { maxBytes: MAX_CONFIG_FILE_BYTES, what }), path);
 }
 
 function parseFile(bytes: Uint8Array, path: string, options: ReadOptions) {
@@ -67,17 +71,56 @@ function parseFile(bytes: Uint8Array, path: string, options: ReadOptions) {
   }
 }
 
+export interface LoadModelOptions extends ReadOptions {
+  /**
+   * Receives warnings about weights that load but look wrong (NaN or ±Infinity values). Default: printed to
+   * stderr with console.warn (never stdout, which may carry --json output).
+   */
+  onWarning?: (message: string) => void;
+}
+
+/** Counts the NaN and ±Infinity values of each float tensor; one message per tensor that has any. */
+export function nonFiniteWarnings(tensors: ReadonlyMap<string, SafetensorsTensor>, where: string): string[] {
+  const out: string[] = [];
+  for (const [name, t] of tensors) {
+    if (!(t.data instanceof Float32Array) && !(t.data instanceof Float64Array)) continue;
+    const d = t.data;
+    let nan = 0;
+    let inf = 0;
+    for (let i = 0; i < d.length; i++) {
+      const v = d[i];
+      if (v - v !== 0) {
+        if (Number.isNaN(v)) nan++;
+        else inf++;
+      }
+    }
+    if (nan + inf > 0)
+      out.push(
+        `${where}: tensor ${name} has ${nan + inf} non-finite value${nan + inf > 1 ? 's' : ''} of ${d.length} (${nan} NaN, ${inf} ±Infinity); outputs that depend on it will not be finite`,
+      );
+  }
+  return out;
+}
+
+const defaultWarning = (message: string) => console.warn(`warning: ${message}`);
+
 /**
  * Reads and validates a model directory: the config, the weights (single file or shards) and that every
  * tensor the config implies is present with its shape and a float dtype. Throws FormatError naming the path
- * and what is wrong or missing.
+ * and what is wrong or missing. Every file is read bounded (a regular file within MAX_CONFIG_FILE_BYTES or
+ * MAX_WEIGHTS_FILE_BYTES; a FIFO or device such as /dev/zero is refused, never read). Weights holding NaN or
+ * ±Infinity load, with a warning per tensor through `onWarning`.
  */
-export async function loadModelDir(dir: string, options: ReadOptions = {}): Promise<LoadedModel> {
+export async function loadModelDir(dir: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
   let info: Awaited<ReturnType<typeof stat>>;
   try {
     info = await stat(dir);
   } catch (e) {
-    throw new FormatError(`model directory ${dir} does not exist; expected a folder holding ${LAYOUT}`, { cause: e });
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new FormatError(`model directory ${dir} does not exist; expected a folder holding ${LAYOUT}`, {
+        cause: e,
+      });
+    throw describeFsError(dir, e, `a model directory holding ${LAYOUT}`);
   }
   if (!info.isDirectory()) throw new FormatError(`${dir} is not a directory; expected a folder holding ${LAYOUT}`);
 
@@ -89,17 +132,22 @@ export async function loadModelDir(dir: string, options: ReadOptions = {}): Prom
 
   const weightsPath = join(dir, WEIGHTS_FILE);
   const indexPath = join(dir, INDEX_FILE);
+  const weightsWhat = `the weights in safetensors format (larger models are sharded with ${INDEX_FILE})`;
   let loaded: { tensors: Map<string, SafetensorsTensor>; metadata: Record<string, string> };
   let where: string;
-  if (await exists(weightsPath)) {
-    loaded = parseFile(await readBytes(weightsPath, 'the weights in safetensors format'), weightsPath, options);
+  const spec = modelTensorSpec(config.model);
+  if (await exists(weightsPath, weightsWhat)) {
+    const st = await stat(weightsPath);
+    // (not a regular file: the bounded read says so)
+    if (st.isFile()) checkImpliedSize(spec, weightsPath, configPath, st.size);
+    loaded = parseFile(await readBytes(weightsPath, weightsWhat), weightsPath, options);
     where = weightsPath;
-  } else if (await exists(indexPath)) {
+  } else if (await exists(indexPath, 'the shard index')) {
     loaded = await loadShards(dir, indexPath, options);
     where = `the shards of ${indexPath}`;
   } else {
     throw new FormatError(
-      `no weights in ${dir}: expected ${WEIGHTS_FILE} or ${INDEX_FILE} (sharded weights) beside ${CONFIG_FILE}`,
+      `no weights in ${dir}: expected ${WEIGHTS_FILE} or ${INDEX_FILE} (sharded weights) beside ${CONFIG_FILE}${await otherFormatHint(dir)}`,
     );
   }
 
@@ -111,8 +159,36 @@ export async function loadModelDir(dir: string, options: ReadOptions = {}): Prom
         .map(([n, t]) => `${n} (${t.dtype})`)
         .join(', ')}${nonFloat.length > 10 ? `, … (${nonFloat.length} in all)` : ''}`,
     );
-  assertTensors(modelTensorSpec(config.model), loaded.tensors, where);
+  assertTensors(spec, loaded.tensors, where);
+  const warn = options.onWarning ?? defaultWarning;
+  for (const m of nonFiniteWarnings(loaded.tensors, where)) warn(m);
   return { config, tensors: loaded.tensors, metadata: loaded.metadata };
+}
+
+/**
+ * The weights a config implies take at least 2 bytes each (F16/BF16): a file smaller than that cannot match,
+ * and is refused before it is read.
+ */
+function checkImpliedSize(spec: Map<string, number[]>, weightsPath: string, configPath: string, size: number): void {
+  let count = 0;
+  for (const shape of spec.values()) count += shape.reduce((a, b) => a * b, 1);
+  if (count * 2 > size)
+    throw new FormatError(
+      `${configPath} implies ${count} weights (at least ${count * 2} bytes at 2 bytes each), but ${weightsPath} is only ${size} bytes; the config does not describe these weights`,
+    );
+}
+
+/** A hint when the folder holds weights in a format this loader does not read (PyTorch pickles). */
+export async function otherFormatHint(dir: string): Promise<string> {
+  for (const f of ['pytorch_model.bin', 'pytorch_model.bin.index.json', 'model.pt', 'model.pth']) {
+    try {
+      await stat(join(dir, f));
+    } catch {
+      continue;
+    }
+    return `; found ${f} (PyTorch format), which Offramp does not read: convert it to safetensors first, e.g. in Python \`from safetensors.torch import save_file; save_file(torch.load("${f}"), "model.safetensors")\` (or load it with transformers and call save_pretrained(dir, safe_serialization=True))`;
+  }
+  return '';
 }
 
 async function loadShards(dir: string, indexPath: string, options: ReadOptions) {
@@ -144,7 +220,8 @@ async function loadShards(dir: string, indexPath: string, options: ReadOptions) 
   const problems: string[] = [];
   for (const shard of [...byShard.keys()].sort()) {
     const listed = byShard.get(shard)!;
-    const path = join(dir, shard);
+    // a shard must stay inside the folder, symbolic links included
+    const path = resolveInside(dir, shard, indexPath);
     const file = parseFile(
       await readBytes(
         path,

@@ -478,6 +478,31 @@ describe('safetensors: corrupt files, each with its own message', () => {
     expectFormatError(file('{}\0\0'), /is not valid JSON/);
   });
 
+  it('a tensor name or key that appears twice (JSON.parse would keep the last one silently)', () => {
+    const a = '{"dtype":"F32","shape":[1],"data_offsets":[0,4]}';
+    expectFormatError(
+      file(`{"t":${a},"t":${a}}`, one),
+      /header \(bytes 8\.\.\d+\) repeats the key "t" in the object at \(root\)/,
+    );
+    // spelled differently, the same name after unescaping
+    expectFormatError(file(`{"t":${a},"\\u0074":${a}}`, one), /repeats the key "t"/);
+    expectFormatError(
+      file('{"t":{"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[0,4]}}', one),
+      /repeats the key "dtype" in the object at t /,
+    );
+    expectFormatError(file('{"__metadata__":{"k":"1","k":"2"}}'), /repeats the key "k" in the object at __metadata__/);
+    // the same name in different objects is fine
+    const ok = parseSafetensors(
+      file('{"__metadata__":{"t":"x"},"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', one),
+    );
+    expect([...ok.tensors.keys()]).toEqual(['t']);
+  });
+
+  it('a deeply nested header is refused by a clear message, not a stack overflow', () => {
+    const deep = `{"__metadata__":${'['.repeat(200_000)}${']'.repeat(200_000)}}`;
+    expectFormatError(file(deep), /header \(bytes 8\.\.\d+\) nests arrays\/objects more than 256 levels deep/);
+  });
+
   it('entries', () => {
     expectFormatError(
       file(entry('5')),

@@ -3,7 +3,8 @@
 //
 // Validation is strict; every problem is a FormatError naming the tensor or byte position and what is
 // allowed. Rules beyond the JSON schema:
-//   * The header must start with '{' and be at most 100 MB; trailing spaces (padding) are allowed.
+//   * The header must start with '{' and be at most 100 MB; trailing spaces (padding) are allowed; no key may
+//     appear twice in one object (tensor names included) and nesting is limited (util/json.ts).
 //   * Each tensor's byte range must hold exactly product(shape) · itemsize bytes.
 //   * The data section must be covered exactly: ranges sorted by offset must follow each other with no
 //     overlap, no gap and no trailing bytes (a zero-length tensor must sit at the current end of the
@@ -16,6 +17,7 @@
 // The writer lays tensors out by descending item size, then name, so every tensor is aligned to its
 // item size; header keys are sorted by name and the header is padded with spaces to a multiple of 8.
 import { FormatError, ValidationError } from '../errors.js';
+import { parseJsonText } from '../util/json.js';
 
 export const SAFETENSORS_DTYPES = [
   'F64',
@@ -169,15 +171,8 @@ export function readSafetensorsHeader(bytes: Uint8Array): SafetensorsHeader {
   } catch (e) {
     throw new FormatError(`safetensors: header (bytes 8..${dataStart - 1}) is not valid UTF-8`, { cause: e });
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new FormatError(
-      `safetensors: header (bytes 8..${dataStart - 1}) is not valid JSON: ${(e as Error).message}`,
-      { cause: e },
-    );
-  }
+  // a repeated tensor name would silently keep the last entry (JSON.parse), hiding a corrupt or forged header
+  const json = parseJsonText(text, `safetensors: header (bytes 8..${dataStart - 1})`, { rejectDuplicateKeys: true });
   if (!isPlainObject(json))
     throw new FormatError(
       `safetensors: header must be a JSON object mapping tensor names to entries, got ${describe(json)}`,

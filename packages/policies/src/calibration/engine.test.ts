@@ -21,6 +21,7 @@ import { createPolicy } from '../registry.js';
 import { chooseThreshold } from './choose.js';
 import { simulate } from './simulate.js';
 import { recordTrace, type Trace } from './trace.js';
+import { parseTraceFile, traceToJson } from './trace-file.js';
 
 const mlpCfg: MlpClassifierConfig = {
   architecture: 'mlp_classifier',
@@ -202,6 +203,41 @@ describe('simulate reproduces real runs', () => {
     const mixtures = p.collectMixtures();
     expect(mixtures).toHaveLength(n);
     for (const m of mixtures) expect(m.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    runner.dispose();
+    model.dispose();
+  });
+
+  it("records every exit's logits on request: same signals, logits that give them, and a file that keeps them", async () => {
+    const n = 30;
+    const rand = mulberry32(8);
+    const input: ModelInput = { features: Array.from({ length: n }, () => randomArray(49, rand, 1).map(Math.abs)) };
+    const labels = Array.from({ length: n }, () => Math.floor(rand() * 5));
+    const model = buildModel(gpu, mlpCfg, randomWeights(mlpCfg, 11));
+    const runner = new Runner(gpu, model, { maxBatch: 16 });
+    const plain = await recordTrace(runner, input, labels);
+    const withLogits = await recordTrace(runner, input, labels, { logits: true });
+    expect(plain.samples[0].logits).toBeUndefined();
+    withLogits.samples.forEach((s, i) => {
+      const p = plain.samples[i];
+      expect(s.argmax).toEqual(p.argmax);
+      expect(s.maxProb).toEqual(p.maxProb);
+      expect(s.finalPrediction).toBe(p.finalPrediction);
+      expect(s.logits).toHaveLength(4);
+      s.logits!.forEach((z, e) => {
+        expect(z).toHaveLength(5);
+        let top = 0;
+        for (let c = 1; c < 5; c++) if (z[c] > z[top]) top = c;
+        expect(top, `argmax of sample ${i} at exit ${e}`).toBe(s.argmax[e]);
+        const m = Math.max(...z);
+        const sum = Array.from(z).reduce((a, v) => a + Math.exp(v - m), 0);
+        expect(1 / sum, `max prob of sample ${i} at exit ${e}`).toBeCloseTo(s.maxProb[e], 5);
+      });
+    });
+    const back = parseTraceFile(JSON.stringify(traceToJson(withLogits)), 'logits.trace.json').trace;
+    expect(Array.from(back.samples[7].logits![2])).toEqual(Array.from(withLogits.samples[7].logits![2]));
+    await expect(recordTrace(runner, input, labels.slice(1), { logits: true })).rejects.toThrow(
+      '29 labels for 30 inputs',
+    );
     runner.dispose();
     model.dispose();
   });

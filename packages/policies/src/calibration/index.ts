@@ -13,16 +13,34 @@ export {
 } from './risk.js';
 export {
   expandGrid,
+  type Grid,
   oracleExits,
   paretoFrontier,
   type SimulateOptions,
   type SimulationResult,
   type SimulationSummary,
+  type SweepableFactory,
   type SweepPoint,
   simulate,
   summarize,
   sweep,
 } from './simulate.js';
 export { candidateThresholds, fixedGrid, nextF32, prevF32, type ThresholdRule, thresholdRule } from './thresholds.js';
-export { checkTrace, recordTrace, subsetTrace, type Trace, type TraceSample } from './trace.js';
-export { parseTraceFile, TRACE_FILE_VERSION, type TraceFile, traceToJson } from './trace-file.js';
+export {
+  checkTrace,
+  type RecordTraceOptions,
+  recordTrace,
+  subsetTrace,
+  type Trace,
+  type TraceSample,
+} from './trace.js';
+export {
+  type ParsedTraceFile,
+  parseTraceFile,
+  readTraceFile,
+  TRACE_FILE_VERSION,
+  TRACE_MAX_DEPTH,
+  type TraceFile,
+  type TraceFingerprint,
+  traceToJson,
+} from './trace-file.js';

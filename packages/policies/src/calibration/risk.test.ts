@@ -139,4 +139,34 @@ describe('risk-controlled calibration (Learn-then-Test, fixed-sequence)', () => 
       /policy 'patience' has no single threshold/,
     );
   });
+
+  it('calibrates entropy on a 2-class trace: every tested threshold stays inside (0, ln 2]', () => {
+    // both exits agree on every sample, so every threshold passes and the grid is tested to its end, ln 2
+    const rand = mulberry32(5);
+    const samples: TraceSample[] = Array.from({ length: 500 }, () => {
+      const y = rand() < 0.5 ? 0 : 1;
+      return {
+        maxProb: [Math.fround(0.5 + 0.5 * rand()), 0.99],
+        entropy: [Math.fround(Math.log(2) * rand()), 0.05],
+        margin: [0.2, 0.9],
+        argmax: [y, y],
+        gate: [Number.NaN, Number.NaN],
+        similarity: [Number.NaN, 0.9],
+        finalPrediction: y,
+      };
+    });
+    const trace: Trace = {
+      numExits: 2,
+      numClasses: 2,
+      numBlocks: 2,
+      exitBlocks: [0, 1],
+      costFractions: [0.5, 1],
+      samples,
+    };
+    const cal = calibrateRisk(trace, 'entropy', { epsilon, delta });
+    expect(cal.tests).toHaveLength(101);
+    for (const t of cal.tests) expect(t.threshold > 0 && t.threshold <= Math.log(2)).toBe(true);
+    expect(cal.threshold).toBe(Math.log(2));
+    expect(cal.options).toEqual({ threshold: Math.log(2) });
+  });
 });

@@ -1,5 +1,7 @@
 // Offline evaluation: simulate against direct computation, sweeps, the Pareto frontier, threshold choice
 // against brute force, per-exit entropy thresholds, the oracle.
+
+import { definePolicy } from '@offramp/core';
 import { describe, expect, it } from 'vitest';
 import { createPolicy } from '../registry.js';
 import { randomTrace } from '../testing-internal/random-trace.js';
@@ -78,6 +80,23 @@ describe('sweep and Pareto frontier', () => {
     const two = sweep('patience', { patience: [1, 2], mode: ['argmax', 'regression'] }, trace);
     expect(two).toHaveLength(4);
     expect(sweep('entropy', [{ threshold: 0.5 }, { threshold: [0.2, 0.4, 0.6, 0.8] }], trace)).toHaveLength(2);
+  });
+
+  it('sweeps a plugin over the grid it declares, ranges expanded, as it sweeps the built-in it mirrors', () => {
+    const plugin = definePolicy({
+      name: 'plugin-confidence',
+      defaults: { tau: 0.9 },
+      sweep: { tau: { from: 0.5, to: 0.9, steps: 3 } },
+      create: (o) => ({ ...createPolicy('confidence', { threshold: o.tau }), name: 'plugin-confidence' }),
+    });
+    const pts = sweep(plugin, undefined, trace);
+    expect(pts.map((p) => p.options)).toEqual([{ tau: 0.5 }, { tau: 0.7 }, { tau: 0.9 }]);
+    const builtin = sweep('confidence', { threshold: [0.5, 0.7, 0.9] }, trace);
+    expect(pts.map(({ options: _o, ...s }) => s)).toEqual(builtin.map(({ options: _o, ...s }) => s));
+    // an explicit grid wins; a plugin without a grid must be given one
+    expect(sweep(plugin, { tau: [0.6] }, trace)).toHaveLength(1);
+    const bare = definePolicy({ name: 'bare', defaults: { tau: 0.9 }, create: () => createPolicy('confidence') });
+    expect(() => sweep(bare, undefined, trace)).toThrow(/no grid given and the policy declares none/);
   });
 
   it('keeps exactly the non-dominated points, by cost', () => {

@@ -1,7 +1,7 @@
 // Offline evaluation on a trace: `simulate` replays the engine's loop exactly (live rows per exit, decide
 // on the batch of live rows, forced exit at the last), `sweep` runs a grid of options, `paretoFrontier`
 // keeps the non-dominated cost/quality points, `oracleExits` gives the earliest exit agreeing with the end.
-import type { ExitPolicy } from '@offramp/core';
+import { type ExitPolicy, type SweepGrid, sweepOptions, ValidationError } from '@offramp/core';
 import { runLoop } from '../loop.js';
 import { createPolicy } from '../registry.js';
 import { checkTrace, type Trace } from './trace.js';
@@ -101,27 +101,41 @@ export interface SweepPoint extends SimulationSummary {
   options: Record<string, unknown>;
 }
 
-/** Every combination of a grid: `{ threshold: [0.8, 0.9], ... }` or a list of option objects. */
-export function expandGrid(
-  grid: Record<string, readonly unknown[]> | readonly Record<string, unknown>[],
-): Record<string, unknown>[] {
+/** A sweep grid: option name → candidate values (a list, or `{ from, to, steps }`), or a list of option sets. */
+export type Grid = SweepGrid | readonly Record<string, unknown>[];
+
+/** Every combination of a grid: `{ threshold: [0.8, 0.9], ... }`, ranges expanded, or a list of option objects. */
+export function expandGrid(grid: Grid): Record<string, unknown>[] {
   if (Array.isArray(grid)) return grid.map((g) => ({ ...g }));
-  let out: Record<string, unknown>[] = [{}];
-  for (const [k, values] of Object.entries(grid as Record<string, readonly unknown[]>)) {
-    out = out.flatMap((o) => values.map((v) => ({ ...o, [k]: v })));
-  }
-  return out;
+  return sweepOptions(grid as SweepGrid);
 }
 
-/** Simulates a built-in policy for each option set of `grid`. */
+/** A plugin's factory as `definePolicy` returns it (its `sweep` is the grid swept by default). */
+export type SweepableFactory = ((options: any) => ExitPolicy<any>) & { sweep?: SweepGrid };
+
+/**
+ * Simulates a policy for each option set of `grid`: a built-in by name, or a plugin's factory, whose own
+ * declared grid (`definePolicy({ ..., sweep })`) is used when no grid is given.
+ */
 export function sweep(
-  policyName: string,
-  grid: Record<string, readonly unknown[]> | readonly Record<string, unknown>[],
+  policy: string | SweepableFactory,
+  grid: Grid | undefined,
   trace: Trace,
   opts: SimulateOptions = {},
 ): SweepPoint[] {
-  return expandGrid(grid).map((options) => {
-    const { exits: _e, predictions: _p, ...summary } = simulate(createPolicy(policyName, options), trace, opts);
+  const make =
+    typeof policy === 'string'
+      ? (options: Record<string, unknown>) => createPolicy(policy, options)
+      : (options: Record<string, unknown>) => policy(options);
+  const g = grid ?? (typeof policy === 'function' ? policy.sweep : undefined);
+  if (!g) {
+    const name = typeof policy === 'string' ? policy : policy.name || 'the policy';
+    throw new ValidationError(
+      `sweep of '${name}': no grid given and the policy declares none (definePolicy({ ..., sweep: { option: [values] } }))`,
+    );
+  }
+  return expandGrid(g).map((options) => {
+    const { exits: _e, predictions: _p, ...summary } = simulate(make(options), trace, opts);
     return { options, ...summary };
   });
 }

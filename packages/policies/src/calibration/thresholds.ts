@@ -90,6 +90,11 @@ export function fixedGrid(trace: Trace, rule: ThresholdRule, steps = 100): numbe
     rule.signal === 'entropy'
       ? [Math.log(trace.numClasses) / steps, Math.log(trace.numClasses)]
       : [Math.max(rule.lo, rule.signal === 'similarity' ? -1 : 0), Math.min(rule.hi, 1)];
-  const grid = Array.from({ length: steps + 1 }, (_, k) => lo + ((hi - lo) * k) / steps);
+  // lo + (hi − lo)·k/steps can round one ulp past hi (ln 2 + 1 ulp for 2 classes, which entropy then
+  // refuses): the ends are exact and every point is kept inside [lo, hi] and the rule's own range
+  const grid = Array.from({ length: steps + 1 }, (_, k) => {
+    const t = k === 0 ? lo : k === steps ? hi : lo + ((hi - lo) * k) / steps;
+    return Math.min(hi, rule.hi, Math.max(lo, rule.lo, t));
+  });
   return aggressiveIsLow(rule) ? grid.reverse() : grid;
 }

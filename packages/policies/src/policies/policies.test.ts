@@ -103,7 +103,7 @@ describe('threshold policies', () => {
       "policy 'confidence': option 'threshold' must be a number in [0, 1] or an array of such numbers (one per exit), got 1.5",
     );
     expect(() => confidence({ treshold: 0.5 } as never)).toThrow(
-      "policy 'confidence': unknown option 'treshold' (allowed: threshold)",
+      "policy 'confidence': unknown option 'treshold' (did you mean 'threshold'?) (allowed: threshold)",
     );
     expect(() => gate({ threshold: 1 })).toThrow(/policy 'gate': option 'threshold' must be a number in \[0, 1\)/);
   });

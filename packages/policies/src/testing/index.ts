@@ -1,8 +1,11 @@
 // Conformance kit for policy authors (`@offramp/policies/testing`): `checkPolicy(factory, options)` runs the
 // standard checks on seeded random signals and returns a report; `expectPolicyConformance` throws on any
 // failure, for use inside a test. Checks: shape, determinism, batch invariance, state isolation, option
-// validation errors, the forced last exit, and host/device agreement on a GPU (values exactly at thresholds
-// included) through the engine's own decide kernel.
+// validation errors, the forced last exit, and host/device agreement on a GPU through the engine's own
+// decide kernel. For that check the kit finds each policy's decision boundaries itself: per option set, exit
+// and scalar signal it bisects the host form down to the two adjacent f32 values where the decision flips,
+// and plants those and their f32 neighbours in the signals, so a device form that rounds a derived
+// threshold differently (t0 − j·step computed in f32) fails without hand-given special values.
 import { type ExitPolicy, type GpuDevice, mulberry32, type PolicyInit, runDevicePolicy } from '@offramp/core';
 import { gatherSignals as gatherRows, type LoopResult, type ModelShape, runLoop, type SampleSignals } from '../loop.js';
 
@@ -36,7 +39,10 @@ export interface CheckPolicyOptions<O> {
   usesSampleId?: boolean;
   /** Decisions depend on the other rows of the batch by design: the batch invariance check is skipped. */
   batchDependent?: boolean;
-  /** Extra values to plant in the signals (numbers found in the options are planted anyway). */
+  /**
+   * Extra values to plant in the signals. Numbers found in the options, and the decision boundaries the kit
+   * finds on the host form, are planted anyway.
+   */
   specialValues?: readonly number[];
   /** Custom signal generator for one sample. */
   makeSample?: (rand: () => number, shape: ModelShape) => SampleSignals;
@@ -70,6 +76,144 @@ function numbersIn(v: unknown, out: Set<number>): void {
     }
   } else if (Array.isArray(v)) for (const x of v) numbersIn(x, out);
   else if (v && typeof v === 'object') for (const x of Object.values(v)) numbersIn(x, out);
+}
+
+/** The scalar signals whose decision boundaries the kit looks for, with the range each one takes. */
+const SCALARS = ['maxProb', 'entropy', 'margin', 'gate', 'similarity'] as const;
+type Scalar = (typeof SCALARS)[number];
+
+/** Values to plant per signal and exit: `boundaries.maxProb[e]` are planted in maxProb at exit e. */
+export type BoundaryValues = Partial<Record<Scalar, number[][]>>;
+
+const f32view = new DataView(new ArrayBuffer(4));
+/** f32 → an integer that orders like the f32 (adjacent f32 values are adjacent integers). */
+function f32Key(x: number): number {
+  f32view.setFloat32(0, x);
+  const b = f32view.getInt32(0);
+  return b < 0 ? -(b & 0x7fffffff) : b;
+}
+function fromF32Key(k: number): number {
+  f32view.setInt32(0, k < 0 ? -k | 0x80000000 : k);
+  return f32view.getFloat32(0);
+}
+
+/** Where a signal's values lie: [lo, hi] (entropy up to ln C). */
+function signalRange(sig: Scalar, numClasses: number): [number, number] {
+  if (sig === 'entropy') return [0, Math.fround(Math.log(numClasses)) * 1.0001];
+  if (sig === 'similarity') return [-1, 1];
+  return [0, 1];
+}
+
+/**
+ * The host form's decision boundaries: for each exit but the last and each scalar signal the policy reads,
+ * the adjacent f32 pairs (a, b) where the decision flips as that signal moves with the others held at a base
+ * sample (the exits before replayed first, so state-carrying policies are probed in context). Returns a, b
+ * and their outer f32 neighbours, at most `maxPerExit` values per signal and exit.
+ */
+export function findBoundaries(
+  policy: ExitPolicy<any>,
+  shape: ModelShape,
+  bases: readonly SampleSignals[],
+  maxPerExit = 24,
+): BoundaryValues {
+  const withLogits = policy.needs?.includes('logits') ?? false;
+  // the scalar signals it says it reads (all of them when it does not say)
+  const sigs = (policy.needs ?? SCALARS).filter((n): n is Scalar => (SCALARS as readonly string[]).includes(n));
+  const info: PolicyInit = {
+    batchSize: 1,
+    numExits: shape.numExits,
+    numClasses: shape.numClasses,
+    exitBlocks: shape.exitBlocks,
+    costFractions: shape.costFractions,
+  };
+  const out: BoundaryValues = {};
+  for (const sig of sigs) {
+    const perExit: Set<number>[] = Array.from({ length: shape.numExits }, () => new Set<number>());
+    for (const base of bases) {
+      for (let e = 0; e < shape.numExits - 1; e++) {
+        const decideWith = (x: number): number | null => {
+          try {
+            const st = policy.init(info);
+            let d: ArrayLike<boolean | number> = [];
+            for (let j = 0; j <= e; j++) {
+              const sample = j === e ? withSignal(base, sig, e, x) : base;
+              const s = gatherRows([sample], [0], [0], j, shape.numClasses, withLogits);
+              d = policy.decide(ctxAt(shape, j), s, st);
+            }
+            return d[0] ? 1 : 0;
+          } catch {
+            return null;
+          }
+        };
+        const [lo, hi] = signalRange(sig, shape.numClasses);
+        const steps = 48;
+        let prevX = Math.fround(lo);
+        let prevD = decideWith(prevX);
+        for (let k = 1; k <= steps && perExit[e].size < maxPerExit; k++) {
+          const x = Math.fround(lo + ((hi - lo) * k) / steps);
+          const d = decideWith(x);
+          if (d !== null && prevD !== null && d !== prevD) {
+            // bisect on the f32 order down to adjacent values
+            let a = f32Key(prevX);
+            let b = f32Key(x);
+            while (b - a > 1) {
+              const m = Math.floor((a + b) / 2);
+              const dm = decideWith(fromF32Key(m));
+              if (dm === prevD) a = m;
+              else b = m;
+            }
+            for (const key of [a - 1, a, b, b + 1]) {
+              const v = fromF32Key(key);
+              if (Number.isFinite(v)) perExit[e].add(v);
+            }
+          }
+          prevX = x;
+          prevD = d;
+        }
+      }
+    }
+    if (perExit.some((v) => v.size)) out[sig] = perExit.map((v) => [...v]);
+  }
+  return out;
+}
+
+function withSignal(base: SampleSignals, sig: Scalar, e: number, x: number): SampleSignals {
+  const values = Float32Array.from(base[sig]);
+  values[e] = x;
+  return { ...base, [sig]: values };
+}
+
+function ctxAt(shape: ModelShape, e: number) {
+  return {
+    exitIndex: e,
+    numExits: shape.numExits,
+    block: shape.exitBlocks[e],
+    numBlocks: shape.numBlocks,
+    isLast: e === shape.numExits - 1,
+    costFraction: shape.costFractions[e],
+    numClasses: shape.numClasses,
+  };
+}
+
+/** Replaces, with probability `p` each, a sample's scalar signals by boundary values of that signal and exit. */
+export function plantBoundaries(
+  sample: SampleSignals,
+  rand: () => number,
+  boundaries: BoundaryValues,
+  p = 0.3,
+): SampleSignals {
+  const out: SampleSignals = { ...sample };
+  for (const sig of SCALARS) {
+    const per = boundaries[sig];
+    if (!per) continue;
+    const values = Float32Array.from(sample[sig]);
+    for (let e = 0; e < values.length; e++) {
+      const list = per[e];
+      if (list?.length && rand() < p) values[e] = list[Math.floor(rand() * list.length)];
+    }
+    out[sig] = values;
+  }
+  return out;
 }
 
 /** Random but realistic signals: logits drifting over the exits, signals computed from them in f32. */
@@ -181,12 +325,32 @@ export async function checkPolicy<O>(
     numbersIn(p.options ?? {}, special);
     numbersIn(o.validOptions[k], special);
     const sp = [...special];
+    const boundaries = boundariesFor(k);
     return Array.from({ length: trials }, (_, t) => {
       const rand = mulberry32(seed * 7919 + k * 104729 + t * 31);
       return Array.from({ length: n }, () =>
-        o.makeSample ? o.makeSample(rand, shape) : randomSample(rand, shape, sp),
+        plantBoundaries(o.makeSample ? o.makeSample(rand, shape) : randomSample(rand, shape, sp), rand, boundaries),
       );
     });
+  };
+  // the host form's decision boundaries per option set, found once on a few seeded base samples
+  const boundaryCache = new Map<number, BoundaryValues>();
+  const boundariesFor = (k: number): BoundaryValues => {
+    let b = boundaryCache.get(k);
+    if (!b) {
+      const rand = mulberry32(seed * 15485863 + k);
+      const bases = Array.from({ length: 3 }, () =>
+        o.makeSample ? o.makeSample(rand, shape) : randomSample(rand, shape),
+      );
+      // a fresh instance: probing must not touch the state of the one under test
+      let fresh: ExitPolicy<any> | null = null;
+      try {
+        fresh = factory(o.validOptions[k]);
+      } catch {}
+      b = fresh ? findBoundaries(fresh, shape, bases) : {};
+      boundaryCache.set(k, b);
+    }
+    return b;
   };
   const problems: string[] = [];
   const make = (k: number) => strictDecisions(factory(o.validOptions[k]), problems);

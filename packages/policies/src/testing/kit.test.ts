@@ -4,11 +4,13 @@ import {
   definePolicy,
   type ExitPolicy,
   type GpuDevice,
+  mulberry32,
   ValidationError,
   wgslFloat,
 } from '@offramp/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkPolicy, expectPolicyConformance } from './index.js';
+import { nextF32, prevF32 } from '../calibration/thresholds.js';
+import { checkPolicy, expectPolicyConformance, findBoundaries, randomSample } from './index.js';
 
 let gpu: GpuDevice;
 beforeAll(async () => {
@@ -67,6 +69,90 @@ describe('conformance kit', () => {
       },
     });
     expect(await failed(off)).toEqual(['host/device agreement']);
+  });
+
+  it('finds thresholds derived from options itself: catches t0 − j·step computed in f32 on the device only', async () => {
+    // the threshold at exit j is t0 − j·step: the host computes it in f64 and rounds once to f32, the device
+    // computes it in f32 arithmetic; for t0 = 0.9, step = 0.1 they differ by an ulp at exit 1 (0.8)
+    const descending = definePolicy({
+      name: 'descending',
+      defaults: { t0: 0.9, step: 0.1 },
+      create: (o) => ({
+        name: 'descending',
+        needs: ['maxProb'] as const,
+        init: () => null,
+        decide: (ctx, s) => {
+          const t = Math.fround(o.t0 - ctx.exitIndex * o.step);
+          return Array.from(s.maxProb, (x) => x >= t);
+        },
+        device: {
+          stateSize: 0,
+          code: `fn policy_decide(sid: u32, exit_index: u32, s: Signals) -> bool {
+  return s.max_prob >= f32(${wgslFloat(o.t0)}) - f32(exit_index) * f32(${wgslFloat(o.step)});
+}`,
+        },
+      }),
+    });
+    const host1 = Math.fround(0.9 - 0.1);
+    const device1 = Math.fround(Math.fround(0.9) - Math.fround(0.1));
+    expect(host1).not.toBe(device1); // the premise: the two forms' thresholds at exit 1 differ
+    // no specialValues: 0.8 appears nowhere in the options, the kit must find the boundary at exit 1 itself
+    const r = await checkPolicy(descending, { validOptions: [{ t0: 0.9, step: 0.1 }], gpu });
+    expect(r.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(['host/device agreement']);
+    expect(r.checks.find((c) => c.name === 'host/device agreement')!.message).toMatch(
+      /at exit [1-3], sampleId \d+: host says (stay|leave), device says (leave|stay)/,
+    );
+    // the fix the guide gives: compute each exit's threshold once on the host and bake it into the WGSL
+    const baked = definePolicy({
+      name: 'descending-baked',
+      defaults: { t0: 0.9, step: 0.1 },
+      create: (o) => {
+        const t = (j: number) => Math.fround(o.t0 - j * o.step);
+        return {
+          name: 'descending-baked',
+          needs: ['maxProb'] as const,
+          init: () => null,
+          decide: (ctx, s) => Array.from(s.maxProb, (x) => x >= t(ctx.exitIndex)),
+          device: {
+            stateSize: 0,
+            code: `fn threshold_at(e: u32) -> f32 { switch e { ${[0, 1, 2].map((j) => `case ${j}u: { return f32(${wgslFloat(t(j))}); }`).join(' ')} default: { return f32(${wgslFloat(t(3))}); } } }
+fn policy_decide(sid: u32, exit_index: u32, s: Signals) -> bool { return s.max_prob >= threshold_at(exit_index); }`,
+          },
+        };
+      },
+    });
+    const ok = await checkPolicy(baked, {
+      validOptions: [
+        { t0: 0.9, step: 0.1 },
+        { t0: 0.7, step: 0.15 },
+      ],
+      gpu,
+    });
+    expect(ok.checks.filter((c) => !c.ok)).toEqual([]);
+  });
+
+  it('finds the exact f32 pair where the host decision flips, per exit', () => {
+    const shape = {
+      numExits: 4,
+      numClasses: 4,
+      numBlocks: 8,
+      exitBlocks: [1, 3, 5, 7],
+      costFractions: [0.25, 0.5, 0.75, 1],
+    };
+    const t = [0.9, 0.8, 0.7].map(Math.fround);
+    const p: ExitPolicy<null> = {
+      name: 'steps',
+      needs: ['maxProb'],
+      init: () => null,
+      decide: (ctx, s) => Array.from(s.maxProb, (x) => x >= t[Math.min(ctx.exitIndex, 2)]),
+    };
+    const b = findBoundaries(p, shape, [randomSample(mulberry32(1), shape)]);
+    expect(Object.keys(b)).toEqual(['maxProb']);
+    for (let e = 0; e < 3; e++) {
+      // below, just below, the threshold itself, just above
+      expect(b.maxProb![e].sort((x, y) => x - y)).toEqual([prevF32(prevF32(t[e])), prevF32(t[e]), t[e], nextF32(t[e])]);
+    }
+    expect(b.maxProb![3]).toEqual([]); // the last exit is forced: nothing to find
   });
 
   it('catches a host form that compares in f64 instead of f32', async () => {

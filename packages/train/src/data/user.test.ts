@@ -1,13 +1,15 @@
 // User data loaders: JSONL and CSV with {text, label} or {image, label} rows, and strict errors with line numbers.
 
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { constants as bufferConstants } from 'node:buffer';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadCsv, loadJsonl } from './user.js';
+import { loadCsv, loadJsonl, USER_DATA_MAX_BYTES, USER_IMAGE_MAX_VALUES } from './user.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'userdata-'));
 let counter = 0;
+const hasControl = (s: string) => [...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
 function file(ext: string, content: string): string {
   const p = path.join(dir, `f${counter++}.${ext}`);
   writeFileSync(p, content);
@@ -121,4 +123,113 @@ describe('loadCsv', () => {
       expect(() => loadCsv(f)).toThrow(message);
     });
   }
+});
+
+describe('labels mapped through given class names', () => {
+  it('maps a one-class file by the model classes, not by its own label set', () => {
+    const f = file('jsonl', '{"text":"win money","label":"spam"}\n{"text":"cheap pills","label":"spam"}\n');
+    const own = loadJsonl(f);
+    expect(own.kind === 'text' && own.examples.map((x) => x.label)).toEqual([0, 0]);
+    const d = loadJsonl(f, { classNames: ['ham', 'spam'] });
+    expect(d.classNames).toEqual(['ham', 'spam']);
+    expect(d.kind === 'text' && d.examples.map((x) => x.label)).toEqual([1, 1]);
+    const c = loadCsv(file('csv', 'text,label\nhello,spam\n'), { classNames: ['ham', 'spam'] });
+    expect(c.kind === 'text' && c.examples[0].label).toBe(1);
+  });
+
+  it('takes integer labels as class indices below the number of classes', () => {
+    const f = file('jsonl', '{"image":[0,1],"label":2}\n');
+    const d = loadJsonl(f, { classNames: ['a', 'b', 'c'] });
+    expect(d.kind === 'image' && Array.from(d.labels)).toEqual([2]);
+    expect(loadJsonl(f, { numClasses: 3 }).classNames).toEqual(['0', '1', '2']);
+    expect(() => loadJsonl(f, { numClasses: 2 })).toThrow(
+      /line 1: label 2 is not a class of the model: labels are 0..1/,
+    );
+  });
+
+  it('refuses an unseen label, naming the label, the file and the line', () => {
+    const f = file('jsonl', '{"text":"a","label":"ham"}\n\n{"text":"b","label":"eggs"}\n');
+    expect(() => loadJsonl(f, { classNames: ['ham', 'spam'] })).toThrow(
+      `${f}, line 3: label "eggs" is not one of the 2 classes of the model ("ham", "spam")`,
+    );
+    expect(() => loadJsonl(f, { classNames: ['ham', 'spam'], classesOf: 'train.jsonl' })).toThrow(
+      /label "eggs" is not one of the 2 classes of train.jsonl/,
+    );
+    expect(() => loadJsonl(f, { numClasses: 2 })).toThrow(
+      /line 1: label "ham" cannot be mapped: the model has no class names \(meta.class_names\); use integer labels 0..1/,
+    );
+  });
+});
+
+describe('the kind of rows wanted', () => {
+  it('refuses rows of the other kind before looking at the labels', () => {
+    const f = file('jsonl', '{"image":[0,1],"label":7}\n');
+    expect(() => loadJsonl(f, { kind: 'text', numClasses: 2 })).toThrow(
+      `${f} holds image data ({image, label} rows) but the model takes text data ({text, label} rows)`,
+    );
+  });
+});
+
+describe('reading data files', () => {
+  it('escapes control characters and cuts long text echoed in messages', () => {
+    const long = `x${'\u0007'.repeat(3)}${'y'.repeat(500)}`;
+    const header = file('csv', `${long},label\na,0\n`);
+    let msg = '';
+    try {
+      loadCsv(header);
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toContain('fields are {"x\\u0007\\u0007\\u0007yyy');
+    expect(hasControl(msg)).toBe(false);
+    expect(msg.length).toBeLessThan(header.length + 200);
+    const label = file('jsonl', `{"text":"a","label":0}\n{"text":"b","label":"\\u001b[31m${'z'.repeat(300)}"}\n`);
+    expect(() => loadJsonl(label)).toThrow(/line 2: label "\\u001b\[31mz{60,}… is a string/);
+    const badJson = file('jsonl', `{"text":"\u0001${'q'.repeat(300)}\n`);
+    try {
+      loadJsonl(badJson);
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toMatch(/line 1: not valid JSON/);
+    expect(hasControl(msg)).toBe(false);
+    expect(msg.length).toBeLessThan(badJson.length + 120);
+  });
+
+  it('refuses a file over the size cap, a directory and a missing file, naming the file and the limit', () => {
+    const f = file('jsonl', '{"text":"a","label":0}\n'.repeat(100));
+    expect(() => loadJsonl(f, { maxBytes: 1000 })).toThrow(
+      `${f} is 2.2 KiB, larger than the 1000 bytes allowed for a JSON Lines file`,
+    );
+    expect(() => loadCsv(f, { maxBytes: 1000 })).toThrow(/larger than the 1000 bytes allowed for a CSV file/);
+    expect(() => loadJsonl(dir)).toThrow(`${dir} is a directory; expected a JSON Lines file`);
+    expect(() => loadJsonl(path.join(dir, 'nope.jsonl'))).toThrow(/nope.jsonl does not exist/);
+    expect(USER_DATA_MAX_BYTES).toBeLessThanOrEqual(bufferConstants.MAX_STRING_LENGTH);
+  });
+
+  it('refuses a file larger than a string can hold before reading it, and a device', () => {
+    // a sparse file one byte over the default cap: refused from its size, never read
+    const big = path.join(dir, 'big.jsonl');
+    writeFileSync(big, '');
+    truncateSync(big, USER_DATA_MAX_BYTES + 1);
+    let msg = '';
+    try {
+      loadJsonl(big);
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toMatch(/big.jsonl is [\d.]+ MiB, larger than the [\d.]+ MiB allowed for a JSON Lines file/);
+    rmSync(big);
+    expect(msg).not.toMatch(/Invalid typed array length|Cannot create a string/);
+    expect(() => loadCsv('/dev/zero')).toThrow('/dev/zero is not a regular file (a device, FIFO or socket)');
+  });
+
+  it('refuses an image dataset too large for one array instead of an "Invalid typed array length"', () => {
+    const f = file('jsonl', '{"image":[0,1,2,3],"label":0}\n'.repeat(5));
+    expect(() => loadJsonl(f, { maxImageValues: 16 })).toThrow(
+      `${f}: 5 images of 4 values are 20 values, more than the 16 one dataset may hold; use fewer rows`,
+    );
+    expect(loadJsonl(f, { maxImageValues: 20 }).kind).toBe('image');
+    expect(USER_IMAGE_MAX_VALUES).toBeGreaterThanOrEqual(USER_DATA_MAX_BYTES / 2);
+  });
 });

@@ -1,20 +1,17 @@
-// Reading and writing tokenizer JSON files, with errors that name the file.
+// Reading and writing tokenizer JSON files, with errors that name the file. Reads are bounded: a regular file
+// no larger than the data cap (and no longer than the longest string JavaScript holds).
 
-import { readFileSync, writeFileSync } from 'node:fs';
-import { FormatError } from '@offramp/core';
+import { constants as bufferConstants } from 'node:buffer';
+import { writeFileSync } from 'node:fs';
+import { parseJsonText } from '@offramp/core';
+import { FILE_LIMITS, readBoundedTextSync } from '@offramp/core/node';
 
-export function readJsonFile(file: string, what: string): unknown {
-  let src: string;
-  try {
-    src = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new FormatError(`${what} file ${file} cannot be read (${(e as Error).message})`, { cause: e });
-  }
-  try {
-    return JSON.parse(src);
-  } catch (e) {
-    throw new FormatError(`${what} file ${file} is not valid JSON (${(e as Error).message})`, { cause: e });
-  }
+/** Largest tokenizer file read: the data cap, and no longer than the longest string JavaScript holds. */
+export const TOKENIZER_MAX_BYTES = Math.min(FILE_LIMITS.data, bufferConstants.MAX_STRING_LENGTH);
+
+/** Reads a JSON file bounded: a regular file within `maxBytes`, BOM accepted, nesting limited. */
+export function readJsonFile(file: string, what: string, maxBytes = TOKENIZER_MAX_BYTES): unknown {
+  return parseJsonText(readBoundedTextSync(file, { maxBytes, what: `a ${what} file (JSON)` }), `${what} file ${file}`);
 }
 
 export function writeJsonFile(file: string, value: unknown): void {

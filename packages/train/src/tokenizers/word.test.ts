@@ -56,6 +56,15 @@ describe('WordTokenizer', () => {
     expect(() => tok.encode('x', 0)).toThrow(/length is 0; expected an integer >= 1/);
   });
 
+  it('encodes without padding for the engine: the padded row with its trailing [PAD]s removed', () => {
+    const tok = WordTokenizer.fromTexts(texts, { vocabSize: 20 });
+    expect(tok.encodeUnpadded('The cat zebra', 6)).toEqual([CLS_ID, tok.idOf('the'), tok.idOf('cat'), UNK_ID]);
+    expect(tok.encodeUnpadded('the cat the cat the', 3)).toEqual(Array.from(tok.encode('the cat the cat the', 3)));
+    expect(tok.encodeUnpadded('', 4)).toEqual([CLS_ID]);
+    expect(tok.encodeUnpadded('cat', 4, { cls: false })).toEqual([tok.idOf('cat')]);
+    expect(() => tok.encodeUnpadded('x', 0)).toThrow(/length is 0/);
+  });
+
   it('saves and loads JSON; rejects bad JSON', () => {
     const tok = WordTokenizer.fromTexts(texts, { vocabSize: 20 });
     const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'word-')), 'word.json');

@@ -94,11 +94,22 @@ export class WordTokenizer {
     return splitWords(text).map((w) => this.ids.get(w) ?? UNK_ID);
   }
 
-  /** Fixed-length ids: [CLS] (unless cls: false), then tokens, truncated to `length`, then [PAD]s. */
+  /**
+   * Fixed-length ids: [CLS] (unless cls: false), then tokens, truncated to `length`, then [PAD]s (for packed
+   * training batches). The engine treats trailing [PAD]s as padding when the model's pad_token_id is 0, as
+   * models trained here have; for engine input, {@link encodeUnpadded} gives the ids without them.
+   */
   encode(text: string, length: number, options?: EncodeOptions): Int32Array {
     const out = new Int32Array(length);
     this.encodeInto(out, 0, text, length, options);
     return out;
+  }
+
+  /** Ids without padding: [CLS] (unless cls: false), then tokens, truncated to at most `maxLength` ids. */
+  encodeUnpadded(text: string, maxLength: number, options?: EncodeOptions): number[] {
+    const row = new Int32Array(maxLength);
+    const n = this.encodeInto(row, 0, text, maxLength, options);
+    return Array.from(row.subarray(0, n));
   }
 
   /** encode() for many texts, rows packed into one (texts.length · length) array. */
@@ -110,7 +121,8 @@ export class WordTokenizer {
     return out;
   }
 
-  private encodeInto(out: Int32Array, at: number, text: string, length: number, options?: EncodeOptions): void {
+  /** Writes the ids of `text` at `at`; returns how many (the rest stays [PAD]). */
+  private encodeInto(out: Int32Array, at: number, text: string, length: number, options?: EncodeOptions): number {
     if (!Number.isInteger(length) || length < 1) {
       throw new ValidationError(`length is ${length}; expected an integer >= 1`);
     }
@@ -120,6 +132,7 @@ export class WordTokenizer {
       if (n >= length) break;
       out[at + n++] = this.ids.get(w) ?? UNK_ID;
     }
+    return n;
   }
 
   /** Tokens of ids, reserved ids as [PAD]/[UNK]/[CLS]. */

@@ -3,6 +3,7 @@
 export * from './backend.js';
 export * from './checkpoint.js';
 export * from './cli.js';
+export * from './custom.js';
 export * from './evaluate.js';
 export * from './examples.js';
 export * from './feature-cache.js';

@@ -132,6 +132,50 @@ describe('train()', () => {
   });
 });
 
+describe('time budget and epochs run', () => {
+  it('stops at the budget inside an epoch, exports a valid model, and --resume finishes it to the same weights', async () => {
+    const full = baseRun('budget-full');
+    const a = await train(full);
+    expect(a.stopped).toBeUndefined();
+    expect(a.epochsRun).toEqual([3]);
+    // 192 rows / 32 = 6 steps an epoch, 18 in all; the budget runs out long before (each step takes ms)
+    let lines = '';
+    const cut = baseRun('budget-cut', {
+      timeBudgetSeconds: 0.001,
+      progress: new Progress({ stream: { write: (t: string) => (lines += t) }, tty: false, everySeconds: 0 }),
+    });
+    const b0 = await train(cut);
+    expect(b0.stopped).toBe('time-budget');
+    expect(b0.state.step).toBeGreaterThan(0);
+    expect(b0.state.step).toBeLessThan(18);
+    expect(b0.epochsRun).toEqual([b0.state.step / 6]);
+    expect(lines).toMatch(/the time budget of 0s is spent after \d+ steps? of stage 'joint'/);
+    expect(lines).toMatch(/stage 'joint' after \d+ steps? \([\d.]+ of 3 epochs\): held-out accuracy/);
+    const loaded = await loadModelDir(cut.outDir);
+    const training = loaded.config.meta?.training as { stopped?: string; epochs_run?: number[] } | undefined;
+    expect(training?.stopped).toBe('time-budget');
+    expect(training?.epochs_run).toEqual([Number((b0.state.step / 6).toFixed(3))]);
+    expect(loadCheckpoint(cut.workDir, []).state.done).toBe(false);
+    b0.model.dispose();
+    const b = await train({ ...cut, timeBudgetSeconds: undefined, resume: true, progress: quiet() });
+    expect(b.stopped).toBeUndefined();
+    expect(b.state.step).toBe(18);
+    expect(b.epochsRun).toEqual([3]);
+    const wa = readFileSync(join(full.outDir, 'model.safetensors'));
+    const wb = readFileSync(join(cut.outDir, 'model.safetensors'));
+    expect(Buffer.compare(wa, wb)).toBe(0);
+    a.model.dispose();
+    b.model.dispose();
+  });
+
+  it('reports the epochs that ran when --max-steps cuts a stage short', async () => {
+    const res = await train(baseRun('cut-steps', { epochs: 10, maxSteps: 4 }));
+    expect(res.stopped).toBe('max-steps');
+    expect(res.epochsRun).toEqual([4 / 6]);
+    res.model.dispose();
+  });
+});
+
 describe('examples and optimizer', () => {
   it('permutation is a seeded permutation', () => {
     const p = permutation(50, 3);

@@ -86,6 +86,11 @@ export interface TrainRun {
   backend?: TrainBackend;
   /** Stop each stage after this many steps (smoke runs). */
   maxSteps?: number;
+  /**
+   * Wall-clock budget of this call, in seconds: training stops cleanly once it is spent (the held-out evaluation
+   * and the export follow), and the result says so. The learning-rate schedule stays planned for all epochs.
+   */
+  timeBudgetSeconds?: number;
   /** Batch size for evaluation and feature caching (default 2·batchSize). */
   evalBatchSize?: number;
   /** Extra fields for config.json's meta. */
@@ -106,6 +111,10 @@ export interface TrainRun {
 
 export interface TrainResult {
   model: TfModel;
+  /** Epochs trained per stage (fractional when a stage stopped inside an epoch). */
+  epochsRun: number[];
+  /** Why training stopped before the planned epochs, if it did. */
+  stopped?: 'max-steps' | 'time-budget';
   recipe: Recipe;
   /** Per-exit accuracy on the held-out split. */
   accuracy: number[];
@@ -157,8 +166,18 @@ function fmtAcc(a: number[]): string {
   return a.map((x) => (100 * x).toFixed(2)).join(' / ');
 }
 
+/** Epochs as a short number: 3, 0.4, 2.25. */
+export function fmtEpochs(x: number): string {
+  return Number.isInteger(x) ? String(x) : String(Number(x.toFixed(x < 1 ? 2 : 1)));
+}
+
 /** Trains, evaluates and exports one model. */
 export async function train(run: TrainRun): Promise<TrainResult> {
+  const callStart = performance.now();
+  const budget = run.timeBudgetSeconds;
+  if (budget !== undefined && !(budget > 0)) throw new Error(`timeBudgetSeconds must be > 0, got ${budget}`);
+  const outOfTime = () => budget !== undefined && (performance.now() - callStart) / 1000 >= budget;
+  let stopped: TrainResult['stopped'];
   const progress = run.progress ?? new Progress();
   const backend = await initBackend(run.backend ?? 'webgpu', (l) => progress.line(l));
   const seed = run.seed >>> 0;
@@ -240,6 +259,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
   };
 
   let lastRecords: ExitRecords | undefined;
+  const epochsRun: number[] = stages.map((_, i) => (i < state.stage ? epochs[i] : 0));
   for (; state.stage < stages.length; state.stage++, state.epoch = 0, state.stepInEpoch = 0, state.stageStep = 0) {
     const s = state.stage;
     const stage = stages[s];
@@ -248,7 +268,8 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     for (const [k, v] of recipe.extraParams) trainVars.set(k, v);
     const stepsPerEpoch = Math.floor(run.train.n / B);
     if (stepsPerEpoch < 1) throw new Error(`${run.train.n} training rows cannot fill one batch of ${B}`);
-    const total = Math.min(epochs[s] * stepsPerEpoch, run.maxSteps ?? Number.POSITIVE_INFINITY);
+    const planned = epochs[s] * stepsPerEpoch;
+    const total = Math.min(planned, run.maxSteps ?? Number.POSITIVE_INFINITY);
     const warmup = Math.max(1, Math.round((run.warmup ?? 0.05) * total));
     progress.line(
       `stage ${s + 1}/${stages.length} '${stage.name}': ${epochs[s]} epochs × ${stepsPerEpoch} steps, ${trainVars.size} trainable tensors, lr ${lrs[s]}`,
@@ -275,9 +296,24 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     let rateT0 = performance.now();
     let rateSteps = 0;
     const curveEvery = Math.max(1, Math.min(50, Math.floor(stepsPerEpoch / 4)));
-    for (; state.epoch < epochs[s] && state.stageStep < total; state.epoch++, state.stepInEpoch = 0) {
+    // time per epoch, estimated from a few steps after the first (which compiles the kernels)
+    let estimateT0 = 0;
+    let estimateFrom = -1;
+    let estimated = false;
+    for (
+      ;
+      state.epoch < epochs[s] && state.stageStep < total && stopped !== 'time-budget';
+      state.epoch++, state.stepInEpoch = 0
+    ) {
       const perm = permutation(run.train.n, mixSeed(seed, s, state.epoch));
       for (; state.stepInEpoch < stepsPerEpoch && state.stageStep < total; state.stepInEpoch++) {
+        if (outOfTime() && state.stageStep > 0) {
+          stopped = 'time-budget';
+          progress.line(
+            `${run.name}: the time budget of ${formatDuration(budget!)} is spent after ${state.stageStep} step${state.stageStep === 1 ? '' : 's'} of stage '${stage.name}' (${fmtEpochs(state.stageStep / stepsPerEpoch)} of ${epochs[s]} epochs); stopping`,
+          );
+          break;
+        }
         const idx = perm.subarray(state.stepInEpoch * B, (state.stepInEpoch + 1) * B);
         const lr = scheduledLr(lrs[s], state.stageStep, { warmup, total });
         const stepSeed = mixSeed(seed, 0x57e9, state.step);
@@ -317,6 +353,27 @@ export async function train(run: TrainRun): Promise<TrainResult> {
           );
         state.step++;
         state.stageStep++;
+        if (estimateFrom < 0) {
+          estimateFrom = state.stageStep;
+          estimateT0 = performance.now();
+        } else if (!estimated && (state.stageStep - estimateFrom >= 3 || state.stageStep >= total)) {
+          estimated = true;
+          const perStep = (performance.now() - estimateT0) / 1000 / (state.stageStep - estimateFrom);
+          const perEpoch = perStep * stepsPerEpoch;
+          const left = perStep * (total - state.stageStep);
+          let fit = '';
+          if (budget !== undefined) {
+            const remaining = budget - (performance.now() - callStart) / 1000;
+            const more = Math.max(0, remaining / perEpoch);
+            fit =
+              remaining < left
+                ? `; the ${formatDuration(budget)} budget stops it after about ${fmtEpochs(Math.floor((state.stageStep / stepsPerEpoch + more) * 10) / 10)} epochs (pass --epochs to plan the schedule for what fits)`
+                : `; within the ${formatDuration(budget)} budget`;
+          }
+          progress.line(
+            `${run.name}: about ${formatDuration(perEpoch)} per epoch (${stepsPerEpoch} steps of ${B}, ${perStep.toFixed(2)} s a step, evaluation not counted); ${fmtEpochs(total / stepsPerEpoch)} epochs need about ${formatDuration(left)} more${fit}`,
+          );
+        }
         runLoss += lossV;
         runAcc += accV;
         runN++;
@@ -362,9 +419,15 @@ export async function train(run: TrainRun): Promise<TrainResult> {
         accuracy,
         seconds: elapsed(),
       } satisfies EvalPoint);
+      const whole = state.stepInEpoch >= stepsPerEpoch;
       progress.line(
-        `${run.name} stage '${stage.name}' epoch ${state.epoch + 1}/${epochs[s]}: held-out accuracy per exit ${fmtAcc(accuracy)} % (${formatDuration(elapsed())} so far)`,
+        `${run.name} stage '${stage.name}' ${whole ? `epoch ${state.epoch + 1}/${epochs[s]}` : `after ${state.stageStep} step${state.stageStep === 1 ? '' : 's'} (${fmtEpochs(state.stageStep / stepsPerEpoch)} of ${epochs[s]} epochs)`}: held-out accuracy per exit ${fmtAcc(accuracy)} % (${formatDuration(elapsed())} so far)`,
       );
+      if (stopped === 'time-budget') {
+        // resumable inside this epoch: --resume continues with its next batch
+        await checkpoint();
+        break;
+      }
       if (run.exportEveryEpoch) {
         state.seconds = elapsed();
         segmentStart = performance.now();
@@ -379,23 +442,27 @@ export async function train(run: TrainRun): Promise<TrainResult> {
       rateT0 = performance.now();
       rateSteps = 0;
     }
+    epochsRun[s] = state.stageStep / stepsPerEpoch;
+    if (stopped === 'time-budget') break;
+    if (state.stageStep < planned) stopped = 'max-steps';
     if (state.stage + 1 < stages.length) {
       optimizer.dispose();
       optimizer = new AdamW({ lr: lrs[s + 1], weightDecay: run.weightDecay ?? 0, clipNorm: run.clipNorm ?? 0 });
     }
   }
-  state.done = true;
+  // stopped at the budget: the state stays resumable (--resume continues where it stopped)
+  if (stopped !== 'time-budget') state.done = true;
   await checkpoint();
 
   const records = lastRecords ?? (await evaluateModel(model, run.test, evalB, { features: run.keepHeldoutFeatures }));
   const accuracy = exitAccuracy(records);
   const seconds = state.seconds;
-  const envelope = await exportRun(run, model, recipe, state, accuracy, backend);
+  const envelope = await exportRun(run, model, recipe, state, accuracy, backend, { epochsRun, stopped });
   progress.line(
-    `${run.name}: done in ${formatDuration(seconds)}; held-out accuracy per exit ${fmtAcc(accuracy)} %; wrote ${run.outDir}`,
+    `${run.name}: ${stopped === 'time-budget' ? 'stopped at the time budget' : 'done'} after ${state.step} step${state.step === 1 ? '' : 's'} (${epochsRun.map(fmtEpochs).join(' + ')} epochs) in ${formatDuration(seconds)}; held-out accuracy per exit ${fmtAcc(accuracy)} %; wrote ${run.outDir}`,
   );
   optimizer.dispose();
-  return { model, recipe, accuracy, records, seconds, state, backend, configEnvelope: envelope };
+  return { model, recipe, accuracy, records, seconds, state, backend, configEnvelope: envelope, epochsRun, stopped };
 }
 
 /** Writes the model directory (config.json with meta, model.safetensors) and the curves. */
@@ -406,6 +473,7 @@ async function exportRun(
   state: TrainState,
   accuracy: number[],
   backend: TrainBackend,
+  end?: { epochsRun: number[]; stopped?: TrainResult['stopped'] },
 ): Promise<ConfigEnvelope> {
   const seed = run.seed >>> 0;
   const B = run.batchSize;
@@ -435,11 +503,13 @@ async function exportRun(
           ? { batch_norm: 'after every convolution in training; folded into the convolutions at export' }
           : {}),
         steps: state.step,
+        ...(end ? { epochs_run: end.epochsRun.map((e) => Number(e.toFixed(3))) } : {}),
+        ...(end?.stopped ? { stopped: end.stopped } : {}),
         backend,
         seconds: Math.round(seconds),
       },
       metrics: { heldout_accuracy_per_exit: accuracy.map((a) => Number(a.toFixed(4))), heldout_examples: run.test.n },
-      ...(state.done
+      ...(state.done || end
         ? {}
         : { unfinished: `exported after epoch ${state.epoch} of stage ${state.stage + 1}; training continues` }),
       ...run.meta,
