@@ -9,7 +9,7 @@
 // Usage: pnpm --filter @offramp/mamba run depth:classifiers [--max-drop 0.0025] [name ...]   (default: both models)
 //   traces: .data/traces/NAME-train.trace.json and NAME-test.trace.json, e.g.
 //   offramp trace -m checkpoints/imdb-encoder -d imdb --split train --limit 12000 -o .data/traces/imdb-encoder-train.trace.json
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
