@@ -33,6 +33,7 @@ const clean = (s: string) =>
     .filter((l) => !/artificially reduced/.test(l))
     .join('\n')
     .replaceAll(tmp, '/tmp/offramp-doc')
+    .replaceAll(`${root}/`, '') // paths inside the repository, relative to it: no machine's folders
     .trimEnd();
 
 const sections: { title: string; about: string; args: string[] }[] = [

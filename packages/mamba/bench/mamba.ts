@@ -9,7 +9,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createGpuDevice } from '@offramp/core';
-import { CharTokenizer, loadAusten } from '@offramp/train';
+import { CharTokenizer, fetchDatasets, isDatasetCached, loadAusten } from '@offramp/train';
 import type { MambaConfig } from '../src/config.js';
 import { type ExitOptions, MambaLM } from '../src/model.js';
 import { loadMambaDir } from '../src/node.js';
@@ -50,6 +50,15 @@ const cfg = loaded.config;
 const exits = cfg.exits ?? [3, 4, 5];
 const model = new MambaLM(device, cfg, loaded.tensors, { exits });
 const tok = CharTokenizer.load(path.join(dir, 'char-tokenizer.json'));
+// the held-out novel: fetched into the data cache first when it is not there (as the CLI does)
+if (!isDatasetCached('austen')) {
+  console.error('bench:mamba: the Austen corpus is not in the data cache; fetching it');
+  const r = await fetchDatasets({
+    names: ['austen'],
+    onProgress: (e) => e.type === 'fetched' && console.error(`  ${e.summary} (${e.seconds.toFixed(1)} s)`),
+  });
+  if (r.failed.length) throw new Error(`bench:mamba: fetching the Austen corpus failed: ${r.failed[0].message}`);
+}
 const held = tok.encode(loadAusten().heldOut.text);
 const prompts = Array.from({ length: BATCH }, (_, b) => Array.from(held.subarray(b * 5000, b * 5000 + PROMPT)));
 const sampling = { temperature: 0.8, topK: 40, seed: 1 };

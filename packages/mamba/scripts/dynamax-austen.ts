@@ -180,7 +180,7 @@ for (const skip of ['freeze', 'partial'] as const) {
 }
 
 const result = {
-  model: dir,
+  model: path.relative(path.resolve(here, '../../..'), dir).split(path.sep).join('/') || dir, // relative to the repository
   device: device.describe(),
   heldout: { title: corpus.heldOut.title, streams, tokens_per_stream: steps, positions: streams * steps },
   distillation: {

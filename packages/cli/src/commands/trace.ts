@@ -1,7 +1,7 @@
 // `offramp trace`: runs a model to full depth once on a data set and writes the trace (every sample's
 // signals at every exit) to a JSON file, for offline sweeps and for training learned exit policies.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, relative, resolve } from 'node:path';
 import type { Backend } from '@offramp/core';
 import { UsageError } from '../errors.js';
 import { traceSession } from '../evaluate.js';
@@ -65,7 +65,8 @@ export async function traceCommand(o: TraceOptions, log: Logger): Promise<TraceS
       trace,
       {
         model: loaded.name,
-        model_dir: loaded.dir,
+        // relative to the trace file, so a trace moved with its model (or shared) names no machine's paths
+        model_dir: relative(dirname(resolve(o.out)), loaded.dir) || '.',
         data: data.name,
         split: data.split,
         offset: o.offset ?? 0,
