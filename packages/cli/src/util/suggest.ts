@@ -1,20 +1,8 @@
 // "Did you mean ...?" for mistyped names: Levenshtein distance and the nearest candidates.
+import { editDistance } from '@offramp/core';
 
-/** Edit distance (insertions, deletions, substitutions of one character each). */
-export function levenshtein(a: string, b: string): number {
-  if (a === b) return 0;
-  if (!a.length) return b.length;
-  if (!b.length) return a.length;
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length];
-}
+/** Edit distance (insertions, deletions, substitutions of one character each): core's, under its old name. */
+export const levenshtein: (a: string, b: string) => number = editDistance;
 
 /**
  * The candidate nearest to `name` (case-insensitive), when it is close enough to be a likely typo: distance at

@@ -292,7 +292,8 @@ export function closestName(name: string, names: readonly string[]): string | un
   return best !== undefined && bestD <= Math.max(1, Math.floor(n.length / 3)) ? best : undefined;
 }
 
-function editDistance(a: string, b: string): number {
+/** Edit distance (insertions, deletions, substitutions of one character each). */
+export function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
