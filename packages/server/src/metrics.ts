@@ -1,0 +1,100 @@
+// Prometheus metrics of one server instance (its own registry, so two servers in one process never mix).
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export function createMetrics(queueDepth: () => number) {
+  const registry = new Registry();
+  const requests = new Counter({
+    name: 'offramp_http_requests_total',
+    help: 'HTTP requests by route and status code',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  });
+  const total = new Histogram({
+    name: 'offramp_request_duration_seconds',
+    help: 'Time from receiving a request to sending its answer, by route',
+    labelNames: ['route'] as const,
+    buckets: latencyBuckets,
+    registers: [registry],
+  });
+  const queueWait = new Histogram({
+    name: 'offramp_queue_wait_seconds',
+    help: 'Time a classify request waited for its batch to start',
+    labelNames: ['model'] as const,
+    buckets: latencyBuckets,
+    registers: [registry],
+  });
+  const compute = new Histogram({
+    name: 'offramp_batch_compute_seconds',
+    help: 'Time the engine took to run one batch',
+    labelNames: ['model', 'mode'] as const,
+    buckets: latencyBuckets,
+    registers: [registry],
+  });
+  const batchSize = new Histogram({
+    name: 'offramp_batch_size',
+    help: 'Requests per engine batch',
+    labelNames: ['model'] as const,
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+    registers: [registry],
+  });
+  const exitBlock = new Histogram({
+    name: 'offramp_exit_block',
+    help: 'Block at which classify requests left the network, by model and policy spec',
+    labelNames: ['model', 'policy'] as const,
+    buckets: [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 24, 32],
+    registers: [registry],
+  });
+  const flopsSpent = new Counter({
+    name: 'offramp_flops_spent_total',
+    help: 'FLOPs spent on classify requests',
+    labelNames: ['model'] as const,
+    registers: [registry],
+  });
+  const flopsFull = new Counter({
+    name: 'offramp_flops_full_depth_total',
+    help: 'FLOPs the same requests would have spent at full depth',
+    labelNames: ['model'] as const,
+    registers: [registry],
+  });
+  const spent = new Map<string, [number, number]>();
+  new Gauge({
+    name: 'offramp_flops_saved_ratio',
+    help: '1 − spent / full-depth FLOPs over all classify requests so far, by model',
+    labelNames: ['model'] as const,
+    registers: [registry],
+    collect() {
+      for (const [model, [s, f]] of spent) this.set({ model }, f > 0 ? 1 - s / f : 0);
+    },
+  });
+  new Gauge({
+    name: 'offramp_queue_depth',
+    help: 'Classify requests waiting for a batch or in a running batch',
+    registers: [registry],
+    collect() {
+      this.set(queueDepth());
+    },
+  });
+  return {
+    registry,
+    requests,
+    total,
+    queueWait,
+    compute,
+    batchSize,
+    exitBlock,
+    /** Records one answered sample's compute. */
+    flops(model: string, flops: number, costFraction: number) {
+      const full = costFraction > 0 ? flops / costFraction : flops;
+      flopsSpent.inc({ model }, flops);
+      flopsFull.inc({ model }, full);
+      const s = spent.get(model) ?? [0, 0];
+      s[0] += flops;
+      s[1] += full;
+      spent.set(model, s);
+    },
+  };
+}
+
+export type ServerMetrics = ReturnType<typeof createMetrics>;

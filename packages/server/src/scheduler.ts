@@ -1,0 +1,165 @@
+// Dynamic batching: requests queue per (model, policy spec, sequence bucket); a queue is run as one batch
+// when it holds maxBatch rows or its oldest request has waited maxWaitMs, and at most `concurrency` batches
+// of a model run at once (while they run, new requests gather into the next, larger batch). Each request is
+// answered from its own row of the batch result. One policy spec per batch because device mode compiles one
+// WGSL policy into the decide kernel of a run; per-row policies would need a different kernel.
+import type { ExitPolicy, SampleResult } from '@offramp/core';
+import { batchInput, bucketOf, type EncodedRow, type ServedModel } from './models.js';
+
+export class QueueFullError extends Error {
+  readonly statusCode = 429;
+  constructor(
+    readonly depth: number,
+    readonly retryAfterS: number,
+  ) {
+    super(`the server's queue is full (${depth} requests waiting); retry after ${retryAfterS} s`);
+  }
+}
+
+export interface BatchInfo {
+  model: string;
+  policy: string;
+  mode: 'device' | 'host';
+  size: number;
+  computeMs: number;
+}
+
+export interface Job {
+  model: ServedModel;
+  policySpec: string;
+  policy: ExitPolicy<any>;
+  row: EncodedRow;
+  trace: boolean;
+}
+
+export interface JobResult {
+  sample: SampleResult;
+  batchSize: number;
+  mode: 'device' | 'host';
+  queueMs: number;
+  computeMs: number;
+}
+
+interface Pending {
+  job: Job;
+  at: number;
+  resolve: (r: JobResult) => void;
+  reject: (e: unknown) => void;
+}
+
+interface Queue {
+  key: string;
+  model: ServedModel;
+  items: Pending[];
+  timer?: NodeJS.Timeout;
+  due: boolean;
+}
+
+export interface SchedulerOptions {
+  maxBatch: number;
+  maxWaitMs: number;
+  /** Most requests waiting or running, all models together; more are refused with QueueFullError. */
+  maxQueue: number;
+  onBatch?: (info: BatchInfo) => void;
+}
+
+export class BatchScheduler {
+  private queues = new Map<string, Queue>();
+  private running = new Map<string, number>();
+  private inflight = 0;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly o: SchedulerOptions) {}
+
+  /** Requests waiting for a batch plus those in running batches. */
+  get depth(): number {
+    return this.inflight;
+  }
+
+  submit(job: Job): Promise<JobResult> {
+    if (this.closed) return Promise.reject(new QueueFullError(this.inflight, 1));
+    if (this.inflight >= this.o.maxQueue) {
+      return Promise.reject(new QueueFullError(this.inflight, Math.max(1, Math.ceil(this.o.maxWaitMs / 1000))));
+    }
+    const key = `${job.model.name}\u0000${job.policySpec}\u0000${bucketOf(job.model, job.row)}`;
+    let q = this.queues.get(key);
+    if (!q) {
+      q = { key, model: job.model, items: [], due: false };
+      this.queues.set(key, q);
+    }
+    this.inflight++;
+    const p = new Promise<JobResult>((resolve, reject) =>
+      q.items.push({ job, at: performance.now(), resolve, reject }),
+    );
+    if (q.items.length >= this.o.maxBatch) q.due = true;
+    else if (!q.timer) {
+      const queue = q;
+      q.timer = setTimeout(() => {
+        queue.timer = undefined;
+        queue.due = true;
+        this.pump();
+      }, this.o.maxWaitMs);
+    }
+    this.pump();
+    return p;
+  }
+
+  /** Starts every due batch whose model has a free run slot. */
+  private pump(): void {
+    for (const q of this.queues.values()) {
+      const name = q.model.name;
+      while (q.items.length && (q.due || this.closed) && (this.running.get(name) ?? 0) < q.model.runner.concurrency) {
+        const batch = q.items.splice(0, this.o.maxBatch);
+        if (q.items.length < this.o.maxBatch) q.due = false;
+        if (q.items.length && !q.timer && !q.due) {
+          q.timer = setTimeout(() => {
+            q.timer = undefined;
+            q.due = true;
+            this.pump();
+          }, this.o.maxWaitMs);
+        }
+        if (!q.items.length && q.timer) {
+          clearTimeout(q.timer);
+          q.timer = undefined;
+        }
+        this.running.set(name, (this.running.get(name) ?? 0) + 1);
+        void this.runBatch(q.model, batch);
+      }
+      if (!q.items.length && !q.timer) this.queues.delete(q.key);
+    }
+  }
+
+  private async runBatch(m: ServedModel, batch: Pending[]): Promise<void> {
+    const first = batch[0].job;
+    const mode = first.policy.device ? 'device' : 'host';
+    const start = performance.now();
+    try {
+      const res = await m.runner.run(batchInput(batch.map((p) => p.job.row)), {
+        policy: first.policy,
+        mode,
+        trace: batch.some((p) => p.job.trace),
+      });
+      const computeMs = performance.now() - start;
+      this.o.onBatch?.({ model: m.name, policy: first.policySpec, mode, size: batch.length, computeMs });
+      batch.forEach((p, i) => {
+        p.resolve({ sample: res.samples[i], batchSize: batch.length, mode, queueMs: start - p.at, computeMs });
+      });
+    } catch (e) {
+      for (const p of batch) p.reject(e);
+    } finally {
+      this.inflight -= batch.length;
+      this.running.set(m.name, (this.running.get(m.name) ?? 1) - 1);
+      this.pump();
+      if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  /** Refuses new requests, runs what is queued at once, and resolves when nothing is left. */
+  drain(): Promise<void> {
+    this.closed = true;
+    this.pump();
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+}

@@ -1,0 +1,81 @@
+// The request and response schemas (zod): they validate bodies and give the OpenAPI document.
+import * as z from 'zod';
+
+export const ClassifyInput = z.union([
+  z.strictObject({ text: z.string().max(100_000).describe('Text for a text model (tokenized by the server)') }),
+  z.strictObject({
+    image: z
+      .union([
+        z.array(z.number().min(0).max(1)).min(1).max(65_536),
+        z.string().min(1).max(1_000_000).describe('base64 PNG (optionally a data: URL)'),
+      ])
+      .describe('Pixel values in [0, 1] (row-major, 784 for a 28×28 grey image), or a base64 PNG'),
+  }),
+]);
+
+export const ClassifyBody = z.strictObject({
+  model: z.string().min(1).max(200).describe('A served model name (GET /v1/models)'),
+  input: ClassifyInput,
+  policy: z
+    .string()
+    .min(1)
+    .max(500)
+    .optional()
+    .describe("Exit policy spec, as on the command line: 'confidence:threshold=0.9', 'static:exit=2'"),
+  trace: z.boolean().optional().describe('Include the signals at each exit the input reached'),
+  truncate: z.boolean().optional().describe('Cut a text longer than the model takes (default: 400 instead)'),
+});
+
+export const ErrorResponse = z.object({ error: z.object({ message: z.string(), code: z.string() }) });
+
+const Signal = z.array(z.number().nullable()).optional();
+/** Signals at each exit reached; those the model lacks (gate, similarity) are left out. */
+const Trace = z.object({
+  maxProb: Signal,
+  entropy: Signal,
+  margin: Signal,
+  argmax: Signal,
+  gate: Signal,
+  similarity: Signal,
+});
+
+export const ClassifyResponse = z.object({
+  model: z.string(),
+  prediction: z.number().int(),
+  label: z.string(),
+  probabilities: z.array(z.number()),
+  exit_block: z.number().int(),
+  exit_index: z.number().int(),
+  num_exits: z.number().int(),
+  flops: z.number(),
+  cost_fraction: z.number(),
+  policy: z.string(),
+  truncated: z.boolean().optional(),
+  trace: Trace.optional(),
+});
+
+export const ModelsResponse = z.object({
+  object: z.literal('list'),
+  data: z.array(
+    z.object({
+      id: z.string(),
+      object: z.literal('model'),
+      architecture: z.string(),
+      input: z.enum(['image', 'text']),
+      input_size: z.number().int(),
+      num_blocks: z.number().int(),
+      exit_blocks: z.array(z.number().int()),
+      classes: z.array(z.string()),
+      default_policy: z.string(),
+      max_batch: z.number().int(),
+    }),
+  ),
+});
+
+export const HealthResponse = z.object({ status: z.literal('ok') });
+export const ReadyResponse = z.object({
+  status: z.enum(['ready', 'not_ready']),
+  device: z.string(),
+  models: z.array(z.string()),
+  reason: z.string().optional(),
+});

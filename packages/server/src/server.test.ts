@@ -1,0 +1,176 @@
+// The server in-process: routes, validation messages, batching (answers identical to running alone, batches
+// larger than one), queue limit, auth, metrics and the OpenAPI document. Runs on lavapipe like the engine tests.
+import { join } from 'node:path';
+import { PNG } from 'pngjs';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { type BatchInfo, createServer, type OfframpServer } from './index.js';
+import { testImages } from './testing-internal/images.js';
+
+const ck = join(import.meta.dirname, '../../../checkpoints');
+const models = { fashion: join(ck, 'fashion-cnn'), imdb: join(ck, 'imdb-encoder') };
+let srv: OfframpServer;
+let url: string;
+const batches: BatchInfo[] = [];
+const images: number[][] = [];
+
+beforeAll(async () => {
+  images.push(...testImages(24));
+  srv = await createServer({ models, maxBatch: 8, maxWaitMs: 30, concurrency: 1, onBatch: (b) => batches.push(b) });
+  url = await srv.listen(0);
+});
+afterAll(async () => {
+  await srv?.close();
+});
+
+const classify = async (body: unknown, headers: Record<string, string> = {}) => {
+  const r = await fetch(`${url}/v1/classify`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+  return { status: r.status, headers: r.headers, json: (await r.json()) as any };
+};
+
+test('health, ready, models', async () => {
+  expect(await (await fetch(`${url}/health`)).json()).toEqual({ status: 'ok' });
+  const ready = await fetch(`${url}/ready`);
+  expect(ready.status).toBe(200);
+  expect(((await ready.json()) as any).models).toEqual(['fashion', 'imdb']);
+  const list = (await (await fetch(`${url}/v1/models`)).json()) as any;
+  expect(list.data.map((m: any) => [m.id, m.architecture, m.exit_blocks.length, m.classes.length])).toEqual([
+    ['fashion', 'cnn_classifier', 3, 10],
+    ['imdb', 'encoder_classifier', 3, 2],
+  ]);
+  expect(list.data[0].classes[9]).toBe('Ankle boot');
+});
+
+test('classifies an image and a text', async () => {
+  const a = await classify({ model: 'fashion', input: { image: images[0] }, trace: true });
+  expect(a.status).toBe(200);
+  expect(a.json.label).toBe(list10()[a.json.prediction]);
+  expect(a.json.probabilities).toHaveLength(10);
+  expect(a.json.probabilities.reduce((x: number, y: number) => x + y, 0)).toBeCloseTo(1, 4);
+  expect(a.json.cost_fraction).toBeGreaterThan(0);
+  expect(a.json.cost_fraction).toBeLessThanOrEqual(1);
+  expect(a.json.trace.maxProb.length).toBe(a.json.exit_index + 1);
+  const full = await classify({ model: 'fashion', input: { image: images[0] }, policy: 'static:exit=2' });
+  expect([full.json.exit_index, full.json.cost_fraction]).toEqual([2, 1]);
+  const t = await classify({ model: 'imdb', input: { text: 'A wonderful, moving film. I loved every minute.' } });
+  expect(t.status).toBe(200);
+  expect(['negative', 'positive']).toContain(t.json.label);
+  expect(t.json.truncated).toBe(false);
+});
+
+function list10() {
+  return ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+}
+
+test('a PNG gives the same answer as its pixel array', async () => {
+  const png = new PNG({ width: 28, height: 28 });
+  images[3].forEach((v, i) => {
+    const g = Math.round(v * 255);
+    png.data.set([g, g, g, 255], i * 4);
+  });
+  const b64 = PNG.sync.write(png).toString('base64');
+  const a = await classify({ model: 'fashion', input: { image: b64 } });
+  const b = await classify({ model: 'fashion', input: { image: images[3] } });
+  expect(a.status).toBe(200);
+  expect(a.json).toEqual(b.json);
+});
+
+test('bad requests get 4xx with a message', async () => {
+  const cases: [unknown, number, RegExp][] = [
+    [{ model: 'fashion', input: { image: images[0] }, extra: 1 }, 400, /"extra"/],
+    [{ model: 'nope', input: { image: images[0] } }, 404, /model 'nope' is not served here; served: fashion, imdb/],
+    [{ model: 'fashion', input: { image: images[0] }, policy: 'confidense' }, 400, /policy: /],
+    [{ model: 'fashion', input: { image: images[0] }, policy: 'confidence:threshold=7' }, 400, /threshold/],
+    [{ model: 'fashion', input: { image: [0.5, 0.5] } }, 400, /has 2 values, model 'fashion' takes 784/],
+    [{ model: 'fashion', input: { text: 'hi' } }, 400, /takes images/],
+    [{ model: 'imdb', input: { image: images[0] } }, 400, /takes text/],
+    [{ model: 'imdb', input: { text: 'word '.repeat(400) } }, 400, /more than 256 tokens.*truncate: true/],
+    [{ model: 'fashion', input: { image: 'not a png' } }, 400, /base64|PNG/],
+    [{ model: 'fashion' }, 400, /input/],
+  ];
+  for (const [body, status, msg] of cases) {
+    const r = await classify(body);
+    expect([r.status, r.json.error?.message], JSON.stringify(body).slice(0, 80)).toEqual([
+      status,
+      expect.stringMatching(msg),
+    ]);
+  }
+  const long = await classify({ model: 'imdb', input: { text: 'word '.repeat(400) }, truncate: true });
+  expect([long.status, long.json.truncated]).toEqual([200, true]);
+});
+
+test('concurrent requests batch, and each answer equals the request run alone', async () => {
+  const policy = 'confidence:threshold=0.9';
+  const alone = [];
+  for (const img of images) alone.push((await classify({ model: 'fashion', input: { image: img }, policy })).json);
+  batches.length = 0;
+  const together = await Promise.all(
+    images.map((img) => classify({ model: 'fashion', input: { image: img }, policy })),
+  );
+  expect(together.map((r) => r.json)).toEqual(alone); // probabilities bit for bit (float32 → JSON → float64)
+  expect(Math.max(...batches.map((b) => b.size))).toBeGreaterThan(1);
+  expect(batches.every((b) => b.mode === 'device')).toBe(true);
+  expect(new Set(alone.map((r: any) => r.exit_index)).size).toBeGreaterThan(1); // rows leave at different exits
+  // two policies at once: never mixed in one batch
+  batches.length = 0;
+  const mixed = await Promise.all(
+    images
+      .slice(0, 8)
+      .map((img, i) => classify({ model: 'fashion', input: { image: img }, policy: i % 2 ? 'static:exit=0' : policy })),
+  );
+  expect(mixed.filter((_, i) => i % 2 === 0).map((r) => r.json)).toEqual(
+    alone.slice(0, 8).filter((_, i) => i % 2 === 0),
+  );
+  expect(mixed.filter((_, i) => i % 2).every((r) => r.json.exit_index === 0)).toBe(true);
+  expect(new Set(batches.map((b) => b.policy))).toEqual(new Set([policy, 'static:exit=0']));
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  expect(metrics).toMatch(/offramp_batch_size_bucket\{le="1",model="fashion"\}/);
+  expect(metrics).toMatch(/offramp_exit_block_count\{model="fashion",policy="confidence:threshold=0.9"\} \d+/);
+  expect(metrics).toMatch(/offramp_flops_saved_ratio\{model="fashion"\} 0\.\d+/);
+  expect(metrics).toMatch(/offramp_http_requests_total\{method="POST",route="\/v1\/classify",status="200"\} \d+/);
+  expect(metrics).toMatch(/offramp_queue_wait_seconds_bucket/);
+  expect(metrics).toMatch(/offramp_queue_depth 0/);
+});
+
+test('OpenAPI document from the schemas', async () => {
+  const doc = (await (await fetch(`${url}/docs/json`)).json()) as any;
+  expect(doc.openapi).toMatch(/^3/);
+  expect(doc.paths['/v1/classify'].post.requestBody).toBeDefined();
+  expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/health', '/ready', '/v1/models']));
+});
+
+test('API key, queue limit (429 + Retry-After), graceful close answers in-flight requests', async () => {
+  const s = await createServer({
+    models: { fashion: models.fashion },
+    device: srv.context.device,
+    apiKey: 'sekret',
+    maxQueue: 3,
+    maxWaitMs: 300,
+    maxBatch: 8,
+  });
+  const u = await s.listen(0);
+  const post = (headers: Record<string, string>) =>
+    fetch(`${u}/v1/classify`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ model: 'fashion', input: { image: images[0] } }),
+    });
+  expect((await post({})).status).toBe(401);
+  expect((await post({ authorization: 'Bearer wrong' })).status).toBe(401);
+  expect((await fetch(`${u}/health`)).status).toBe(200);
+  const auth = { authorization: 'Bearer sekret' };
+  const four = [post(auth), post(auth), post(auth), post(auth)];
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, 100));
+  const closing = s.close(); // the queued requests are still answered
+  const answered = await Promise.all(four);
+  expect(answered.map((r) => r.status).sort()).toEqual([200, 200, 200, 429]);
+  const over = answered.find((r) => r.status === 429)!;
+  expect(over.headers.get('retry-after')).toMatch(/^\d+$/);
+  expect(((await over.json()) as any).error.message).toMatch(/queue is full/);
+  await closing;
+  expect(performance.now() - t0).toBeLessThan(10_000);
+});

@@ -1,0 +1,389 @@
+// createServer: the Fastify app that serves configured early-exit classifiers over HTTP. Bodies are checked
+// by zod schemas (which also give the OpenAPI document at /docs/json); classify requests go through the batch
+// scheduler; every error is answered with a status and a message ({ error: { message, code } }).
+import { timingSafeEqual } from 'node:crypto';
+import cors, { type FastifyCorsOptions } from '@fastify/cors';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import { createDevice, type Device, type ExitPolicy, type SampleTrace, ValidationError } from '@offramp/core';
+import { parsePolicySpec, policyFromSpec } from '@offramp/policies';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import { createMetrics, type ServerMetrics } from './metrics.js';
+import { encodeInput, InputError, loadServedModel, type ServedModel } from './models.js';
+import { type BatchInfo, BatchScheduler, QueueFullError } from './scheduler.js';
+import {
+  ClassifyBody,
+  ClassifyResponse,
+  ErrorResponse,
+  HealthResponse,
+  ModelsResponse,
+  ReadyResponse,
+} from './schemas.js';
+
+export interface ServerOptions {
+  /** Served models: request name → model folder (requests name a model, never a path). */
+  models: Record<string, string>;
+  /** A device to use, or which backend to create ('auto': the GPU when there is one). Default 'auto'. */
+  device?: Device | 'gpu' | 'cpu' | 'auto';
+  /** Most requests per engine batch. Default 16. */
+  maxBatch?: number;
+  /** Longest a request waits for its batch to fill, in ms. Default 5. */
+  maxWaitMs?: number;
+  /** Most classify requests queued or running; beyond it requests get 429 with Retry-After. Default 256. */
+  maxQueue?: number;
+  /** Batches of one model running at once. Default 2. */
+  concurrency?: number;
+  /** Largest request body in bytes. Default 1 MiB. */
+  bodyLimit?: number;
+  /** A request's whole time in the server (receiving it and waiting for its answer), in ms. Default 30 000. */
+  requestTimeoutMs?: number;
+  /** Bearer token required on every route but /health and /ready. Default: $OFFRAMP_API_KEY, else none. */
+  apiKey?: string;
+  /** CORS: off by default; true allows any origin, or @fastify/cors options. */
+  cors?: boolean | FastifyCorsOptions;
+  /** Per-client rate limit (by IP): requests per window. Off by default. */
+  rateLimit?: { max: number; timeWindowMs?: number } | false;
+  /** Fastify/pino logger options; false for none. Default: JSON at 'info', silent under vitest. */
+  logger?: FastifyServerOptions['logger'];
+  /** Policy spec per model name used when a request names none. Default 'confidence:threshold=0.9'. */
+  defaultPolicies?: Record<string, string>;
+  /** More routes (the OpenAI-compatible completions plugin, ...), registered after the built-in ones. */
+  plugins?: FastifyPluginAsync<any>[];
+  /** Called after each engine batch (tests use it to see batches form). */
+  onBatch?: (info: BatchInfo) => void;
+}
+
+/** What routes plugins find on `app.offramp`. */
+export interface OfframpContext {
+  models: Map<string, ServedModel>;
+  scheduler: BatchScheduler;
+  metrics: ServerMetrics;
+  device: Device;
+  /** The policy a spec names (cached), with its canonical spec; throws InputError for a bad spec. */
+  policy(spec: string): { spec: string; policy: ExitPolicy<any> };
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    offramp: OfframpContext;
+  }
+}
+
+export interface OfframpServer {
+  app: FastifyInstance;
+  context: OfframpContext;
+  /** Listens on host:port (port 0: a free one); returns the base URL. */
+  listen(port?: number, host?: string): Promise<string>;
+  /** Stops taking requests, answers the ones in flight, then frees the models and the device. */
+  close(): Promise<void>;
+}
+
+function httpError(statusCode: number, message: string, code: string) {
+  return Object.assign(new Error(message), { statusCode, code });
+}
+
+function tokenMatches(header: string | undefined, key: string): boolean {
+  if (!header?.startsWith('Bearer ')) return false;
+  const a = Buffer.from(header.slice(7));
+  const b = Buffer.from(key);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** A sample's trace for JSON: signals the model does not have (all NaN, e.g. no gate) left out, NaN → null. */
+function traceOut(t: SampleTrace): Record<string, (number | null)[]> {
+  const out: Record<string, (number | null)[]> = {};
+  for (const [k, v] of Object.entries(t) as [string, number[]][])
+    if (v.some(Number.isFinite)) out[k] = v.map((x) => (Number.isFinite(x) ? x : null));
+  return out;
+}
+
+export async function createServer(options: ServerOptions): Promise<OfframpServer> {
+  const names = Object.keys(options.models ?? {});
+  if (!names.length) throw new Error('createServer: no models configured (models: { name: folder })');
+  for (const n of names)
+    if (!/^[A-Za-z0-9][\w.-]{0,99}$/.test(n))
+      throw new Error(`createServer: model name '${n}' must be letters, digits, '.', '_' or '-' (at most 100)`);
+  const maxBatch = options.maxBatch ?? 16;
+  const maxWaitMs = options.maxWaitMs ?? 5;
+  const maxQueue = options.maxQueue ?? 256;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  const apiKey = options.apiKey ?? process.env.OFFRAMP_API_KEY ?? undefined;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 1024)
+    throw new Error(`createServer: maxBatch must be an integer in [1, 1024], got ${maxBatch}`);
+  if (!(maxWaitMs >= 0 && maxWaitMs <= 10_000))
+    throw new Error(`createServer: maxWaitMs must be in [0, 10000], got ${maxWaitMs}`);
+
+  const ownDevice = typeof options.device !== 'object';
+  const device =
+    typeof options.device === 'object' ? options.device : await createDevice({ backend: options.device ?? 'auto' });
+  const models = new Map<string, ServedModel>();
+  try {
+    for (const n of names) {
+      models.set(
+        n,
+        await loadServedModel(device, n, options.models[n], {
+          maxBatch,
+          concurrency: options.concurrency ?? 2,
+          defaultPolicy: options.defaultPolicies?.[n],
+        }),
+      );
+    }
+  } catch (e) {
+    for (const m of models.values()) m.model.dispose();
+    if (ownDevice) device.destroy();
+    throw e;
+  }
+
+  let scheduler: BatchScheduler;
+  const metrics = createMetrics(() => scheduler.depth);
+  scheduler = new BatchScheduler({
+    maxBatch,
+    maxWaitMs,
+    maxQueue,
+    onBatch(info) {
+      metrics.batchSize.observe({ model: info.model }, info.size);
+      metrics.compute.observe({ model: info.model, mode: info.mode }, info.computeMs / 1000);
+      options.onBatch?.(info);
+    },
+  });
+
+  const policies = new Map<string, { spec: string; policy: ExitPolicy<any> }>();
+  const policy = (spec: string) => {
+    const hit = policies.get(spec);
+    if (hit) return hit;
+    let entry: { spec: string; policy: ExitPolicy<any> };
+    try {
+      const { name, options: o } = parsePolicySpec(spec);
+      const canonical = Object.keys(o).length
+        ? `${name}:${Object.entries(o)
+            .map(([k, v]) => `${k}=${Array.isArray(v) ? `[${v.join(',')}]` : String(v)}`)
+            .join(',')}`
+        : name;
+      entry = { spec: canonical, policy: policyFromSpec(spec) };
+    } catch (e) {
+      throw new InputError(`policy: ${(e as Error).message}`);
+    }
+    if (policies.size > 1000) policies.clear();
+    policies.set(spec, entry);
+    return entry;
+  };
+
+  const app = Fastify({
+    logger: options.logger ?? (process.env.VITEST ? false : { level: 'info' }),
+    bodyLimit: options.bodyLimit ?? 1 << 20,
+    requestTimeout: requestTimeoutMs,
+    requestIdHeader: 'x-request-id',
+    return503OnClosing: true,
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  const context: OfframpContext = { models, scheduler, metrics, device, policy };
+  app.decorate('offramp', context);
+
+  app.setErrorHandler((err: any, req, reply) => {
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const issues = err.validation.map((v) => {
+        const path = v.instancePath.replace(/^\//, '').replaceAll('/', '.');
+        const where = [err.validationContext, path].filter(Boolean).join('.');
+        const keys = (v.params as { issue?: { keys?: string[] } })?.issue?.keys;
+        const msg = keys?.length
+          ? `unknown field${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${k}"`).join(', ')}`
+          : v.message;
+        return `${where || 'body'}: ${msg}`;
+      });
+      return reply.code(400).send({ error: { message: issues.join('; '), code: 'invalid_request' } });
+    }
+    if (err instanceof QueueFullError) {
+      reply.header('retry-after', String(err.retryAfterS));
+      return reply.code(429).send({ error: { message: err.message, code: 'queue_full' } });
+    }
+    if (err instanceof InputError || err instanceof ValidationError)
+      return reply.code(400).send({ error: { message: err.message, code: 'invalid_input' } });
+    const status = typeof err.statusCode === 'number' ? err.statusCode : 500;
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    if (status === 429 && !reply.getHeader('retry-after')) reply.header('retry-after', '1');
+    return reply.code(status).send({
+      error: {
+        message: status >= 500 && status !== 503 ? 'internal error (see the server log)' : err.message,
+        code: err.code ?? (status >= 500 ? 'internal' : 'bad_request'),
+      },
+    });
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ error: { message: `no route ${req.method} ${req.url.split('?')[0]}`, code: 'not_found' } }),
+  );
+
+  if (apiKey) {
+    app.addHook('onRequest', async (req, reply) => {
+      const path = req.url.split('?')[0];
+      if (path === '/health' || path === '/ready') return;
+      if (!tokenMatches(req.headers.authorization, apiKey)) {
+        reply.header('www-authenticate', 'Bearer');
+        throw httpError(401, 'missing or wrong API key: send Authorization: Bearer <key>', 'unauthorized');
+      }
+    });
+  }
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    metrics.requests.inc({ method: req.method, route, status: String(reply.statusCode) });
+    metrics.total.observe({ route }, reply.elapsedTime / 1000);
+  });
+
+  if (options.cors) await app.register(cors, options.cors === true ? { origin: true } : options.cors);
+  if (options.rateLimit) {
+    await app.register(rateLimit, {
+      max: options.rateLimit.max,
+      timeWindow: options.rateLimit.timeWindowMs ?? 60_000,
+      allowList: (req) => req.url === '/health' || req.url === '/ready',
+      errorResponseBuilder: (_req, ctx) =>
+        httpError(429, `rate limit: at most ${ctx.max} requests per ${ctx.after}; retry after it`, 'rate_limited'),
+    });
+  }
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Offramp server', description: 'Early-exit neural network inference', version: '0.1.0' },
+      components: apiKey ? { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } } : undefined,
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
+
+  app.get(
+    '/health',
+    { schema: { summary: 'Liveness: the process answers', response: { 200: HealthResponse } } },
+    async () => ({ status: 'ok' as const }),
+  );
+
+  app.get(
+    '/ready',
+    {
+      schema: {
+        summary: 'Readiness: models loaded, device usable',
+        response: { 200: ReadyResponse, 503: ReadyResponse },
+      },
+    },
+    async (_req, reply) => {
+      // GpuDevice records a lost device; calls on it would then throw
+      const lost = (device as unknown as { lostReason?: string | null }).lostReason ?? null;
+      const ready = !lost && models.size === names.length;
+      return reply.code(ready ? 200 : 503).send({
+        status: ready ? 'ready' : 'not_ready',
+        device: device.describe(),
+        models: [...models.keys()],
+        ...(lost ? { reason: `device lost: ${lost}` } : {}),
+      });
+    },
+  );
+
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics', hide: true } }, async (_req, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  app.get('/v1/models', { schema: { summary: 'The served models', response: { 200: ModelsResponse } } }, async () => ({
+    object: 'list' as const,
+    data: [...models.values()].map((m) => ({
+      id: m.name,
+      object: 'model' as const,
+      architecture: m.architecture,
+      input: m.kind,
+      input_size: m.inputSize,
+      num_blocks: m.model.numBlocks,
+      exit_blocks: [...m.model.exitBlocks],
+      classes: m.classNames,
+      default_policy: m.defaultPolicy,
+      max_batch: maxBatch,
+    })),
+  }));
+
+  app.post(
+    '/v1/classify',
+    {
+      schema: {
+        summary: 'Classify one input with early exit',
+        body: ClassifyBody,
+        response: { 200: ClassifyResponse, 400: ErrorResponse, 404: ErrorResponse, 429: ErrorResponse },
+      },
+    },
+    async (req) => {
+      const body = req.body;
+      const m = models.get(body.model);
+      if (!m)
+        throw httpError(
+          404,
+          `model '${body.model}' is not served here; served: ${[...models.keys()].join(', ')}`,
+          'model_not_found',
+        );
+      const p = policy(body.policy ?? m.defaultPolicy);
+      const row = encodeInput(m, body.input, body.truncate ?? false);
+      let timer: NodeJS.Timeout | undefined;
+      const r = await Promise.race([
+        scheduler.submit({ model: m, policySpec: p.spec, policy: p.policy, row, trace: body.trace ?? false }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(httpError(503, `no answer within ${requestTimeoutMs} ms; the server is overloaded`, 'timeout')),
+            requestTimeoutMs,
+          );
+        }),
+      ]).finally(() => clearTimeout(timer));
+      const s = r.sample;
+      metrics.queueWait.observe({ model: m.name }, r.queueMs / 1000);
+      metrics.exitBlock.observe({ model: m.name, policy: p.spec }, s.exitBlock);
+      metrics.flops(m.name, s.flops, s.costFraction);
+      return {
+        model: m.name,
+        prediction: s.prediction,
+        label: m.classNames[s.prediction] ?? String(s.prediction),
+        probabilities: Array.from(s.probs),
+        exit_block: s.exitBlock,
+        exit_index: s.exitIndex,
+        num_exits: m.model.exitBlocks.length,
+        flops: s.flops,
+        cost_fraction: s.costFraction,
+        policy: p.spec,
+        ...('truncated' in row ? { truncated: row.truncated } : {}),
+        ...(body.trace && s.trace ? { trace: traceOut(s.trace) } : {}),
+      };
+    },
+  );
+
+  for (const plugin of options.plugins ?? []) await app.register(plugin);
+  await app.ready();
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    context,
+    async listen(port = 0, host = '127.0.0.1') {
+      return app.listen({ port, host });
+    },
+    close() {
+      closing ??= (async () => {
+        // stops accepting and waits for in-flight requests (which wait for their batches); keep-alive
+        // connections that fall idle meanwhile are closed so that they do not hold the close up
+        const sweep = setInterval(() => app.server.closeIdleConnections?.(), 100);
+        try {
+          await app.close();
+        } finally {
+          clearInterval(sweep);
+        }
+        await scheduler.drain();
+        for (const m of models.values()) {
+          m.runner.dispose();
+          m.model.dispose();
+        }
+        if (ownDevice) device.destroy();
+      })();
+      return closing;
+    },
+  };
+}
