@@ -406,6 +406,45 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
     }),
   );
 
+  withCommon(
+    program
+      .command('serve')
+      .description('serve classifiers over HTTP (POST /v1/classify, GET /v1/models, /metrics, /docs/json)')
+      .option(
+        '-m, --model <name=folder>',
+        'a model to serve: NAME=FOLDER or a shipped model name (repeatable)',
+        collect,
+        [],
+      )
+      .option('-p, --port <n>', 'port (0: a free one)', int('--port', 0, 65535), 8080)
+      .option('--host <address>', 'address to listen on', '127.0.0.1')
+      .option('--api-key <key>', 'require Authorization: Bearer <key> (default: $OFFRAMP_API_KEY)')
+      .option('--max-batch <n>', 'most requests per engine batch', int('--max-batch', 1, 1024), 16)
+      .option(
+        '--max-wait-ms <ms>',
+        'longest a request waits for its batch to fill',
+        real('--max-wait-ms', 0, 10_000),
+        5,
+      )
+      .option('--max-queue <n>', 'most requests queued or running; more get 429', int('--max-queue', 1), 256)
+      .option('--policy <spec>', "default exit policy of every model (default 'confidence:threshold=0.9')")
+      .option('--cors', 'allow cross-origin requests from any origin')
+      .option('--rate-limit <n>', 'requests per minute per client address', int('--rate-limit', 1))
+      .addOption(deviceOption())
+      .addHelpText(
+        'after',
+        examples([
+          'offramp serve --model fashion-cnn --model imdb=checkpoints/imdb-encoder --port 8080',
+          `curl -s localhost:8080/v1/classify -H 'content-type: application/json' -d '{"model":"imdb","input":{"text":"great film"}}'`,
+        ]),
+      ),
+  ).action(
+    act(async (o: import('./commands/serve.js').ServeOptions & Common) => {
+      const { serveCommand } = await import('./commands/serve.js');
+      await serveCommand(o, loggerFor(o));
+    }),
+  );
+
   const create = program.command('new').description('scaffold new things').exitOverride();
   withCommon(
     create

@@ -37,10 +37,10 @@ function buildIfStale(pkgDir: string, entry: string): void {
 }
 
 let built = false;
-/** dist/ of core, policies, train, mamba and this package, built when stale. */
+/** dist/ of core, policies, train, mamba, server and this package, built when stale. */
 export function ensureBuilt(): void {
   if (built) return;
-  for (const p of ['core', 'policies', 'train', 'mamba']) {
+  for (const p of ['core', 'policies', 'train', 'mamba', 'server']) {
     try {
       buildIfStale(join(ROOT, 'packages', p), 'index.js');
     } catch (e) {
