@@ -174,3 +174,37 @@ test('API key, queue limit (429 + Retry-After), graceful close answers in-flight
   await closing;
   expect(performance.now() - t0).toBeLessThan(10_000);
 });
+
+test('policy specs are canonical: spacing and number spelling share one queue', async () => {
+  const a = await classify({ model: 'fashion', input: { image: images[1] }, policy: 'confidence: threshold=0.90' });
+  expect([a.status, a.json.policy]).toEqual([200, 'confidence:threshold=0.9']);
+});
+
+test('under pressure (heap over a limit): 503 with Retry-After, /health still answers', async () => {
+  const s = await createServer({
+    models: { fashion: models.fashion },
+    device: srv.context.device,
+    underPressure: { maxHeapUsedBytes: 1, retryAfterS: 7 },
+  });
+  try {
+    let r = await s.app.inject({
+      method: 'POST',
+      url: '/v1/classify',
+      payload: { model: 'fashion', input: { image: images[0] } },
+    });
+    for (let i = 0; i < 40 && r.statusCode !== 503; i++) {
+      await new Promise((res) => setTimeout(res, 50));
+      r = await s.app.inject({
+        method: 'POST',
+        url: '/v1/classify',
+        payload: { model: 'fashion', input: { image: images[0] } },
+      });
+    }
+    expect(r.statusCode).toBe(503);
+    expect(r.headers['retry-after']).toBe('7');
+    expect(r.json().error.message).toMatch(/./);
+    expect((await s.app.inject({ url: '/health' })).statusCode).toBe(200);
+  } finally {
+    await s.close();
+  }
+});

@@ -5,6 +5,7 @@ import { timingSafeEqual } from 'node:crypto';
 import cors, { type FastifyCorsOptions } from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
+import underPressure from '@fastify/under-pressure';
 import { createDevice, type Device, type ExitPolicy, type SampleTrace, ValidationError } from '@offramp/core';
 import { parsePolicySpec, policyFromSpec } from '@offramp/policies';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
@@ -50,6 +51,11 @@ export interface ServerOptions {
   cors?: boolean | FastifyCorsOptions;
   /** Per-client rate limit (by IP): requests per window. Off by default. */
   rateLimit?: { max: number; timeWindowMs?: number } | false;
+  /**
+   * Load shedding by process health (@fastify/under-pressure): past these, requests get 503 with
+   * Retry-After. Off by default (the queue limit already bounds the work a server accepts).
+   */
+  underPressure?: { maxEventLoopDelayMs?: number; maxHeapUsedBytes?: number; retryAfterS?: number };
   /** Fastify/pino logger options; false for none. Default: JSON at 'info', silent under vitest. */
   logger?: FastifyServerOptions['logger'];
   /** Policy spec per model name used when a request names none. Default 'confidence:threshold=0.9'. */
@@ -175,6 +181,16 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
     return entry;
   };
 
+  // metric labels for policy specs: the first 32 distinct specs by name, the rest as 'other' (clients choose
+  // specs, so their number is unbounded)
+  const labelled = new Set<string>();
+  const policyLabel = (spec: string) => {
+    if (labelled.has(spec)) return spec;
+    if (labelled.size >= 32) return 'other';
+    labelled.add(spec);
+    return spec;
+  };
+
   const app = Fastify({
     logger: options.logger ?? (process.env.VITEST ? false : { level: 'info' }),
     bodyLimit: options.bodyLimit ?? 1 << 20,
@@ -246,6 +262,14 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
         httpError(429, `rate limit: at most ${ctx.max} requests per ${ctx.after}; retry after it`, 'rate_limited'),
     });
   }
+  if (options.underPressure) {
+    const u = options.underPressure;
+    await app.register(underPressure, {
+      maxEventLoopDelay: u.maxEventLoopDelayMs ?? 0,
+      maxHeapUsedBytes: u.maxHeapUsedBytes ?? 0,
+      retryAfter: u.retryAfterS ?? 5,
+    });
+  }
   await app.register(swagger, {
     openapi: {
       info: { title: 'Offramp server', description: 'Early-exit neural network inference', version: '0.1.0' },
@@ -258,7 +282,11 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
 
   app.get(
     '/health',
-    { schema: { summary: 'Liveness: the process answers', response: { 200: HealthResponse } } },
+    {
+      schema: { summary: 'Liveness: the process answers', response: { 200: HealthResponse } },
+      // alive even under pressure (load shedding answers the other routes with 503, /ready included)
+      config: { pressureHandler: () => undefined },
+    },
     async () => ({ status: 'ok' as const }),
   );
 
@@ -337,7 +365,7 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
       ]).finally(() => clearTimeout(timer));
       const s = r.sample;
       metrics.queueWait.observe({ model: m.name }, r.queueMs / 1000);
-      metrics.exitBlock.observe({ model: m.name, policy: p.spec }, s.exitBlock);
+      metrics.exitBlock.observe({ model: m.name, policy: policyLabel(p.spec) }, s.exitBlock);
       metrics.flops(m.name, s.flops, s.costFraction);
       return {
         model: m.name,
