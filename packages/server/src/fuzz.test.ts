@@ -78,6 +78,7 @@ const body = fc.record(
   {
     model: fc.oneof(fc.constantFrom('fashion', 'imdb', '../fashion-cnn', '/etc/passwd', ''), weird),
     input,
+    inputs: fc.oneof(fc.array(input, { maxLength: 20 }), weird),
     policy,
     trace: fc.oneof(fc.boolean(), weird),
     truncate: fc.oneof(fc.boolean(), weird),

@@ -155,6 +155,14 @@ export class BatchScheduler {
     }
   }
 
+  /** Submits several jobs, all or none: refused as a whole when they do not all fit in the queue. */
+  submitAll(jobs: Job[]): Promise<JobResult[]> {
+    if (this.inflight + jobs.length > this.o.maxQueue && jobs.length > 1) {
+      return Promise.reject(new QueueFullError(this.inflight, Math.max(1, Math.ceil(this.o.maxWaitMs / 1000))));
+    }
+    return Promise.all(jobs.map((j) => this.submit(j)));
+  }
+
   /** Refuses new requests, runs what is queued at once, and resolves when nothing is left. */
   drain(): Promise<void> {
     this.closed = true;

@@ -13,18 +13,28 @@ export const ClassifyInput = z.union([
   }),
 ]);
 
-export const ClassifyBody = z.strictObject({
-  model: z.string().min(1).max(200).describe('A served model name (GET /v1/models)'),
-  input: ClassifyInput,
-  policy: z
-    .string()
-    .min(1)
-    .max(500)
-    .optional()
-    .describe("Exit policy spec, as on the command line: 'confidence:threshold=0.9', 'static:exit=2'"),
-  trace: z.boolean().optional().describe('Include the signals at each exit the input reached'),
-  truncate: z.boolean().optional().describe('Cut a text longer than the model takes (default: 400 instead)'),
-});
+export const ClassifyBody = z
+  .strictObject({
+    model: z.string().min(1).max(200).describe('A served model name (GET /v1/models)'),
+    input: ClassifyInput.optional().describe('One input (give input or inputs)'),
+    inputs: z
+      .array(ClassifyInput)
+      .min(1)
+      .max(1024)
+      .optional()
+      .describe("Several inputs, answered as results[] in order (at most the server's maxBatch)"),
+    policy: z
+      .string()
+      .min(1)
+      .max(500)
+      .optional()
+      .describe("Exit policy spec, as on the command line: 'confidence:threshold=0.9', 'static:exit=2'"),
+    trace: z.boolean().optional().describe('Include the signals at each exit the input reached'),
+    truncate: z.boolean().optional().describe('Cut a text longer than the model takes (default: 400 instead)'),
+  })
+  .refine((b) => (b.input === undefined) !== (b.inputs === undefined), {
+    message: 'give either input (one input) or inputs (a list), not both and not neither',
+  });
 
 export const ErrorResponse = z.object({ error: z.object({ message: z.string(), code: z.string() }) });
 
@@ -39,8 +49,7 @@ const Trace = z.object({
   similarity: Signal,
 });
 
-export const ClassifyResponse = z.object({
-  model: z.string(),
+const ClassifyResult = z.object({
   prediction: z.number().int(),
   label: z.string(),
   probabilities: z.array(z.number()),
@@ -49,10 +58,14 @@ export const ClassifyResponse = z.object({
   num_exits: z.number().int(),
   flops: z.number(),
   cost_fraction: z.number(),
-  policy: z.string(),
   truncated: z.boolean().optional(),
   trace: Trace.optional(),
 });
+
+export const ClassifyResponse = z.union([
+  ClassifyResult.extend({ model: z.string(), policy: z.string() }),
+  z.object({ model: z.string(), policy: z.string(), results: z.array(ClassifyResult) }),
+]);
 
 export const ModelsResponse = z.object({
   object: z.literal('list'),

@@ -208,3 +208,26 @@ test('under pressure (heap over a limit): 503 with Retry-After, /health still an
     await s.close();
   }
 });
+
+test('inputs: several inputs in one request, each answered as alone; limits per request', async () => {
+  const policy = 'confidence:threshold=0.9';
+  const many = await classify({ model: 'fashion', inputs: images.slice(0, 5).map((image) => ({ image })), policy });
+  expect(many.status).toBe(200);
+  const alone = [];
+  for (const image of images.slice(0, 5)) {
+    const { model, policy: p, ...rest } = (await classify({ model: 'fashion', input: { image }, policy })).json;
+    expect([model, p]).toEqual(['fashion', policy]);
+    alone.push(rest);
+  }
+  expect(many.json).toEqual({ model: 'fashion', policy, results: alone });
+  const cases: [unknown, RegExp][] = [
+    [{ model: 'fashion', inputs: images.slice(0, 9).map((image) => ({ image })) }, /inputs has 9 entries; at most 8/],
+    [{ model: 'fashion', inputs: [{ image: images[0] }, { image: [1] }] }, /inputs\[1\]: image has 1 values/],
+    [{ model: 'fashion', input: { image: images[0] }, inputs: [{ image: images[0] }] }, /either input .* or inputs/],
+    [{ model: 'fashion', inputs: [] }, /inputs/],
+  ];
+  for (const [body, msg] of cases) {
+    const r = await classify(body);
+    expect([r.status, r.json.error?.message]).toEqual([400, expect.stringMatching(msg)]);
+  }
+});

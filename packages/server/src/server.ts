@@ -351,10 +351,26 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
           'model_not_found',
         );
       const p = policy(body.policy ?? m.defaultPolicy);
-      const row = encodeInput(m, body.input, body.truncate ?? false);
+      const many = body.inputs !== undefined;
+      const given = body.inputs ?? (body.input ? [body.input] : []);
+      if (given.length > maxBatch)
+        throw new InputError(
+          `inputs has ${given.length} entries; at most ${maxBatch} per request (the server's maxBatch)`,
+        );
+      const rows = given.map((x, i) => {
+        try {
+          return encodeInput(m, x, body.truncate ?? false);
+        } catch (e) {
+          if (many && e instanceof InputError)
+            throw new InputError(`inputs[${i}]: ${e.message.replace(/^input\./, '')}`);
+          throw e;
+        }
+      });
       let timer: NodeJS.Timeout | undefined;
-      const r = await Promise.race([
-        scheduler.submit({ model: m, policySpec: p.spec, policy: p.policy, row, trace: body.trace ?? false }),
+      const results = await Promise.race([
+        scheduler.submitAll(
+          rows.map((row) => ({ model: m, policySpec: p.spec, policy: p.policy, row, trace: body.trace ?? false })),
+        ),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
             () =>
@@ -363,24 +379,28 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
           );
         }),
       ]).finally(() => clearTimeout(timer));
-      const s = r.sample;
-      metrics.queueWait.observe({ model: m.name }, r.queueMs / 1000);
-      metrics.exitBlock.observe({ model: m.name, policy: policyLabel(p.spec) }, s.exitBlock);
-      metrics.flops(m.name, s.flops, s.costFraction);
-      return {
-        model: m.name,
-        prediction: s.prediction,
-        label: m.classNames[s.prediction] ?? String(s.prediction),
-        probabilities: Array.from(s.probs),
-        exit_block: s.exitBlock,
-        exit_index: s.exitIndex,
-        num_exits: m.model.exitBlocks.length,
-        flops: s.flops,
-        cost_fraction: s.costFraction,
-        policy: p.spec,
-        ...('truncated' in row ? { truncated: row.truncated } : {}),
-        ...(body.trace && s.trace ? { trace: traceOut(s.trace) } : {}),
-      };
+      const answers = results.map((r, i) => {
+        const s = r.sample;
+        const row = rows[i];
+        metrics.queueWait.observe({ model: m.name }, r.queueMs / 1000);
+        metrics.exitBlock.observe({ model: m.name, policy: policyLabel(p.spec) }, s.exitBlock);
+        metrics.flops(m.name, s.flops, s.costFraction);
+        return {
+          prediction: s.prediction,
+          label: m.classNames[s.prediction] ?? String(s.prediction),
+          probabilities: Array.from(s.probs),
+          exit_block: s.exitBlock,
+          exit_index: s.exitIndex,
+          num_exits: m.model.exitBlocks.length,
+          flops: s.flops,
+          cost_fraction: s.costFraction,
+          ...('truncated' in row ? { truncated: row.truncated } : {}),
+          ...(body.trace && s.trace ? { trace: traceOut(s.trace) } : {}),
+        };
+      });
+      return many
+        ? { model: m.name, policy: p.spec, results: answers }
+        : { model: m.name, policy: p.spec, ...answers[0] };
     },
   );
 
