@@ -231,3 +231,34 @@ test('inputs: several inputs in one request, each answered as alone; limits per 
     expect([r.status, r.json.error?.message]).toEqual([400, expect.stringMatching(msg)]);
   }
 });
+
+test('text requests of different lengths batch by length bucket and answer as alone; plugins get app.offramp', async () => {
+  const texts = [
+    'Great.',
+    'A dull, lifeless film with nothing to say.',
+    'I loved the acting, the music and the story; one of the best films of the year, and I will watch it again.',
+    'terrible '.repeat(40),
+    'An average movie. Some good scenes, some bad ones.',
+    'wonderful '.repeat(120),
+  ];
+  const alone = [];
+  for (const text of texts) alone.push((await classify({ model: 'imdb', input: { text } })).json);
+  const together = await Promise.all(texts.map((text) => classify({ model: 'imdb', input: { text } })));
+  expect(together.map((r) => r.json)).toEqual(alone);
+
+  const s = await createServer({
+    models: { fashion: models.fashion },
+    device: srv.context.device,
+    plugins: [
+      async (app) => {
+        app.get('/v1/extra', async () => ({ models: [...app.offramp.models.keys()] }));
+      },
+    ],
+  });
+  try {
+    const r = await s.app.inject({ url: '/v1/extra', headers: { 'x-request-id': 'abc-1' } });
+    expect([r.statusCode, r.json(), r.headers['x-request-id']]).toEqual([200, { models: ['fashion'] }, 'abc-1']);
+  } finally {
+    await s.close();
+  }
+});

@@ -246,6 +246,9 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
       }
     });
   }
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-request-id', req.id); // the id in the log lines of this request
+  });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ method: req.method, route, status: String(reply.statusCode) });
