@@ -262,3 +262,28 @@ test('text requests of different lengths batch by length bucket and answer as al
     await s.close();
   }
 });
+
+test('rate limit per client (429 + Retry-After, /health exempt); CORS off by default, on when asked', async () => {
+  expect(
+    (await fetch(`${url}/v1/models`, { headers: { origin: 'https://example.org' } })).headers.get(
+      'access-control-allow-origin',
+    ),
+  ).toBeNull();
+  const s = await createServer({
+    models: { fashion: models.fashion },
+    device: srv.context.device,
+    rateLimit: { max: 2, timeWindowMs: 60_000 },
+    cors: true,
+  });
+  try {
+    const get = () => s.app.inject({ url: '/v1/models', headers: { origin: 'https://example.org' } });
+    const [a, b, c] = [await get(), await get(), await get()];
+    expect([a.statusCode, b.statusCode, c.statusCode]).toEqual([200, 200, 429]);
+    expect(a.headers['access-control-allow-origin']).toBe('https://example.org');
+    expect(Number(c.headers['retry-after'])).toBeGreaterThan(0);
+    expect(c.json().error.message).toMatch(/rate limit: at most 2 requests/);
+    expect((await s.app.inject({ url: '/health' })).statusCode).toBe(200);
+  } finally {
+    await s.close();
+  }
+});
