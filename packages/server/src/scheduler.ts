@@ -132,14 +132,15 @@ export class BatchScheduler {
 
   private async runBatch(m: ServedModel, batch: Pending[]): Promise<void> {
     const first = batch[0].job;
-    const mode = first.policy.device ? 'device' : 'host';
     const start = performance.now();
     try {
+      // 'auto': device mode when the device is a GPU and the policy has a WGSL form, else host mode
       const res = await m.runner.run(batchInput(batch.map((p) => p.job.row)), {
         policy: first.policy,
-        mode,
+        mode: 'auto',
         trace: batch.some((p) => p.job.trace),
       });
+      const mode = res.summary.mode;
       const computeMs = performance.now() - start;
       this.o.onBatch?.({ model: m.name, policy: first.policySpec, mode, size: batch.length, computeMs });
       batch.forEach((p, i) => {

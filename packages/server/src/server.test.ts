@@ -287,3 +287,21 @@ test('rate limit per client (429 + Retry-After, /health exempt); CORS off by def
     await s.close();
   }
 });
+
+test('on the CPU device batches run in host mode and agree with the GPU', async () => {
+  const seen: BatchInfo[] = [];
+  const s = await createServer({ models: { fashion: models.fashion }, device: 'cpu', onBatch: (b) => seen.push(b) });
+  try {
+    for (const image of images.slice(0, 3)) {
+      const cpu = (
+        await s.app.inject({ method: 'POST', url: '/v1/classify', payload: { model: 'fashion', input: { image } } })
+      ).json();
+      const gpu = (await classify({ model: 'fashion', input: { image } })).json;
+      expect([cpu.prediction, cpu.exit_index]).toEqual([gpu.prediction, gpu.exit_index]);
+      cpu.probabilities.forEach((p: number, i: number) => expect(p).toBeCloseTo(gpu.probabilities[i], 4));
+    }
+    expect(seen.map((b) => b.mode)).toEqual(['host', 'host', 'host']);
+  } finally {
+    await s.close();
+  }
+});
