@@ -305,3 +305,22 @@ test('on the CPU device batches run in host mode and agree with the GPU', async 
     await s.close();
   }
 });
+
+test('a request that gets no answer within requestTimeoutMs gets 503', async () => {
+  const s = await createServer({
+    models: { fashion: models.fashion },
+    device: srv.context.device,
+    requestTimeoutMs: 100,
+    maxWaitMs: 1000,
+  });
+  try {
+    const r = await s.app.inject({
+      method: 'POST',
+      url: '/v1/classify',
+      payload: { model: 'fashion', input: { image: images[0] } },
+    });
+    expect([r.statusCode, r.json().error.message]).toEqual([503, expect.stringMatching(/no answer within 100 ms/)]);
+  } finally {
+    await s.close();
+  }
+});
