@@ -9,7 +9,7 @@ import fastify, { type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { completionsPlugin, type LoadedLm, loadLm } from './completions.js';
+import { completionsPlugin, createLoadedLm, type LoadedLm, loadLm } from './completions.js';
 
 const MODEL_DIR = fileURLToPath(new URL('../../../checkpoints/austen-mamba', import.meta.url));
 const MODEL = 'austen-mamba';
@@ -17,6 +17,8 @@ const PROMPT = 'It is a truth universally acknowledged, that a single man';
 
 let device: Device;
 let lm: LoadedLm;
+/** The same model behind a scheduler with one slot and no queue. */
+let busy: LoadedLm;
 let app: FastifyInstance;
 let base: string;
 let client: OpenAI;
@@ -27,7 +29,8 @@ beforeAll(async () => {
   const a = fastify().withTypeProvider<ZodTypeProvider>();
   a.setValidatorCompiler(validatorCompiler);
   a.setSerializerCompiler(serializerCompiler);
-  await a.register(completionsPlugin({ models: { [MODEL]: lm } }));
+  busy = createLoadedLm(lm.model, lm.tokenizer, { maxBatch: 1, maxQueue: 0 });
+  await a.register(completionsPlugin({ models: { [MODEL]: lm, 'austen-one-slot': busy } }));
   await a.listen({ host: '127.0.0.1', port: 0 });
   app = a;
   const addr = a.server.address();
@@ -249,6 +252,17 @@ describe('continuous batching', () => {
     const after = lm.scheduler.stats();
     expect(after.active).toBe(0);
     expect(after.tokens - before.tokens).toBeLessThan(500);
+    // a non-streamed request whose client leaves is dropped as well
+    const ac2 = new AbortController();
+    const gone = client.completions
+      .create({ model: MODEL, prompt: PROMPT, max_tokens: 4000, temperature: 0 }, { signal: ac2.signal })
+      .catch((e) => e);
+    while (lm.scheduler.stats().active === 0) await new Promise((r) => setTimeout(r, 10));
+    ac2.abort();
+    expect(await gone).toBeInstanceOf(OpenAI.APIUserAbortError);
+    const t1 = Date.now();
+    while (lm.scheduler.stats().active > 0 && Date.now() - t1 < 10_000) await new Promise((r) => setTimeout(r, 20));
+    expect(lm.scheduler.stats().active).toBe(0);
     // and the server still answers
     const r = await client.completions.create({ model: MODEL, prompt: 'Anne', max_tokens: 3, temperature: 0 });
     expect(r.choices[0].text).toHaveLength(3);
@@ -297,6 +311,32 @@ describe('bad input', () => {
       .create({ model: MODEL, messages: [{ role: 'tool', content: 'x', tool_call_id: '1' }] })
       .catch((e) => e);
     expect(chat).toBeInstanceOf(OpenAI.BadRequestError);
+  });
+
+  it('answers 503 when every slot and the queue are taken', async () => {
+    const ac = new AbortController();
+    const stream = await client.completions.create(
+      { model: 'austen-one-slot', prompt: PROMPT, max_tokens: 4000, stream: true },
+      { signal: ac.signal },
+    );
+    const it = stream[Symbol.asyncIterator]();
+    await it.next();
+    const err = await client.completions
+      .create({ model: 'austen-one-slot', prompt: 'Anne', max_tokens: 2 })
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.InternalServerError);
+    expect(err.status).toBe(503);
+    expect(err.code).toBe('overloaded');
+    ac.abort();
+    await it.return?.();
+  });
+
+  it('answers 415 and 400 for other content types and broken JSON', async () => {
+    expect((await post('/completions', 'hello', 'text/plain')).status).toBe(400);
+    expect((await post('/completions', '<a/>', 'application/xml')).status).toBe(415);
+    const broken = await post('/chat/completions', '{"model":');
+    expect(broken.status).toBe(400);
+    expect(broken.body.error.type).toBe('invalid_request_error');
   });
 
   it('answers 404 for an unknown model', async () => {

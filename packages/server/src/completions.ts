@@ -293,8 +293,9 @@ async function respond(job: Job, request: FastifyRequest, reply: FastifyReply): 
   // streaming: server-sent events, one chunk per piece of released text
   const out = new PassThrough();
   const object = job.kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+  const open = () => !out.writableEnded && !out.destroyed;
   const send = (o: unknown) => {
-    if (!out.writableEnded) out.write(`data: ${JSON.stringify(o)}\n\n`);
+    if (open()) out.write(`data: ${JSON.stringify(o)}\n\n`);
   };
   const chunk = (
     delta: { role?: string; content?: string },
@@ -322,13 +323,13 @@ async function respond(job: Job, request: FastifyRequest, reply: FastifyReply): 
         if (r.rest) send(chunk({ content: r.rest }, null, r.restBlocks, r.depthFraction));
         send(chunk({}, r.finishReason, r.rest ? [] : r.restBlocks, r.depthFraction));
         if (job.includeUsage) send({ id, object, created, model: job.model, choices: [], usage: r.usage });
-        out.end('data: [DONE]\n\n');
-      } else out.end();
+        if (open()) out.end('data: [DONE]\n\n');
+      } else if (open()) out.end();
     },
     (e) => {
       request.log.error({ err: e, id }, 'streamed completion failed');
       send(toOpenAiError(e).body);
-      out.end();
+      if (open()) out.end();
     },
   );
   return reply
