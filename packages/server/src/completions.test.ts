@@ -88,6 +88,7 @@ describe('completions with the openai client', () => {
     const last = s.chunks.at(-1)!;
     expect(last.choices).toEqual([]);
     expect(last.usage).toEqual(whole.usage);
+    expect(last.offramp).toEqual({ exit_blocks: [], depth_fraction: 1 });
     expect(s.chunks.at(-2)!.choices[0].finish_reason).toBe('length');
   });
 

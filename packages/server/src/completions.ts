@@ -322,7 +322,16 @@ async function respond(job: Job, request: FastifyRequest, reply: FastifyReply): 
       if (r.finishReason !== 'aborted') {
         if (r.rest) send(chunk({ content: r.rest }, null, r.restBlocks, r.depthFraction));
         send(chunk({}, r.finishReason, r.rest ? [] : r.restBlocks, r.depthFraction));
-        if (job.includeUsage) send({ id, object, created, model: job.model, choices: [], usage: r.usage });
+        if (job.includeUsage)
+          send({
+            id,
+            object,
+            created,
+            model: job.model,
+            choices: [],
+            usage: r.usage,
+            offramp: { exit_blocks: [], depth_fraction: r.depthFraction },
+          });
         if (open()) out.end('data: [DONE]\n\n');
       } else if (open()) out.end();
     },
