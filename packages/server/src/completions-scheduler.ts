@@ -102,6 +102,8 @@ export class DecodeScheduler {
   private readonly queue: Pending[] = [];
   private readonly groups = new Map<string, Group>();
   private running = false;
+  /** Requests taken from the queue and being prefilled (they hold a slot). */
+  private admitting = 0;
   private closed = false;
   private readonly counters = { steps: 0, tokens: 0, maxStepRows: 0, stepRows: 0 };
 
@@ -118,7 +120,7 @@ export class DecodeScheduler {
   }
 
   get active(): number {
-    let n = 0;
+    let n = this.admitting;
     for (const g of this.groups.values()) n += g.seqs.length;
     return n;
   }
@@ -197,6 +199,7 @@ export class DecodeScheduler {
         reject: p.reject,
       };
       let logits: Float32Array;
+      this.admitting++;
       try {
         const r = await this.model.prefill([p.req.prompt]);
         logits = r.logits;
@@ -204,6 +207,8 @@ export class DecodeScheduler {
       } catch (e) {
         p.reject(e);
         continue;
+      } finally {
+        this.admitting--;
       }
       const token = sampleToken(logits, 0, this.model.V, p.req.sampling ?? {}, seq.rand);
       if (this.deliver(seq, token, this.model.L - 1)) {
