@@ -1,10 +1,11 @@
 // DecodeScheduler against MambaLM.generate on the shipped Austen model (GPU device, lavapipe in CI):
-// requests that arrive together, join a running batch, use different exit rules (separate groups), or are
-// aborted, each get the tokens and exit blocks that generate() gives them alone.
+// requests that arrive together (prefilled together), join a running batch, use different exit rules
+// (separate groups), wait in the queue, or are aborted, each get the tokens and exit blocks that generate()
+// gives them alone.
 import { fileURLToPath } from 'node:url';
 import { createDevice, type Device } from '@offramp/core';
 import type { GenerateOptions } from '@offramp/mamba';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { type LoadedLm, loadLm } from './completions-model.js';
 import type { DecodeRequest } from './completions-scheduler.js';
 
@@ -80,6 +81,7 @@ it('gives each request what generate() gives it alone, arriving together or join
   const s = lm.scheduler.stats();
   expect(s.maxStepRows).toBeGreaterThan(1);
   expect(s.maxStepRows).toBeLessThanOrEqual(3);
+  expect(s.prefillRows).toBeGreaterThan(s.prefills); // the three requests submitted together were prefilled together
   expect(s.active).toBe(0);
   expect(s.queued).toBe(0);
 });
@@ -110,5 +112,16 @@ it('ends a request whose onToken asks to stop, and drops aborted ones', async ()
     finishReason: 'aborted',
     tokens: 0,
   });
+  expect(lm.scheduler.stats().active).toBe(0);
+});
+
+it('fails only the bad prompt of a batched prefill', async () => {
+  const spy = vi.spyOn(lm.model, 'prefill');
+  const good = lm.scheduler.submit({ prompt: enc('Harriet'), maxTokens: 3, onToken: () => undefined });
+  const bad = lm.scheduler.submit({ prompt: [1, 999], maxTokens: 3, onToken: () => undefined }).catch((e) => e);
+  expect(await good).toEqual({ finishReason: 'length', tokens: 3 });
+  expect(String(await bad)).toMatch(/token id 999 is outside \[0, 82\)/);
+  expect(spy.mock.calls.map((c) => c[0].length)).toEqual([2, 1, 1]); // together, then one by one
+  spy.mockRestore();
   expect(lm.scheduler.stats().active).toBe(0);
 });

@@ -1,6 +1,6 @@
 // Continuous batching of decode steps for one MambaLM: requests join and leave a shared decode batch
-// between steps. A new request is prefilled alone into its own one-row cache; before the next step its
-// rows are merged with the running batch's (states read back once per block and written into a new
+// between steps. New requests are prefilled together (up to a budget of padded prompt tokens) into a
+// prefill cache; before the next step their rows are merged with the running batch's (states read back once per block and written into a new
 // cache of the new size), and finished or abandoned rows are compacted out the same way. Requests whose
 // exit options differ (rule, skip) decode in separate groups, because MambaLM.step takes one exit option
 // for the whole batch; each loop iteration steps every group once.
@@ -55,6 +55,9 @@ export interface DecodeSchedulerStats {
   maxStepRows: number;
   /** Σ rows over steps (mean batch = stepRows / steps). */
   stepRows: number;
+  /** Prefills run, and Σ prompts over them (prompts prefilled together share one). */
+  prefills: number;
+  prefillRows: number;
 }
 
 /** The queue is full: the caller should answer 503 (try again later). */
@@ -70,8 +73,8 @@ interface Seq {
   rand: () => number;
   next: number;
   count: number;
-  /** This sequence's one-row prefill cache, until it is merged into its group's cache. */
-  own: MambaCache | null;
+  /** This sequence's prefill cache and its row there, until it is merged into its group's cache. */
+  own: { shared: SharedCache; row: number } | null;
   /** Row in the group's cache (when own is null). */
   row: number;
   resolve(r: DecodeResult): void;
@@ -84,6 +87,24 @@ interface Group {
   cache: MambaCache | null;
   dirty: boolean;
 }
+
+/** A prefill cache shared by the sequences prefilled together; disposed when the last one leaves it. */
+interface SharedCache {
+  cache: MambaCache;
+  refs: number;
+}
+
+function release(s: Seq): void {
+  if (!s.own) return;
+  if (--s.own.shared.refs === 0) s.own.shared.cache.dispose();
+  s.own = null;
+}
+
+/**
+ * Most prompt tokens one batched prefill pads to (batch × longest prompt): a prefill keeps every block's
+ * activations for every padded token (≈ 20 KiB a token for the Austen model).
+ */
+export const PREFILL_TOKEN_BUDGET = 8192;
 
 interface Pending {
   req: DecodeRequest;
@@ -105,7 +126,7 @@ export class DecodeScheduler {
   /** Requests taken from the queue and being prefilled (they hold a slot). */
   private admitting = 0;
   private closed = false;
-  private readonly counters = { steps: 0, tokens: 0, maxStepRows: 0, stepRows: 0 };
+  private readonly counters = { steps: 0, tokens: 0, maxStepRows: 0, stepRows: 0, prefills: 0, prefillRows: 0 };
 
   constructor(
     readonly model: MambaLM,
@@ -158,10 +179,13 @@ export class DecodeScheduler {
   private kick(): void {
     if (this.running) return;
     this.running = true;
-    void this.loop().finally(() => {
-      this.running = false;
-      if (!this.closed && this.queue.length) this.kick();
-    });
+    // start on the next turn of the event loop, so that requests arriving together are prefilled together
+    void new Promise<void>((r) => setImmediate(r))
+      .then(() => this.loop())
+      .finally(() => {
+        this.running = false;
+        if (!this.closed && this.queue.length) this.kick();
+      });
   }
 
   private async loop(): Promise<void> {
@@ -180,40 +204,64 @@ export class DecodeScheduler {
     }
   }
 
-  /** Prefills waiting requests while there are free slots, and delivers their first token. */
+  /**
+   * Prefills waiting requests while there are free slots, several at once within PREFILL_TOKEN_BUDGET, and
+   * delivers their first tokens.
+   */
   private async admit(): Promise<void> {
     while (this.queue.length && this.active < this.maxBatch && !this.closed) {
-      const p = this.queue.shift()!;
-      if (p.req.signal?.aborted) {
-        p.resolve({ finishReason: 'aborted', tokens: 0 });
-        continue;
+      const batch: Pending[] = [];
+      let longest = 0;
+      while (this.queue.length && this.active + batch.length < this.maxBatch) {
+        const p = this.queue[0];
+        if (p.req.signal?.aborted) {
+          this.queue.shift();
+          p.resolve({ finishReason: 'aborted', tokens: 0 });
+          continue;
+        }
+        const len = Math.max(longest, p.req.prompt.length);
+        if (batch.length && len * (batch.length + 1) > PREFILL_TOKEN_BUDGET) break;
+        batch.push(this.queue.shift()!);
+        longest = len;
       }
+      if (batch.length === 0) continue;
+      this.admitting += batch.length;
+      try {
+        await this.prefill(batch);
+      } finally {
+        this.admitting -= batch.length;
+      }
+    }
+  }
+
+  private async prefill(batch: Pending[]): Promise<void> {
+    let r: Awaited<ReturnType<MambaLM['prefill']>>;
+    try {
+      r = await this.model.prefill(batch.map((p) => p.req.prompt));
+    } catch (e) {
+      // one bad prompt must not fail its neighbours: prefill them one by one
+      if (batch.length === 1) batch[0].reject(e);
+      else for (const p of batch) await this.prefill([p]);
+      return;
+    }
+    this.counters.prefills++;
+    this.counters.prefillRows += batch.length;
+    const shared: SharedCache = { cache: r.cache, refs: batch.length };
+    batch.forEach((p, b) => {
       const seq: Seq = {
         req: p.req,
         rand: mulberry32(p.req.sampling?.seed ?? 0),
         next: 0,
         count: 0,
-        own: null,
+        own: { shared, row: b },
         row: 0,
         resolve: p.resolve,
         reject: p.reject,
       };
-      let logits: Float32Array;
-      this.admitting++;
-      try {
-        const r = await this.model.prefill([p.req.prompt]);
-        logits = r.logits;
-        seq.own = r.cache;
-      } catch (e) {
-        p.reject(e);
-        continue;
-      } finally {
-        this.admitting--;
-      }
-      const token = sampleToken(logits, 0, this.model.V, p.req.sampling ?? {}, seq.rand);
+      const token = sampleToken(r.logits, b * this.model.V, this.model.V, p.req.sampling ?? {}, seq.rand);
       if (this.deliver(seq, token, this.model.L - 1)) {
-        seq.own.dispose();
-        continue;
+        release(seq);
+        return;
       }
       const key = exitKey(p.req.exit);
       let g = this.groups.get(key);
@@ -223,7 +271,7 @@ export class DecodeScheduler {
       }
       g.seqs.push(seq);
       g.dirty = true;
-    }
+    });
   }
 
   /** Hands a token to its request; returns true (and settles the request) when the sequence is done. */
@@ -255,7 +303,7 @@ export class DecodeScheduler {
   private async stepGroup(g: Group): Promise<void> {
     const live = g.seqs.filter((s) => {
       if (!s.req.signal?.aborted) return true;
-      s.own?.dispose();
+      release(s);
       s.resolve({ finishReason: 'aborted', tokens: s.count });
       return false;
     });
@@ -292,7 +340,7 @@ export class DecodeScheduler {
 
   private failGroup(g: Group, e: unknown): void {
     for (const s of g.seqs) {
-      s.own?.dispose();
+      release(s);
       s.reject(e);
     }
     g.seqs = [];
@@ -307,9 +355,10 @@ export class DecodeScheduler {
   private async rebuild(g: Group): Promise<void> {
     g.dirty = false;
     const seqs = g.seqs;
-    if (seqs.length === 1 && seqs[0].own) {
+    const first = seqs[0].own;
+    if (seqs.length === 1 && first && first.shared.cache.batch === 1) {
       g.cache?.dispose();
-      g.cache = seqs[0].own;
+      g.cache = first.shared.cache;
       seqs[0].own = null;
       seqs[0].row = 0;
       return;
@@ -327,8 +376,9 @@ export class DecodeScheduler {
       return { conv, ssm };
     };
     const oldStates = oldRows ? await read(old) : null;
-    const ownStates = new Map<Seq, { conv: Float32Array[]; ssm: Float32Array[] }>();
-    for (const s of seqs) if (s.own) ownStates.set(s, await read(s.own));
+    const ownStates = new Map<SharedCache, { conv: Float32Array[]; ssm: Float32Array[] }>();
+    for (const s of seqs)
+      if (s.own && !ownStates.has(s.own.shared)) ownStates.set(s.own.shared, await read(s.own.shared.cache));
     const n = seqs.length;
     const cache = this.model.newCache(n);
     for (let l = 0; l < layers; l++) {
@@ -337,8 +387,9 @@ export class DecodeScheduler {
       const conv = new Float32Array(n * wc);
       const ssm = new Float32Array(n * ws);
       seqs.forEach((s, i) => {
-        const src = ownStates.get(s);
-        const [c, m, row] = src ? [src.conv[l], src.ssm[l], 0] : [oldStates!.conv[l], oldStates!.ssm[l], s.row];
+        const src = s.own ? ownStates.get(s.own.shared)! : oldStates!;
+        const row = s.own ? s.own.row : s.row;
+        const [c, m] = [src.conv[l], src.ssm[l]];
         conv.set(c.subarray(row * wc, (row + 1) * wc), i * wc);
         ssm.set(m.subarray(row * ws, (row + 1) * ws), i * ws);
       });
@@ -347,8 +398,7 @@ export class DecodeScheduler {
     }
     old?.dispose();
     seqs.forEach((s, i) => {
-      s.own?.dispose();
-      s.own = null;
+      release(s);
       s.row = i;
     });
     g.cache = cache;
