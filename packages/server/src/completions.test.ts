@@ -328,6 +328,7 @@ describe('bad input', () => {
     expect(err).toBeInstanceOf(OpenAI.InternalServerError);
     expect(err.status).toBe(503);
     expect(err.code).toBe('overloaded');
+    expect(err.headers.get('retry-after')).toBe('1');
     ac.abort();
     await it.return?.();
   });

@@ -374,7 +374,8 @@ export function completionsPlugin(options: CompletionsPluginOptions): FastifyPlu
     app.setValidatorCompiler(validatorCompiler);
     app.setErrorHandler((err, request, reply) => {
       const { status, body } = toOpenAiError(err);
-      if (status >= 500) request.log.error({ err }, 'completions route failed');
+      if (status === 503) reply.header('retry-after', '1');
+      else if (status >= 500) request.log.error({ err }, 'completions route failed');
       return reply.code(status).send(body);
     });
     app.post('/v1/completions', { schema: { body: completionBody } }, (request, reply) =>
