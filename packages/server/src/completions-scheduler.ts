@@ -1,7 +1,8 @@
 // Continuous batching of decode steps for one MambaLM: requests join and leave a shared decode batch
 // between steps. New requests are prefilled together (up to a budget of padded prompt tokens) into a
-// prefill cache; before the next step their rows are merged with the running batch's (states read back once per block and written into a new
-// cache of the new size), and finished or abandoned rows are compacted out the same way. Requests whose
+// prefill cache; before the next step their rows are merged with the running batch's (states read back
+// once per block and written into a new cache of the new size), and finished or abandoned rows are
+// compacted out the same way. Requests whose
 // exit options differ (rule, skip) decode in separate groups, because MambaLM.step takes one exit option
 // for the whole batch; each loop iteration steps every group once.
 //   per step and group: tokens (B) → MambaLM.step → logits (B, V), exit blocks (B) → one token per row
