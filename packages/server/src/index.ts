@@ -1,6 +1,8 @@
-// @offramp/server: an HTTP server for early-exit classifiers (Fastify), with dynamic batching per model and
-// exit policy, Prometheus metrics and an OpenAPI document.
+// @offramp/server: an HTTP server for early-exit models (Fastify): classifiers with dynamic batching per model
+// and exit policy, Mamba language models behind OpenAI-compatible completion routes with continuous batching of
+// decode steps, Prometheus metrics and an OpenAPI document.
 
+export * from './completions.js';
 export { InputError, type ServedModel } from './models.js';
 export { type BatchInfo, BatchScheduler, QueueFullError } from './scheduler.js';
 export * from './schemas.js';

@@ -9,11 +9,22 @@ import {
   type EarlyExitModel,
   type HostTensor,
   type ModelInput,
+  parseJsonText,
   Runner,
 } from '@offramp/core';
-import { loadModelDir, resolveInside } from '@offramp/core/node';
+import { FILE_LIMITS, loadModelDir, readBoundedTextSync, resolveInside } from '@offramp/core/node';
 import { FASHION_MNIST_CLASS_NAMES, MNIST_CLASS_NAMES, SENTIMENT_CLASS_NAMES, WordTokenizer } from '@offramp/train';
 import { PNG } from 'pngjs';
+
+/**
+ * What a model folder holds, from its config.json: an Offramp classifier (`offramp_format`) or a Hugging
+ * Face-style Mamba language model. The read is bounded; a folder that is neither is refused by its loader.
+ */
+export function folderKind(dir: string): 'classifier' | 'language-model' {
+  const file = join(dir, 'config.json');
+  const json = parseJsonText(readBoundedTextSync(file, { maxBytes: FILE_LIMITS.json, what: 'a model config' }), file);
+  return json && typeof json === 'object' && 'offramp_format' in json ? 'classifier' : 'language-model';
+}
 
 /** A request error: the client sent something this model cannot take (answered with a 400). */
 export class InputError extends Error {

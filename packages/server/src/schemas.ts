@@ -70,18 +70,32 @@ export const ClassifyResponse = z.union([
 export const ModelsResponse = z.object({
   object: z.literal('list'),
   data: z.array(
-    z.object({
-      id: z.string(),
-      object: z.literal('model'),
-      architecture: z.string(),
-      input: z.enum(['image', 'text']),
-      input_size: z.number().int(),
-      num_blocks: z.number().int(),
-      exit_blocks: z.array(z.number().int()),
-      classes: z.array(z.string()),
-      default_policy: z.string(),
-      max_batch: z.number().int(),
-    }),
+    z.union([
+      z.object({
+        id: z.string(),
+        object: z.literal('model'),
+        kind: z.literal('classifier'),
+        architecture: z.string(),
+        input: z.enum(['image', 'text']),
+        input_size: z.number().int(),
+        num_blocks: z.number().int(),
+        exit_blocks: z.array(z.number().int()),
+        classes: z.array(z.string()),
+        default_policy: z.string(),
+        max_batch: z.number().int(),
+      }),
+      z.object({
+        id: z.string(),
+        object: z.literal('model'),
+        kind: z.literal('language-model'),
+        architecture: z.string(),
+        num_blocks: z.number().int(),
+        exit_blocks: z.array(z.number().int()),
+        vocab_size: z.number().int(),
+        routes: z.array(z.string()),
+        max_batch: z.number().int(),
+      }),
+    ]),
   ),
 });
 

@@ -325,3 +325,48 @@ test('a request that gets no answer within requestTimeoutMs gets 503', async () 
     await s.close();
   }
 });
+
+test('a Mamba language model folder is served by the completions routes of the same server', async () => {
+  // classifiers and a language model side by side: /v1/models lists both kinds, /ready counts both,
+  // /v1/completions answers from the language model, /v1/classify still from the classifier
+  const both = await createServer({
+    models: { fashion: models.fashion, austen: join(ck, 'austen-mamba') },
+    maxBatch: 4,
+    logger: false,
+  });
+  try {
+    const u = await both.listen(0);
+    const ready = (await (await fetch(`${u}/ready`)).json()) as any;
+    expect(ready.models).toEqual(['fashion', 'austen']);
+    const list = (await (await fetch(`${u}/v1/models`)).json()) as any;
+    expect(list.data.map((m: any) => [m.id, m.kind])).toEqual([
+      ['fashion', 'classifier'],
+      ['austen', 'language-model'],
+    ]);
+    expect(list.data[1].routes).toEqual(['/v1/completions', '/v1/chat/completions']);
+    const r = await fetch(`${u}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'austen', prompt: 'It is a truth universally', max_tokens: 6 }),
+    });
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as any;
+    expect(body.choices[0].text).toHaveLength(6); // a character-level model: one character a token
+    expect(body.usage.completion_tokens).toBe(6);
+    expect(body.offramp.exit_blocks).toHaveLength(6);
+    const c = await fetch(`${u}/v1/classify`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'fashion', input: { image: images[1] } }),
+    });
+    expect(c.status).toBe(200);
+    const wrong = await fetch(`${u}/v1/classify`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'austen', input: { text: 'x' } }),
+    });
+    expect(wrong.status).toBe(404);
+  } finally {
+    await both.close();
+  }
+});

@@ -16,8 +16,10 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
+import { completionsPlugin } from './completions.js';
+import { type LoadedLm, loadLm } from './completions-model.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
-import { encodeInput, InputError, loadServedModel, type ServedModel } from './models.js';
+import { encodeInput, folderKind, InputError, loadServedModel, type ServedModel } from './models.js';
 import { type BatchInfo, BatchScheduler, QueueFullError } from './scheduler.js';
 import {
   ClassifyBody,
@@ -29,7 +31,11 @@ import {
 } from './schemas.js';
 
 export interface ServerOptions {
-  /** Served models: request name → model folder (requests name a model, never a path). */
+  /**
+   * Served models: request name → model folder (requests name a model, never a path). Offramp classifiers
+   * (config.json with offramp_format) answer /v1/classify; Mamba language models answer the OpenAI-compatible
+   * /v1/completions and /v1/chat/completions.
+   */
   models: Record<string, string>;
   /** A device to use, or which backend to create ('auto': the GPU when there is one). Default 'auto'. */
   device?: Device | 'gpu' | 'cpu' | 'auto';
@@ -69,6 +75,8 @@ export interface ServerOptions {
 /** What routes plugins find on `app.offramp`. */
 export interface OfframpContext {
   models: Map<string, ServedModel>;
+  /** The language models (completions routes), by name. */
+  lms: Map<string, LoadedLm>;
   scheduler: BatchScheduler;
   metrics: ServerMetrics;
   device: Device;
@@ -130,8 +138,23 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
   const device =
     typeof options.device === 'object' ? options.device : await createDevice({ backend: options.device ?? 'auto' });
   const models = new Map<string, ServedModel>();
+  const lms = new Map<string, LoadedLm>();
+  const disposeModels = () => {
+    for (const m of models.values()) {
+      m.runner.dispose();
+      m.model.dispose();
+    }
+    for (const lm of lms.values()) {
+      lm.scheduler.close();
+      lm.model.dispose();
+    }
+  };
   try {
     for (const n of names) {
+      if (folderKind(options.models[n]) === 'language-model') {
+        lms.set(n, await loadLm(device, options.models[n], { maxBatch, maxQueue }));
+        continue;
+      }
       models.set(
         n,
         await loadServedModel(device, n, options.models[n], {
@@ -142,7 +165,7 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
       );
     }
   } catch (e) {
-    for (const m of models.values()) m.model.dispose();
+    disposeModels();
     if (ownDevice) device.destroy();
     throw e;
   }
@@ -200,7 +223,7 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
-  const context: OfframpContext = { models, scheduler, metrics, device, policy };
+  const context: OfframpContext = { models, lms, scheduler, metrics, device, policy };
   app.decorate('offramp', context);
 
   app.setErrorHandler((err: any, req, reply) => {
@@ -304,11 +327,11 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
     async (_req, reply) => {
       // GpuDevice records a lost device; calls on it would then throw
       const lost = (device as unknown as { lostReason?: string | null }).lostReason ?? null;
-      const ready = !lost && models.size === names.length;
+      const ready = !lost && models.size + lms.size === names.length;
       return reply.code(ready ? 200 : 503).send({
         status: ready ? 'ready' : 'not_ready',
         device: device.describe(),
-        models: [...models.keys()],
+        models: [...models.keys(), ...lms.keys()],
         ...(lost ? { reason: `device lost: ${lost}` } : {}),
       });
     },
@@ -321,18 +344,32 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
 
   app.get('/v1/models', { schema: { summary: 'The served models', response: { 200: ModelsResponse } } }, async () => ({
     object: 'list' as const,
-    data: [...models.values()].map((m) => ({
-      id: m.name,
-      object: 'model' as const,
-      architecture: m.architecture,
-      input: m.kind,
-      input_size: m.inputSize,
-      num_blocks: m.model.numBlocks,
-      exit_blocks: [...m.model.exitBlocks],
-      classes: m.classNames,
-      default_policy: m.defaultPolicy,
-      max_batch: maxBatch,
-    })),
+    data: [
+      ...[...models.values()].map((m) => ({
+        id: m.name,
+        object: 'model' as const,
+        kind: 'classifier' as const,
+        architecture: m.architecture,
+        input: m.kind,
+        input_size: m.inputSize,
+        num_blocks: m.model.numBlocks,
+        exit_blocks: [...m.model.exitBlocks],
+        classes: m.classNames,
+        default_policy: m.defaultPolicy,
+        max_batch: maxBatch,
+      })),
+      ...[...lms.entries()].map(([id, lm]) => ({
+        id,
+        object: 'model' as const,
+        kind: 'language-model' as const,
+        architecture: 'mamba',
+        num_blocks: lm.model.config.numLayers,
+        exit_blocks: [...lm.model.exits],
+        vocab_size: lm.model.config.vocabSize,
+        routes: ['/v1/completions', '/v1/chat/completions'],
+        max_batch: maxBatch,
+      })),
+    ],
   }));
 
   app.post(
@@ -407,6 +444,7 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
     },
   );
 
+  if (lms.size) await app.register(completionsPlugin({ models: Object.fromEntries(lms) }));
   for (const plugin of options.plugins ?? []) await app.register(plugin);
   await app.ready();
 
@@ -428,10 +466,7 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
           clearInterval(sweep);
         }
         await scheduler.drain();
-        for (const m of models.values()) {
-          m.runner.dispose();
-          m.model.dispose();
-        }
+        disposeModels();
         if (ownDevice) device.destroy();
       })();
       return closing;

@@ -2,12 +2,14 @@
 // without HTTP, one stream and 4 concurrent streams through the openai client, at full depth and with early
 // exit, and 4 concurrent streams on a scheduler with one slot (no batching). Greedy, 200 tokens a stream;
 // cases interleaved (order rotated each round), median of the rounds; prints a Markdown table.
-//   pnpm --filter @offramp/server exec tsx --conditions=@offramp/source src/completions-bench.ts [--tokens N] [--rounds R]
+//   pnpm --filter @offramp/server exec tsx --conditions=@offramp/source bench/completions-bench.ts [--tokens N] [--rounds R]
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createDevice } from '@offramp/core';
 import fastify from 'fastify';
 import OpenAI from 'openai';
-import { completionsPlugin, createLoadedLm, loadLm } from './completions.js';
+import { completionsPlugin, createLoadedLm, loadLm } from '../src/completions.js';
 
 const MODEL_DIR = fileURLToPath(new URL('../../../checkpoints/austen-mamba', import.meta.url));
 const PROMPTS = [
@@ -110,6 +112,25 @@ async function main() {
       `| ${label} | ${f(m('all'))} | ${f(m('each'))} | ${f(m('first'), 0)} | ${f(m('depth') * 100)} % | ${f(m('rows'), 2)} |`,
     );
   });
+  // the results, to a file beside the server benchmark's
+  const out = fileURLToPath(new URL('./results/completions.json', import.meta.url));
+  mkdirSync(dirname(out), { recursive: true });
+  const rows = cases.map(([label], c) => {
+    const m = (k: 'all' | 'each' | 'first' | 'depth' | 'rows') => median(runs[c].map((r) => r[k]));
+    return {
+      case: label,
+      tokens_per_s: m('all'),
+      tokens_per_s_per_stream: m('each'),
+      first_token_ms: m('first'),
+      blocks_run: m('depth'),
+      rows_per_step: m('rows'),
+    };
+  });
+  writeFileSync(
+    out,
+    `${JSON.stringify({ device: device.describe(), tokens, rounds, date: new Date().toISOString(), rows }, null, 1)}\n`,
+  );
+  console.log(`results: packages/server/bench/results/completions.json`);
   await app.close();
   lm.model.dispose();
   device.destroy();
