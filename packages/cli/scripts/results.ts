@@ -5,6 +5,9 @@
 //   pnpm results [--limit N] [--models fashion-cnn,imdb-encoder,...] [--reuse]
 // --reuse takes a model's previous run (.data/results/NAME/results.json) when it is newer than the model's
 // weights and config and covers the same sample count, instead of evaluating it again.
+// --traces DIR passes DIR/NAME.trace.json (recorded by `offramp trace` on the same weights and data; eval
+// checks both hashes) to eval instead of recording the trace again; --repeats N sets eval's timed passes of
+// the full-depth run (default 3). Neither changes the figures: the sweep replays the trace either way.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -19,6 +22,8 @@ const arg = (name: string) => {
 };
 const limit = arg('--limit');
 const reuse = process.argv.includes('--reuse');
+const tracesDir = arg('--traces');
+const repeats = arg('--repeats');
 const wanted = (
   arg('--models') ?? 'fashion-cnn,imdb-encoder,imdb-two-stage,imdb-self-distill,imdb-dual-head,imdb-ponder,imdb-gates'
 ).split(',');
@@ -44,7 +49,7 @@ interface Row {
   strict: number | null;
 }
 const rows: Row[] = [];
-const runs: { model: string; adapter: string; n: number; totalMs: number }[] = [];
+const runs: { model: string; adapter: string; n: number; totalMs: number; traceMs: number }[] = [];
 for (const name of wanted) {
   const dir = join(root, 'checkpoints', name);
   if (!existsSync(join(dir, 'config.json'))) {
@@ -85,6 +90,12 @@ for (const name of wanted) {
       outDir,
     ];
     if (limit) args.push('--limit', limit);
+    if (repeats) args.push('--repeats', repeats);
+    const traceFile = tracesDir ? join(tracesDir, `${name}.trace.json`) : undefined;
+    if (traceFile && existsSync(traceFile)) {
+      args.push('--trace', traceFile);
+      console.error(`results: ${name}: trace from ${traceFile}`);
+    }
     const out = execFileSync('node', args, {
       cwd: root,
       encoding: 'utf8',
@@ -93,7 +104,13 @@ for (const name of wanted) {
     });
     res = evalResultSchema.parse(JSON.parse(out));
   }
-  runs.push({ model: name, adapter: res.device.adapter, n: res.data.n, totalMs: res.timings.totalMs });
+  runs.push({
+    model: name,
+    adapter: res.device.adapter,
+    n: res.data.n,
+    totalMs: res.timings.totalMs,
+    traceMs: res.timings.traceMs,
+  });
   for (const fam of res.policies) {
     const ok = fam.points.filter((p) => p.accuracyDrop !== null && p.accuracyDrop <= MAX_DROP + 1e-12);
     if (!ok.length) continue;
@@ -129,7 +146,9 @@ lines.push(
   '',
 );
 for (const r of runs)
-  lines.push(`- \`${r.model}\`: ${r.n} held-out samples, ${r.adapter}, ${(r.totalMs / 1000).toFixed(0)} s`);
+  lines.push(
+    `- \`${r.model}\`: ${r.n} held-out samples, ${r.adapter}, ${(r.totalMs / 1000).toFixed(0)} s (trace ${(r.traceMs / 1000).toFixed(0)} s${r.traceMs < 0.05 * r.totalMs ? ', read from a file recorded by `offramp trace`' : ''})`,
+  );
 lines.push(
   '',
   `| model | recipe | policy | setting | full-depth acc. | acc. at setting | compute | reduction | reduction at ≤ ${STRICT_DROP * 100} pt |`,
