@@ -146,6 +146,17 @@ const sections: { title: string; about: string; args: string[] }[] = [
     args: ['train', '--help'],
   },
   {
+    title: 'offramp data',
+    about: 'Where the dataset cache is (fetched on first use, or with `offramp data fetch [names]`).',
+    args: ['data', 'where'],
+  },
+  {
+    title: 'offramp serve',
+    about:
+      'The HTTP server (`@offramp/server`): classifiers on /v1/classify, Mamba language models on the OpenAI-compatible completion routes. See packages/server/README.md for requests and real answers.',
+    args: ['serve', '--help'],
+  },
+  {
     title: 'Errors',
     about: 'A misspelt policy name.',
     args: ['eval', '--model', 'checkpoints/fashion-cnn', '--policies', 'entorpy'],
