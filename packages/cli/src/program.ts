@@ -409,7 +409,9 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
   withCommon(
     program
       .command('serve')
-      .description('serve classifiers over HTTP (POST /v1/classify, GET /v1/models, /metrics, /docs/json)')
+      .description(
+        'serve models over HTTP: classifiers (POST /v1/classify), Mamba LMs (OpenAI-compatible /v1/completions, /v1/chat/completions), GET /v1/models, /metrics, /docs/json',
+      )
       .option(
         '-m, --model <name=folder>',
         'a model to serve: NAME=FOLDER or a shipped model name (repeatable)',
@@ -436,6 +438,8 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
         examples([
           'offramp serve --model fashion-cnn --model imdb=checkpoints/imdb-encoder --port 8080',
           `curl -s localhost:8080/v1/classify -H 'content-type: application/json' -d '{"model":"imdb","input":{"text":"great film"}}'`,
+          'offramp serve --model austen-mamba --port 8080',
+          `curl -s localhost:8080/v1/completions -H 'content-type: application/json' -d '{"model":"austen-mamba","prompt":"It is a truth","max_tokens":40}'`,
         ]),
       ),
   ).action(
