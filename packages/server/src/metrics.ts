@@ -3,7 +3,16 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-export function createMetrics(queueDepth: () => number) {
+/** What the decode scheduler of one served language model reports (DecodeScheduler.stats()). */
+export interface LmStats {
+  active: number;
+  queued: number;
+  steps: number;
+  tokens: number;
+  stepRows: number;
+}
+
+export function createMetrics(queueDepth: () => number, lmStats: () => Map<string, LmStats> = () => new Map()) {
   const registry = new Registry();
   const requests = new Counter({
     name: 'offramp_http_requests_total',
@@ -76,6 +85,26 @@ export function createMetrics(queueDepth: () => number) {
       this.set(queueDepth());
     },
   });
+  // language models: read from each decode scheduler when scraped (counters as gauges of running totals)
+  const lmGauge = (name: string, help: string, value: (s: LmStats) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['model'] as const,
+      registers: [registry],
+      collect() {
+        for (const [model, s] of lmStats()) this.set({ model }, value(s));
+      },
+    });
+  lmGauge('offramp_lm_tokens_total', 'Tokens a language model has produced (prefill tokens included)', (s) => s.tokens);
+  lmGauge('offramp_lm_decode_steps_total', 'Decode steps a language model has run', (s) => s.steps);
+  lmGauge(
+    'offramp_lm_decode_rows_total',
+    'Sequences summed over decode steps (÷ steps = mean decode batch)',
+    (s) => s.stepRows,
+  );
+  lmGauge('offramp_lm_active_sequences', 'Sequences in the decode batch now', (s) => s.active);
+  lmGauge('offramp_lm_queued_requests', 'Completion requests waiting for a decode slot', (s) => s.queued);
   return {
     registry,
     requests,

@@ -366,6 +366,12 @@ test('a Mamba language model folder is served by the completions routes of the s
       body: JSON.stringify({ model: 'austen', input: { text: 'x' } }),
     });
     expect(wrong.status).toBe(404);
+    // the decode scheduler's counts reach /metrics
+    const text = await (await fetch(`${u}/metrics`)).text();
+    const value = (name: string) => Number(new RegExp(`^${name}\\{model="austen"\\} (\\S+)$`, 'm').exec(text)?.[1]);
+    expect(value('offramp_lm_tokens_total')).toBeGreaterThanOrEqual(6);
+    expect(value('offramp_lm_decode_steps_total')).toBeGreaterThanOrEqual(5);
+    expect(value('offramp_lm_active_sequences')).toBe(0);
   } finally {
     await both.close();
   }

@@ -171,7 +171,10 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
   }
 
   let scheduler: BatchScheduler;
-  const metrics = createMetrics(() => scheduler.depth);
+  const metrics = createMetrics(
+    () => scheduler.depth,
+    () => new Map([...lms].map(([n, lm]) => [n, lm.scheduler.stats()])),
+  );
   scheduler = new BatchScheduler({
     maxBatch,
     maxWaitMs,
