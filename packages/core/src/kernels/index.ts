@@ -2,6 +2,7 @@
 // loops over it.
 
 import { attention } from './attention.js';
+import { cachedAttention } from './attention-cached.js';
 import { attentionDecode, kvAppend } from './attention-decode.js';
 import { conv1dCausal, conv1dStep } from './conv1d.js';
 import { conv2d } from './conv2d.js';
@@ -14,11 +15,15 @@ import { matmul } from './matmul.js';
 import { pixelShuffle, upsample2x } from './pixel-shuffle.js';
 import { globalAvgPool } from './pool.js';
 import { rmsNorm } from './rms-norm.js';
+import { ropeCacheWrite } from './rope.js';
 import { scatterRows } from './scatter-rows.js';
 import { softmax } from './softmax.js';
+import { swiglu } from './swiglu.js';
 
 export type { AttentionSpec } from './attention.js';
 export { ATTENTION_MAX_HEAD_DIM } from './attention.js';
+export type { CachedAttentionSpec } from './attention-cached.js';
+export { cachedAttentionBlock } from './attention-cached.js';
 export type { Conv1dSpec } from './conv1d.js';
 export type { Conv2dActivation, Conv2dSpec } from './conv2d.js';
 export { convOutSize } from './conv2d.js';
@@ -29,10 +34,12 @@ export { readSignals, SIGNALS_PER_ROW } from './exit-signals.js';
 export type { MatmulSpec } from './matmul.js';
 export { isCpuRasteriser, selectMatmulSpec } from './matmul.js';
 export type { UpsampleSpec } from './pixel-shuffle.js';
+export type { RopeCacheWriteSpec } from './rope.js';
 export {
   attention,
   attentionDecode,
   binary,
+  cachedAttention,
   conv1dCausal,
   conv1dStep,
   conv2d,
@@ -46,8 +53,10 @@ export {
   matmul,
   pixelShuffle,
   rmsNorm,
+  ropeCacheWrite,
   scatterRows,
   softmax,
+  swiglu,
   unary,
   upsample2x,
 };
@@ -67,6 +76,9 @@ export const kernels = {
   attention,
   attentionDecode,
   kvAppend,
+  cachedAttention,
+  ropeCacheWrite,
+  swiglu,
   conv1dCausal,
   conv1dStep,
   conv2d,

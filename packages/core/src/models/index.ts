@@ -53,3 +53,9 @@ export function randomWeights(config: ModelConfig, seed = 1): Map<string, HostTe
   }
   return out;
 }
+
+export * from './decoder-config.js';
+export * from './decoder-lm.js';
+export * from './decoder-random.js';
+export { DecoderReference, type ReferenceCache } from './decoder-reference.js';
+export * from './sampling.js';
