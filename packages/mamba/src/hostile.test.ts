@@ -262,3 +262,28 @@ describe('prompt length', () => {
     small.dispose();
   });
 });
+
+describe('MambaLM follows tieWordEmbeddings', () => {
+  it('tied: the head is the embedding; untied: lm_head.weight is used and required', async () => {
+    const device = new CpuDevice();
+    const withHead = randomMambaWeights(cfg, { seed: 2, lmHead: true });
+    const untiedCfg = { ...cfg, tieWordEmbeddings: false };
+    const { tensors: separate } = normalizeMambaTensors(untiedCfg, withHead);
+    const untied = new MambaLM(device, untiedCfg, separate);
+    const { tensors: tiedTensors } = normalizeMambaTensors(cfg, withHead, 'w', { onWarning: () => {} });
+    const tied = new MambaLM(device, cfg, tiedTensors);
+    // the two heads differ, so the last-token logits do too; each equals its own head applied by hand
+    const emb = separate.get('embeddings.weight')!.data;
+    const head = separate.get('lm_head.weight')!.data;
+    const hTied = tied.head.handle as Float32Array;
+    const hSep = untied.head.handle as Float32Array;
+    expect(Array.from(hTied)).toEqual(Array.from(emb));
+    expect(Array.from(hSep)).toEqual(Array.from(head));
+    expect(() => new MambaLM(device, untiedCfg, tiedTensors)).toThrow(
+      /tieWordEmbeddings is false but the tensors have no 'lm_head\.weight'/,
+    );
+    expect(() => new MambaLM(device, cfg, separate)).toThrow(/hold 'lm_head\.weight' but tieWordEmbeddings is true/);
+    tied.dispose();
+    untied.dispose();
+  });
+});

@@ -231,9 +231,18 @@ export class MambaLM {
     };
     this.blocks = Array.from({ length: c.numLayers }, (_, i) => uploadBlock(device, tensors, `layers.${i}`, dims));
     this.emb = device.tensor('f32', [this.V, this.d], get('embeddings.weight').data, 'embeddings');
-    this.head = tensors.has('lm_head.weight')
-      ? device.tensor('f32', [this.V, this.d], get('lm_head.weight').data, 'lm_head')
-      : this.emb;
+    // tie_word_embeddings decides, as in HuggingFace: tied → the embedding is the head; untied → lm_head.weight
+    if (c.tieWordEmbeddings && tensors.has('lm_head.weight'))
+      throw new ValidationError(
+        "MambaLM: the tensors hold 'lm_head.weight' but tieWordEmbeddings is true, so the head is the embedding; pass the tensors through normalizeMambaTensors (it drops the ignored head with a warning) or set tieWordEmbeddings to false to use it",
+      );
+    if (!c.tieWordEmbeddings && !tensors.has('lm_head.weight'))
+      throw new ValidationError(
+        "MambaLM: tieWordEmbeddings is false but the tensors have no 'lm_head.weight'; add the head or set tieWordEmbeddings to true to use the embedding as the head",
+      );
+    this.head = c.tieWordEmbeddings
+      ? this.emb
+      : device.tensor('f32', [this.V, this.d], get('lm_head.weight').data, 'lm_head');
     this.normF = device.tensor('f32', [this.d], get('norm_f.weight').data, 'norm_f');
     this.dummy = device.tensor('f32', [4], undefined, 'dummy');
     this.windows = tableWindows(device, this.V, this.d, options.maxBindingBytes);
