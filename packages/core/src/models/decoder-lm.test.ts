@@ -255,3 +255,94 @@ describe('token-level exits', () => {
     model.dispose();
   });
 });
+
+describe('layer ranges (self-speculative decoding pattern)', () => {
+  it('drafting blocks < E token by token, then verifying blocks E.. over all drafted tokens in one pass, equals extend', async () => {
+    const { config, model } = setup('MHA, 4 blocks, head_dim 16', 13);
+    const V = config.vocabSize;
+    const L = config.numLayers;
+    const E = 1; // the draft runs blocks [0, E) and reads the exit after block E − 1 = 0
+    const prompts = [randomTokens(5, V, 91), randomTokens(2, V, 92)];
+    const draft = [randomTokens(3, V, 93), randomTokens(3, V, 94)];
+    const a = (await model.prefill(prompts, undefined, 16)).cache;
+    const want = await model.extend(draft, a);
+    const b = (await model.prefill(prompts, undefined, 16)).cache;
+    const hE: Float32Array[] = [];
+    // drafting: one token per row at a time through blocks [0, E), with the draft exit's logits
+    for (let i = 0; i < 3; i++) {
+      const h0 = model.embed([draft[0][i], draft[1][i]]);
+      const rows = [0, 1];
+      const pos = rows.map((r) => b.lengths[r] + i);
+      const h = model.forwardLayers(h0, b, rows, pos, 0, E);
+      const z = model.exitLogits(h, 2, E - 1);
+      expect(z.shape).toEqual([2, V]);
+      hE.push((await h.read()) as Float32Array);
+      for (const t of [h0, h, z]) t.dispose();
+    }
+    // verification: all drafted tokens of both rows through blocks [E, L) in one pass, reusing the
+    // draft's keys and values of blocks < E
+    const rows = [0, 0, 0, 1, 1, 1];
+    const pos = rows.map((r, k) => b.lengths[r] + (k % 3));
+    const d = config.hiddenSize;
+    const hv = new Float32Array(6 * d);
+    for (let k = 0; k < 6; k++) hv.set(hE[k % 3].subarray(rows[k] * d, (rows[k] + 1) * d), k * d);
+    const hin = device.tensor('f32', [6, d], hv);
+    const hout = model.forwardLayers(hin, b, rows, pos, E, L);
+    const z = (await model.exitLogits(hout, 6, L - 1).read()) as Float32Array;
+    expect(relErr(z, want.logits)).toBeLessThan(1e-6);
+    b.setLength(0, b.lengths[0] + 3);
+    b.setLength(1, b.lengths[1] + 3);
+    // both caches continue identically
+    const t = randomTokens(2, V, 95);
+    const ra = await model.step(t, a);
+    const rb = await model.step(t, b);
+    expect(relErr(rb.logits, ra.logits)).toBeLessThan(1e-6);
+    // rolling a row back (a rejected draft) and re-extending gives the same logits again
+    b.truncate(1, b.lengths[1] - 2);
+    const again = await model.extend([[], draft[1].slice(2).concat(t[1])], b);
+    expect(relErr(again.logits.subarray(V), ra.logits.subarray(V))).toBeLessThan(1e-6);
+    for (const x of [hin, hout]) x.dispose();
+    a.dispose();
+    b.dispose();
+    model.dispose();
+  });
+
+  it('score gives every exit the reference teacher-forced NLL, for sequences of different lengths', async () => {
+    const { config, model, ref } = setup('GQA 4:2, untied', 15);
+    const V = config.vocabSize;
+    const seqs = [randomTokens(6, V, 101), randomTokens(3, V, 102), randomTokens(9, V, 103)];
+    const r = await model.score(seqs);
+    expect(r.count).toBe(5 + 2 + 8);
+    expect(r.exits).toEqual(config.exits);
+    config.exits.forEach((_e, k) => {
+      let want = 0;
+      for (const q of seqs) {
+        const full = ref.forward(q);
+        for (let t = 0; t < q.length - 1; t++) {
+          const z = full[k][t];
+          const m = Math.max(...z);
+          want += m + Math.log(z.reduce((a, x) => a + Math.exp(x - m), 0)) - z[q[t + 1]];
+        }
+      }
+      expect(Math.abs(r.nll[k] - want) / want, `exit ${k}`).toBeLessThan(1e-5);
+    });
+    model.dispose();
+  });
+
+  it('windowed embedding and LM head (tables over one binding) give the same logits', async () => {
+    const config = parseDecoderConfig({ ...CONFIGS['GQA 4:2, untied'], vocab_size: 150 });
+    const w = randomDecoderWeights(config, 3);
+    const plain = new DecoderLM(device, config, w);
+    // bindings of 64 rows (offsets aligned to 256 bytes): 150 rows → 3 windows
+    const small = new DecoderLM(device, config, w, { maxBindingBytes: 64 * 32 * 4 });
+    expect(small.windowCount).toBe(3);
+    const prompts = [randomTokens(4, config.vocabSize, 111)];
+    const a = await plain.prefill(prompts);
+    const b = await small.prefill(prompts);
+    expect(relErr(b.logits, a.logits)).toBeLessThan(1e-6);
+    a.cache.dispose();
+    b.cache.dispose();
+    plain.dispose();
+    small.dispose();
+  });
+});

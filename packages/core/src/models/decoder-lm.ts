@@ -332,6 +332,11 @@ export class DecoderLM {
     this.invFreq = ropeInverseFrequencies(c);
   }
 
+  /** Row windows the embedding and LM head tables are bound in (1 unless a table exceeds one binding). */
+  get windowCount(): number {
+    return this.windows.length;
+  }
+
   get numLayers(): number {
     return this.L;
   }
