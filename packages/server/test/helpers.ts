@@ -166,3 +166,24 @@ export function findHaproxy(): string {
       '(Debian: `apt-get install -y haproxy`, which scripts/bootstrap.sh does when it is missing) and run again.',
   );
 }
+
+/**
+ * Sends `body` to `url + path` until it is answered 200 (at most `timeoutMs`). With a cold Mesa shader cache
+ * (a fresh machine or container) the first request to a model compiles its pipelines, which on a loaded
+ * software adapter can outlast the server's 30 s request timeout (503); later requests are fast.
+ */
+export async function warmUp(url: string, path: string, body: unknown, timeoutMs = 240_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    const res = await fetch(`${url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    last = `${res.status} ${(await res.text()).slice(0, 300)}`;
+    if (res.status === 200) return;
+    if (res.status !== 503) break;
+  }
+  throw new Error(`warm-up ${path} did not answer 200: ${last}`);
+}

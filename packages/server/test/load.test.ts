@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testImages } from '../src/testing-internal/images.js';
-import { CHECKPOINTS, freePort, promValue, type Replica, startServe } from './helpers.js';
+import { CHECKPOINTS, freePort, promValue, type Replica, startServe, warmUp } from './helpers.js';
 
 const SECONDS = 4;
 let server: Replica;
@@ -24,7 +24,10 @@ beforeAll(async () => {
     ],
     await freePort(),
   );
-}, 120_000);
+  // pipelines compiled before the load (slow once on a machine with a cold shader cache)
+  await warmUp(server.url, '/v1/classify', { model: 'fashion-cnn', input: { image: new Array(784).fill(0.5) } });
+  await warmUp(server.url, '/v1/completions', { model: 'austen', prompt: 'It was', max_tokens: 2, stream: true });
+}, 600_000);
 
 afterAll(async () => {
   server?.child.kill('SIGTERM');

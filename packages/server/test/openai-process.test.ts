@@ -6,7 +6,7 @@ import { createDevice, type Device } from '@offramp/core';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LoadedLm, loadLm } from '../src/completions-model.js';
-import { CHECKPOINTS, freePort, type Replica, startServe } from './helpers.js';
+import { CHECKPOINTS, freePort, type Replica, startServe, warmUp } from './helpers.js';
 
 const MODEL = 'austen';
 const PROMPT = 'It is a truth universally acknowledged, that a single man';
@@ -38,8 +38,10 @@ beforeAll(async () => {
     createDevice(),
   ]);
   lm = await loadLm(device, join(CHECKPOINTS, 'austen-mamba'));
+  // pipelines compiled before the checks (slow once on a machine with a cold shader cache)
+  await warmUp(server.url, '/v1/completions', { model: MODEL, prompt: PROMPT, max_tokens: 2, temperature: 0 });
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
-}, 120_000);
+}, 600_000);
 
 afterAll(async () => {
   // SIGTERM to the CLI process only, as a container runtime sends it: a graceful stop, exit code 0

@@ -17,6 +17,7 @@ import {
   spawnGroup,
   startServe,
   waitFor,
+  warmUp,
 } from './helpers.js';
 
 const CONNECTIONS = 8;
@@ -96,6 +97,11 @@ beforeAll(async () => {
       [ports[0], ports[1]].map((p) => startServe(['--model', model, '--max-wait-ms', '2', '--max-batch', '8'], p)),
     )),
   );
+  bodies = testImages(16).map((img) =>
+    JSON.stringify({ model: 'fashion-cnn', input: { image: img.map((v) => Math.round(v * 1e4) / 1e4) } }),
+  );
+  // compile each replica's pipelines before the load (slow once on a machine with a cold shader cache)
+  for (const r of replicas) for (const b of bodies) await warmUp(r.url, '/v1/classify', JSON.parse(b));
   haproxy = spawnGroup(bin, ['-db', '-f', join(DEPLOY, 'haproxy.cfg')], {
     OFFRAMP_LB_BIND: `127.0.0.1:${ports[2]}`,
     OFFRAMP_LB_STATS: `127.0.0.1:${ports[3]}`,
@@ -110,12 +116,9 @@ beforeAll(async () => {
   );
   // the reference: each input's answer from replica 1 directly (4 decimals keep a body near 5 KB, well
   // inside the request buffer HAProxy keeps for retries)
-  bodies = testImages(16).map((img) =>
-    JSON.stringify({ model: 'fashion-cnn', input: { image: img.map((v) => Math.round(v * 1e4) / 1e4) } }),
-  );
   expected = [];
   for (const b of bodies) expected.push(await (await post(replicas[0].url, b)).json());
-}, 120_000);
+}, 600_000);
 
 afterAll(async () => {
   haproxy?.kill('SIGKILL');
