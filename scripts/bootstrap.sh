@@ -73,6 +73,19 @@ else
   probe --quiet 2>/dev/null || die "still no working WebGPU adapter after installing Mesa; run 'node scripts/probe-adapter.mjs' for details"
 fi
 
+# 3b. HAProxy, for the test of server replicas behind a load balancer (packages/server/test/replicas.test.ts);
+#     installed only when missing
+if command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ]; then
+  log "haproxy present"
+elif [ -r /etc/debian_version ] && as_root true; then
+  log "installing haproxy (load balancer for the server replica test)"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq haproxy >/dev/null
+else
+  log "warning: haproxy is missing and cannot be installed here (needs root on Debian); the server replica test needs it: apt-get install -y haproxy"
+fi
+
 # 4. build
 log "pnpm build"
 pnpm run build >/dev/null
