@@ -19,7 +19,8 @@ import { EXIT_RULE_CODE, exitDecide, maskRows, stepEnd } from '../kernels/decode
 import { exitSignals, SIGNALS_PER_ROW } from '../kernels/exit-signals.js';
 import { gatherRows } from '../kernels/gather-rows.js';
 import { sampleTokens } from '../kernels/sample.js';
-import type { DecoderExitRule, DecoderLM } from '../models/decoder-lm.js';
+import { scatterRows } from '../kernels/scatter-rows.js';
+import type { DecoderCache, DecoderExitRule, DecoderLM } from '../models/decoder-lm.js';
 import { checkSampling, type SamplingOptions } from '../models/sampling.js';
 import type { Device } from '../runtime/device.js';
 import type { Tensor } from '../runtime/tensor.js';
@@ -141,7 +142,29 @@ export async function generateOnDevice(
   prompts: readonly (readonly number[])[],
   o: LoopGenerateOptions,
 ): Promise<LoopGenerateResult> {
-  const { steps: N, maxLen } = checkOptions(model, prompts, o, 'generateOnDevice');
+  const all = Array.from({ length: model.L }, (_, l) => l);
+  return deviceLoop(model, prompts, o, () => all, 'generateOnDevice');
+}
+
+export interface DeviceLoopExtras {
+  /** Also keep the (B, V) logits each token was drawn from (a second readback per chunk; for tests). */
+  recordLogits?: boolean;
+  /** Fill the cache with NaN before the prefill, so a read of a never-written entry shows (for tests). */
+  poisonCache?: boolean;
+}
+
+/**
+ * The device loop with the blocks of decode step k (k ≥ 1) given by `blocks(k)` (increasing; the last
+ * block must be among them): what SkipDecode uses. Exit rules apply at the early exits among them.
+ */
+export async function deviceLoop(
+  model: DecoderLM,
+  prompts: readonly (readonly number[])[],
+  o: LoopGenerateOptions & DeviceLoopExtras,
+  blocks: (k: number) => readonly number[],
+  what: string,
+): Promise<LoopGenerateResult & { logits?: Float32Array[] }> {
+  const { steps: N, maxLen } = checkOptions(model, prompts, o, what);
   const rule = o.exit?.rule ?? { kind: 'never' };
   const I = model.internals();
   I.checkRule(rule);
@@ -152,7 +175,13 @@ export async function generateOnDevice(
   const { V, d, L } = model;
   const B = prompts.length;
   const early = rule.kind === 'never' ? [] : model.exits.slice(0, -1);
-  const { logits, cache } = await model.prefill(prompts, undefined, maxLen);
+  let pre: DecoderCache | undefined;
+  if (o.poisonCache) {
+    pre = model.newCache(B, maxLen);
+    const nan = new Float32Array(pre.k[0].length).fill(Number.NaN);
+    for (const x of [...pre.k, ...pre.v]) dev.write(x, nan);
+  }
+  const { logits, cache } = await model.prefill(prompts, pre, maxLen);
   const own: Tensor[] = [];
   const t = (dtype: 'u32' | 'f32', n: number, data?: ArrayLike<number>) => {
     const x = dev.tensor(dtype, [Math.max(1, n)], data);
@@ -177,12 +206,14 @@ export async function generateOnDevice(
     const stopT = t('u32', stop.length, stop.length ? stop : [0]);
     const out = t('u32', N * B * 2);
     const sig = t('f32', B * SIGNALS_PER_ROW);
-    const res: LoopGenerateResult = {
+    const logRec = o.recordLogits ? t('f32', N * B * V) : null;
+    const res: LoopGenerateResult & { logits?: Float32Array[] } = {
       tokens: prompts.map(() => []),
       exitBlocks: prompts.map(() => []),
       blocksRun: 0,
       blocksComputed: 0,
       readbacks: 0,
+      logits: logRec ? [] : undefined,
     };
     const ended = new Array(B).fill(false);
     let k = 0;
@@ -203,7 +234,10 @@ export async function generateOnDevice(
                 { count: B, width: d, srcStride: d, srcOffset: 0 },
               );
             }
-            for (let l = 0; l < L; l++) {
+            const run = blocks(k);
+            if (run[run.length - 1] !== L - 1)
+              throw new ValidationError(`${what}: step ${k} does not run the last block ${L - 1}`);
+            for (const l of run) {
               const hn = I.layer(s, l, h, B, rows, pos, cache);
               dev.dispatch(maskRows, { live: active, hNew: hn, h }, { rows: B, width: d });
               const last = l === L - 1;
@@ -231,6 +265,12 @@ export async function generateOnDevice(
                 );
             }
           }
+          if (logRec)
+            dev.dispatch(
+              scatterRows,
+              { idx: rows, x: sel, y: logRec },
+              { count: B, width: V, dstStride: V, dstOffset: slot * B * V },
+            );
           dispatchSample(dev, sel, keys, tokens, B, V, sampling, k);
           dev.dispatch(
             stepEnd,
@@ -241,6 +281,10 @@ export async function generateOnDevice(
         const rec = (await out.read()) as Uint32Array;
         res.readbacks++;
         const first = k - slots;
+        if (logRec) {
+          const lr = (await logRec.read()) as Float32Array;
+          for (let slot = 0; slot < slots; slot++) res.logits!.push(lr.slice(slot * B * V, (slot + 1) * B * V));
+        }
         for (let slot = 0; slot < slots; slot++) {
           for (let b = 0; b < B; b++) {
             const o2 = (slot * B + b) * 2;
@@ -248,8 +292,9 @@ export async function generateOnDevice(
             res.tokens[b].push(rec[o2]);
             res.exitBlocks[b].push(rec[o2 + 1]);
             if (first + slot > 0) {
-              res.blocksRun += rec[o2 + 1] + 1;
-              res.blocksComputed += L;
+              const run = blocks(first + slot);
+              res.blocksRun += run.filter((l) => l <= rec[o2 + 1]).length;
+              res.blocksComputed += run.length;
             }
             if (stop.includes(rec[o2])) ended[b] = true;
           }
