@@ -16,7 +16,24 @@ export {
   unpackSignals,
 } from './engine/runner.js';
 export * from './errors.js';
+export {
+  DEFAULT_STEPS_PER_SUBMIT,
+  generateHostLoop,
+  generateOnDevice,
+  type LoopGenerateOptions,
+  type LoopGenerateResult,
+} from './generation/gpu-loop.js';
+export { generateRecompute, type RecomputeResult } from './generation/recompute.js';
+export { generateSkipDecode, type SkipDecodeSchedule, skipDepth, skipPlan } from './generation/skipdecode.js';
+export {
+  GENERATION_STRATEGIES,
+  type GenerationStrategy,
+  generateWithStrategy,
+  type StrategyOptions,
+  type StrategyResult,
+} from './generation/strategies.js';
 export * from './kernels/index.js';
+export { sampleTokens } from './kernels/sample.js';
 export * from './models/config.js';
 export * from './models/index.js';
 export { BufferPool, type PoolStats, sizeClass } from './runtime/buffer-pool.js';

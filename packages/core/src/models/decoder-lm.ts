@@ -118,6 +118,27 @@ export interface DecoderScoreResult {
   tokenNll: Float64Array[];
 }
 
+/** @internal See DecoderLM.internals(). */
+export interface DecoderInternals {
+  scope(): Scope;
+  layer(s: Scope, l: number, x: Tensor, n: number, rows: Tensor, pos: Tensor, cache: DecoderCache): Tensor;
+  exitLogits(s: Scope, h: Tensor, n: number, block: number): Tensor;
+  embedIds(s: Scope, ids: Tensor, n: number): Tensor;
+  propagate(
+    s: Scope,
+    h: Tensor,
+    n: number,
+    rows: Tensor,
+    pos: Tensor,
+    cache: DecoderCache,
+    from: number,
+    to: number,
+  ): void;
+  checkRule(rule: DecoderExitRule): void;
+  /** A 4-float placeholder for unused bindings. */
+  dummy: Tensor;
+}
+
 interface Window {
   start: number;
   count: number;
@@ -136,7 +157,7 @@ interface LayerWeights {
 }
 
 /** Temporary tensors of one call, disposed together (keep() takes one out). */
-class Scope {
+export class Scope {
   private readonly owned = new Set<Tensor>();
   constructor(readonly device: Device) {}
   f32(shape: number[], data?: ArrayLike<number>): Tensor {
@@ -410,9 +431,12 @@ export class DecoderLM {
   }
 
   private embedIn(s: Scope, ids: readonly number[]): Tensor {
-    const n = ids.length;
+    return this.embedIds(s, s.u32(ids), ids.length);
+  }
+
+  /** Embeddings (n, d) of n token ids held in a device tensor (no host data, so nothing is submitted). */
+  private embedIds(s: Scope, idT: Tensor, n: number): Tensor {
     const y = s.f32([n, this.d]);
-    const idT = s.u32(ids);
     const chunk = this.windows.length > 1;
     for (const w of this.windows) {
       const table: TensorView = { tensor: this.emb, offset: w.start * this.d, length: w.count * this.d };
@@ -987,6 +1011,23 @@ export class DecoderLM {
       s.dispose();
       cache.dispose();
     }
+  }
+
+  /**
+   * @internal Building blocks for the device-side decode loops of generation/ (gpu-loop, skipdecode,
+   * recompute): a block over device row / position tensors, an exit's logits, embeddings from device ids.
+   * None of them reads back or submits; temporaries go into the caller's Scope. Not a stable API.
+   */
+  internals(): DecoderInternals {
+    return {
+      scope: () => new Scope(this.device),
+      layer: (s, l, x, n, rows, pos, cache) => this.layer(s, l, x, n, rows, pos, cache),
+      exitLogits: (s, h, n, block) => this.exitLogitsIn(s, h, n, block),
+      embedIds: (s, ids, n) => this.embedIds(s, ids, n),
+      propagate: (s, h, n, rows, pos, cache, from, to) => this.propagateIn(s, h, n, rows, pos, cache, from, to),
+      checkRule: (rule) => this.checkRule(rule),
+      dummy: this.dummy,
+    };
   }
 
   /** Every weight tensor on the device. */

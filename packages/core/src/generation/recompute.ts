@@ -1,0 +1,134 @@
+// Deferred K/V recomputation (EE-LLM) for the decoder: a token that exits after block j writes NO keys and
+// values for blocks > j at its step (DecoderLM.step with skip 'none', keeping its hidden state at the exit).
+// Before the next step of its row, the skipped blocks j+1..L−1 are run on that token from its hidden state
+// at j (forwardLayers: the token's real deeper hidden states, attending to the earlier full-depth entries),
+// which writes the K/V the token would have written at full depth. So every later token attends to exactly
+// the full-depth K/V of every earlier token — unlike CALM propagation, whose entries for the skipped blocks
+// come from the exit's hidden state (norm + k/v projections only) and differ.
+// Here the recomputation runs as its own pass right before the next step (one forwardLayers call per exit
+// block among the rows, batched over rows), not fused into the next token's forward; the outputs are the
+// same, and recomputedBlocks counts its cost. Host-driven (one step and one readback per token).
+import type { DecoderCache, DecoderExitRule, DecoderLM } from '../models/decoder-lm.js';
+import { checkSampling } from '../models/sampling.js';
+import { dispatchSample, type LoopGenerateOptions, type LoopGenerateResult } from './gpu-loop.js';
+
+export interface RecomputeResult extends LoopGenerateResult {
+  /** Blocks run again to fill skipped K/V, summed over tokens (included in blocksComputed). */
+  recomputedBlocks: number;
+  /** With keepLogits: each step's (B, V) logits (index t: the logits token t was drawn from). */
+  logits?: Float32Array[];
+  /** With keepCache: the cache, every position's K/V filled (the caller disposes it). */
+  cache?: DecoderCache;
+}
+
+export async function generateRecompute(
+  model: DecoderLM,
+  prompts: readonly (readonly number[])[],
+  o: Omit<LoopGenerateOptions, 'exit' | 'stepsPerSubmit'> & {
+    exit: { rule: DecoderExitRule };
+    keepLogits?: boolean;
+    keepCache?: boolean;
+  },
+): Promise<RecomputeResult> {
+  const sampling = o.sampling ?? {};
+  checkSampling(sampling);
+  const dev = model.device;
+  const { V, L, d } = model;
+  const B = prompts.length;
+  const stop = new Set(o.stop ?? []);
+  const maxLen = Math.max(...prompts.map((p) => p.length)) + o.maxNewTokens;
+  const { logits, cache } = await model.prefill(prompts, undefined, maxLen);
+  const keys = dev.tensor(
+    'u32',
+    [B],
+    Array.from({ length: B }, (_, i) => i),
+  );
+  const tokensT = dev.tensor('u32', [B]);
+  const z = dev.tensor('f32', [B, V]);
+  const res: RecomputeResult = {
+    tokens: prompts.map(() => []),
+    exitBlocks: prompts.map(() => []),
+    blocksRun: 0,
+    blocksComputed: 0,
+    readbacks: 0,
+    recomputedBlocks: 0,
+    logits: o.keepLogits ? [] : undefined,
+  };
+  const draw = async (lg: Float32Array, step: number) => {
+    if (res.logits) res.logits.push(lg.slice());
+    dev.write(z, lg);
+    dispatchSample(dev, z, keys, tokensT, B, V, sampling, step);
+    res.readbacks++;
+    return Array.from((await tokensT.read()) as Uint32Array);
+  };
+  // rows whose last token left early: its hidden state at the exit and the exit block
+  let pending: { row: number; pos: number; block: number; h: Float32Array }[] = [];
+  const recompute = () => {
+    const blocks = [...new Set(pending.map((x) => x.block))];
+    for (const j of blocks) {
+      const group = pending.filter((x) => x.block === j);
+      const h = dev.tensor('f32', [group.length, d]);
+      const data = new Float32Array(group.length * d);
+      group.forEach((x, i) => {
+        data.set(x.h, i * d);
+      });
+      dev.write(h, data);
+      const out = model.forwardLayers(
+        h,
+        cache,
+        group.map((x) => x.row),
+        group.map((x) => x.pos),
+        j + 1,
+        L,
+      );
+      out.dispose();
+      h.dispose();
+      res.recomputedBlocks += group.length * (L - 1 - j);
+    }
+    pending = [];
+  };
+  let keepCache = false;
+  try {
+    const done = new Array(B).fill(false);
+    let next = await draw(logits, 0);
+    next.forEach((tok, b) => {
+      res.tokens[b].push(tok);
+      res.exitBlocks[b].push(L - 1);
+      if (stop.has(tok)) done[b] = true;
+    });
+    for (let k = 1; k < o.maxNewTokens && done.some((x) => !x); k++) {
+      recompute();
+      const r = await model.step(next, cache, { rule: o.exit.rule, skip: 'none', keepHidden: true });
+      res.readbacks++;
+      res.blocksComputed += r.blocksRun;
+      for (let b = 0; b < B; b++)
+        if (r.exitBlocks[b] < L - 1)
+          pending.push({
+            row: b,
+            pos: cache.lengths[b] - 1,
+            block: r.exitBlocks[b],
+            h: r.exitHidden!.slice(b * d, (b + 1) * d),
+          });
+      next = await draw(r.logits, k);
+      next.forEach((tok, b) => {
+        if (done[b]) return;
+        res.tokens[b].push(tok);
+        res.exitBlocks[b].push(r.exitBlocks[b]);
+        res.blocksRun += r.exitBlocks[b] + 1;
+        if (stop.has(tok)) done[b] = true;
+      });
+    }
+    if (o.keepCache) {
+      recompute();
+      res.cache = cache;
+      keepCache = true;
+    }
+    res.blocksComputed += res.recomputedBlocks;
+    return res;
+  } finally {
+    keys.dispose();
+    tokensT.dispose();
+    z.dispose();
+    if (!keepCache) cache.dispose();
+  }
+}

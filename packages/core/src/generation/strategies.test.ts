@@ -1,0 +1,81 @@
+// The strategies entry point: every strategy by name, calm on the device equals calm on the host, recompute
+// and calm agree at full depth, and bad names or missing schedules give clear errors.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseDecoderConfig } from '../models/decoder-config.js';
+import { DecoderLM } from '../models/decoder-lm.js';
+import { randomDecoderWeights } from '../models/decoder-random.js';
+import { createGpuDevice } from '../runtime/create-device.js';
+import type { GpuDevice } from '../runtime/gpu-device.js';
+import { type GenerationStrategy, generateWithStrategy } from './strategies.js';
+
+let device: GpuDevice;
+let model: DecoderLM;
+beforeAll(async () => {
+  device = await createGpuDevice();
+  const config = parseDecoderConfig({
+    hidden_size: 32,
+    num_hidden_layers: 4,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    intermediate_size: 48,
+    vocab_size: 29,
+    max_position_embeddings: 64,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    offramp: { exits: [1, 2] },
+  });
+  model = new DecoderLM(device, config, randomDecoderWeights(config, 41));
+});
+afterAll(() => {
+  model?.dispose();
+  device?.destroy();
+});
+
+const prompts = [
+  [1, 2, 3],
+  [4, 5],
+];
+const sampling = { temperature: 0.8, seed: 5 };
+
+describe('generateWithStrategy', () => {
+  it('runs every strategy by name with its accounting', async () => {
+    const rule = { kind: 'fixed', block: 1 } as const;
+    for (const strategy of ['calm', 'recompute', 'skipdecode'] as GenerationStrategy[]) {
+      const r = await generateWithStrategy(model, prompts, {
+        strategy,
+        maxNewTokens: 6,
+        sampling,
+        exit: { rule },
+        schedule: { hMin: 1, hMax: 3, warmup: 1 },
+      });
+      expect(r.strategy).toBe(strategy);
+      expect(r.tokens.map((t) => t.length)).toEqual([6, 6]);
+      expect(r.depthFraction).toBeLessThan(1);
+      if (strategy !== 'skipdecode') {
+        expect(r.exitBlocks.flatMap((e) => e.slice(1)).every((e) => e === 1)).toBe(true);
+        expect(r.blocksRun).toBe(2 * 5 * 2);
+      }
+      // blocks 2 and 3 recomputed for each exited token a later step follows (4 of the 5 per row)
+      if (strategy === 'recompute') expect(r.blocksComputed).toBe(r.blocksRun + 2 * 4 * 2);
+    }
+  });
+
+  it('calm on the device equals calm on the host; recompute equals calm at full depth', async () => {
+    const o = { maxNewTokens: 7, sampling, exit: { rule: { kind: 'never' } as const } };
+    const dev = await generateWithStrategy(model, prompts, { ...o, strategy: 'calm', stepsPerSubmit: 3 });
+    const host = await generateWithStrategy(model, prompts, { ...o, strategy: 'calm', mode: 'host' });
+    const rec = await generateWithStrategy(model, prompts, { ...o, strategy: 'recompute' });
+    expect(dev.tokens).toEqual(host.tokens);
+    expect(rec.tokens).toEqual(host.tokens);
+    expect(dev.depthFraction).toBe(1);
+  });
+
+  it('rejects unknown strategies and a skipdecode without schedule', async () => {
+    await expect(
+      generateWithStrategy(model, prompts, { strategy: 'fast' as GenerationStrategy, maxNewTokens: 2 }),
+    ).rejects.toThrow(/unknown strategy 'fast'/);
+    await expect(generateWithStrategy(model, prompts, { strategy: 'skipdecode', maxNewTokens: 2 })).rejects.toThrow(
+      /needs a schedule/,
+    );
+  });
+});

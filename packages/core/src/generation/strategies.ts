@@ -1,0 +1,89 @@
+// One entry point for the decoder's generation strategies, by name, for the CLI and the benchmarks:
+//   'calm'       per-token exits by a rule; skipped blocks' K/V from the exit's hidden state (CALM
+//                propagation). Runs in the device loop (generateOnDevice) unless mode is 'host' or the rule
+//                is custom (then the host loop).
+//   'recompute'  per-token exits by a rule; skipped blocks' K/V recomputed from the exited token before the
+//                next step (EE-LLM), so later tokens see full-depth K/V (generateRecompute, host-driven).
+//   'skipdecode' one depth per step shared by the batch, non-increasing; lower blocks skipped
+//                (generateSkipDecode, device loop).
+import { ValidationError } from '../errors.js';
+import type { DecoderExitRule, DecoderLM } from '../models/decoder-lm.js';
+import type { SamplingOptions } from '../models/sampling.js';
+import { generateHostLoop, generateOnDevice } from './gpu-loop.js';
+import { generateRecompute } from './recompute.js';
+import { generateSkipDecode, type SkipDecodeSchedule } from './skipdecode.js';
+
+export type GenerationStrategy = 'calm' | 'recompute' | 'skipdecode';
+export const GENERATION_STRATEGIES: readonly GenerationStrategy[] = ['calm', 'recompute', 'skipdecode'];
+
+export interface StrategyOptions {
+  strategy: GenerationStrategy;
+  maxNewTokens: number;
+  sampling?: SamplingOptions;
+  stop?: number[];
+  /** Exit rule of 'calm' and 'recompute' (default never). */
+  exit?: { rule: DecoderExitRule };
+  /** SkipDecode's schedule (required for 'skipdecode'). */
+  schedule?: SkipDecodeSchedule;
+  /** 'calm' only: 'device' (default) or 'host'. */
+  mode?: 'device' | 'host';
+  /** Device loop: decode steps per submission. */
+  stepsPerSubmit?: number;
+}
+
+export interface StrategyResult {
+  strategy: GenerationStrategy;
+  tokens: number[][];
+  /** Per token, the block its logits came from (full depth = numLayers − 1; always so for skipdecode). */
+  exitBlocks: number[][];
+  /** Blocks the tokens after the first ran (their own forward). */
+  blocksRun: number;
+  /** Blocks computed on the device, recomputation included (the device loop runs masked rows too). */
+  blocksComputed: number;
+  /** blocksRun / (tokens after the first × numLayers). */
+  depthFraction: number;
+}
+
+export async function generateWithStrategy(
+  model: DecoderLM,
+  prompts: readonly (readonly number[])[],
+  o: StrategyOptions,
+): Promise<StrategyResult> {
+  const base = { maxNewTokens: o.maxNewTokens, sampling: o.sampling, stop: o.stop };
+  let r: { tokens: number[][]; exitBlocks: number[][]; blocksRun: number; blocksComputed: number };
+  switch (o.strategy) {
+    case 'calm': {
+      const rule = o.exit?.rule ?? { kind: 'never' };
+      const host = o.mode === 'host' || rule.kind === 'custom';
+      if (o.mode !== undefined && o.mode !== 'host' && o.mode !== 'device')
+        throw new ValidationError(`generateWithStrategy: mode must be 'device' or 'host', got '${o.mode}'`);
+      r = host
+        ? await generateHostLoop(model, prompts, { ...base, exit: { rule } })
+        : await generateOnDevice(model, prompts, { ...base, exit: { rule }, stepsPerSubmit: o.stepsPerSubmit });
+      break;
+    }
+    case 'recompute':
+      r = await generateRecompute(model, prompts, { ...base, exit: { rule: o.exit?.rule ?? { kind: 'never' } } });
+      break;
+    case 'skipdecode':
+      if (!o.schedule)
+        throw new ValidationError(
+          "generateWithStrategy: strategy 'skipdecode' needs a schedule { hMin, hMax?, warmup?, t0?, T? }",
+        );
+      r = await generateSkipDecode(model, prompts, { ...base, schedule: o.schedule, stepsPerSubmit: o.stepsPerSubmit });
+      break;
+    default:
+      throw new ValidationError(
+        `generateWithStrategy: unknown strategy '${(o as { strategy: string }).strategy}'; use ${GENERATION_STRATEGIES.join(', ')}`,
+      );
+  }
+  const later = r.tokens.reduce((a, t) => a + Math.max(0, t.length - 1), 0);
+  return {
+    strategy: o.strategy,
+    tokens: r.tokens,
+    exitBlocks: r.exitBlocks,
+    blocksRun: r.blocksRun,
+    blocksComputed: r.blocksComputed,
+    depthFraction: later ? r.blocksRun / (later * model.L) : 1,
+  };
+}
