@@ -16,6 +16,9 @@ export {
   unpackSignals,
 } from './engine/runner.js';
 export * from './errors.js';
+export * from './generation/decoder-model.js';
+export * from './generation/interface.js';
+export * from './generation/signals.js';
 export * from './kernels/index.js';
 export * from './models/config.js';
 export * from './models/index.js';
