@@ -192,7 +192,10 @@ describe('token-level exit policies', () => {
     await generateTokens(rec.model, prompts, { maxNewTokens: 8, policy: createPolicy('patience', { patience: 2 }) });
     for (const { calls, result } of rec.log) {
       const byRow = new Map<number, number[]>();
-      for (const c of calls) c.rows.forEach((b, i) => byRow.set(b, [...(byRow.get(b) ?? []), c.signals.argmax[i]]));
+      for (const c of calls)
+        c.rows.forEach((b, i) => {
+          byRow.set(b, [...(byRow.get(b) ?? []), c.signals.argmax[i]]);
+        });
       for (const [b, am] of byRow) {
         const leaves = am.length === 3 && am[0] === am[1] && am[1] === am[2];
         expect(result.exitBlocks[b]).toBe(leaves ? 2 : 3);
@@ -245,10 +248,14 @@ describe('token-level exit policies', () => {
     const rec = recording(model);
     const r = await generateTokens(rec.model, prompts, { maxNewTokens: 8, policy: evenArgmax({ minProb: 0 }) });
     const replay = replayExitBlocks(model, rec.log, () => evenArgmax({ minProb: 0 }));
-    rec.log.forEach((s, k) => expect(Array.from(s.result.exitBlocks)).toEqual(Array.from(replay[k])));
+    rec.log.forEach((s, k) => {
+      expect(Array.from(s.result.exitBlocks)).toEqual(Array.from(replay[k]));
+    });
     expect(calls.length).toBeGreaterThan(0);
     for (const c of rec.log.flatMap((s) => s.calls))
-      c.rows.forEach((_, i) => expect(c.decided[i]).toBe(c.signals.argmax[i] % 2 === 0));
+      c.rows.forEach((_, i) => {
+        expect(c.decided[i]).toBe(c.signals.argmax[i] % 2 === 0);
+      });
     expect(r.depthFraction).toBeLessThan(1);
   });
 
@@ -298,7 +305,9 @@ describe('token-level exit policies', () => {
     const own = await lm.score(seqs);
     expect(ours.count).toBe(own.count);
     ours.tokenNll.forEach((xs, e) => {
-      xs.forEach((x, i) => expect(x).toBeCloseTo(own.tokenNll[e][i], 4));
+      xs.forEach((x, i) => {
+        expect(x).toBeCloseTo(own.tokenNll[e][i], 4);
+      });
       // the signals' max probability is that of the argmax token
       for (let i = 0; i < ours.count; i++) expect(ours.signals[e].maxProb[i]).toBeGreaterThan(0);
     });
