@@ -8,5 +8,6 @@ export {
   tokenCostFractions,
   tokenExitRule,
 } from './adapter.js';
+export { calibrateTokenPolicy, tokenTrace, traceFromScore } from './calibrate.js';
 export { type DecayingOptions, decaying, decayingThreshold } from './decaying.js';
 export { type GenerateTokensOptions, type GenerateTokensResult, generateTokens, type TokenEvent } from './generate.js';
