@@ -344,14 +344,22 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
     program
       .command('generate')
       .description(
-        "stream tokens from a Mamba language model with token-level early exit, showing each token's exit block",
+        "stream tokens from a language model (a Llama-style decoder or a Mamba LM folder) with token-level early exit, showing each token's exit block",
       )
-      .requiredOption('-m, --model <dir>', 'Mamba LM directory (e.g. checkpoints/austen-mamba)')
+      .requiredOption(
+        '-m, --model <dir>',
+        'language model folder: LlamaForCausalLM (e.g. checkpoints/austen-decoder) or MambaForCausalLM (checkpoints/austen-mamba)',
+      )
       .requiredOption('--prompt <text>', 'text to continue')
       .option(
         '-p, --policy <spec>',
-        'exit rule: never, confidence:threshold=T, entropy:threshold=S, static:exit=K',
+        'exit policy, run per token: never, any built-in (confidence:threshold=T, entropy, margin, saturation, patience, budget, ...), decaying:threshold=L,tau=T (CALM), file:PATH.json or module:PACKAGE',
         'confidence:threshold=0.9',
+      )
+      .addOption(
+        new Option('--strategy <name>', 'decoding strategy (decoder); Mamba generates with calm')
+          .choices(['calm', 'recompute', 'skipdecode', 'speculative'])
+          .default('calm'),
       )
       .option('--max-tokens <n>', 'tokens to generate', int('--max-tokens', 1, 100_000), 200)
       .option('--temperature <x>', '0 = greedy', real('--temperature', 0, 100), 0)
@@ -359,9 +367,15 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
       .option('--top-p <x>', 'nucleus sampling', real('--top-p', 0, 1))
       .option('--seed <n>', 'sampling seed', int('--seed', 0), 0)
       .addOption(
-        new Option('--skip <how>', "state of skipped blocks: 'freeze' or 'partial' update")
-          .choices(['freeze', 'partial'])
-          .default('freeze'),
+        new Option(
+          '--skip <how>',
+          "skipped blocks of an exited token: Mamba 'freeze' (default) or 'partial' update; decoder 'propagate' (default, CALM) or 'none'",
+        ).choices(['freeze', 'partial', 'propagate', 'none']),
+      )
+      .addOption(
+        new Option('--depth <style>', "each token's exit block: coloured text, text[block] or not shown")
+          .choices(['color', 'brackets', 'none'])
+          .default('color'),
       )
       .addOption(deviceOption())
       .addHelpText(
@@ -369,6 +383,8 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
         examples([
           "offramp generate -m checkpoints/austen-mamba --prompt 'It is a truth universally' --max-tokens 300",
           "offramp generate -m checkpoints/austen-mamba --prompt 'Emma' -p entropy:threshold=0.5 --temperature 0.8 --seed 3",
+          "offramp generate -m checkpoints/austen-decoder --prompt 'Mr. Darcy' -p decaying:threshold=0.8,tau=4 --depth brackets",
+          "offramp generate -m checkpoints/austen-decoder --prompt 'Emma' -p patience:patience=2 --json",
         ]),
       ),
   ).action(

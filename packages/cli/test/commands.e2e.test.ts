@@ -8,7 +8,9 @@ import {
   type CnnClassifierConfig,
   createDevice,
   type EncoderClassifierConfig,
+  parseDecoderConfig,
   Runner,
+  randomDecoderWeights,
   writeSafetensors,
 } from '@offramp/core';
 import { loadModelDir } from '@offramp/core/node';
@@ -531,11 +533,83 @@ describe('offramp generate', () => {
     expect(txt.code).toBe(0);
     expect(txt.stdout).toMatch(/\nabc/);
     expect(txt.stdout).toContain('block 2');
-    const bad = cli(['generate', '-m', lm, '--prompt', 'abc', '-p', 'patience']);
+    // any policy of the grammar runs per token; a decoder strategy is refused for Mamba
+    const pat = cli([
+      'generate',
+      '-m',
+      lm,
+      '--prompt',
+      'abc',
+      '--max-tokens',
+      '6',
+      '-p',
+      'patience:patience=1',
+      '--json',
+    ]);
+    expect(pat.code, pat.stderr).toBe(0);
+    expect(JSON.parse(pat.stdout).tokens).toHaveLength(6);
+    const bad = cli(['generate', '-m', lm, '--prompt', 'abc', '-p', 'patiense']);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('not available for generation');
+    expect(bad.stderr).toContain("did you mean 'patience'");
+    const spec = cli(['generate', '-m', lm, '--prompt', 'abc', '--strategy', 'speculative']);
+    expect(spec.code).toBe(2);
+    expect(spec.stderr).toContain('decoder strategy');
+    const skip = cli(['generate', '-m', lm, '--prompt', 'abc', '--skip', 'propagate']);
+    expect(skip.code).toBe(2);
+    expect(skip.stderr).toContain('freeze or partial');
     const cls = cli(['generate', '-m', model, '--prompt', 'abc']);
     expect(cls.code).toBe(2);
+  });
+
+  it('streams tokens from a Llama-style decoder folder with per-token policies and bracketed depths', async () => {
+    const lm = join(dir, 'decoder');
+    mkdirSync(lm, { recursive: true });
+    const tok = CharTokenizer.fromCorpus('abcdefghij klmnop.');
+    const hf = {
+      architectures: ['LlamaForCausalLM'],
+      model_type: 'llama',
+      vocab_size: tok.vocabSize,
+      hidden_size: 16,
+      num_hidden_layers: 3,
+      num_attention_heads: 2,
+      num_key_value_heads: 1,
+      intermediate_size: 24,
+      max_position_embeddings: 64,
+      rms_norm_eps: 1e-5,
+      rope_theta: 10000,
+      tie_word_embeddings: true,
+      offramp: { exits: [0, 1], tokenizer: 'char-tokenizer.json' },
+    };
+    writeFileSync(join(lm, 'config.json'), JSON.stringify(hf));
+    writeFileSync(join(lm, 'model.safetensors'), writeSafetensors(randomDecoderWeights(parseDecoderConfig(hf), 3)));
+    tok.save(join(lm, 'char-tokenizer.json'));
+    const args = ['generate', '-m', lm, '--prompt', 'abc', '--max-tokens', '10'];
+    const r = cli([...args, '-p', 'confidence:threshold=0.05', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.kind).toBe('decoder');
+    expect(j.strategy).toBe('calm');
+    expect(j.skip).toBe('propagate');
+    expect(j.tokens).toHaveLength(10);
+    expect(j.exitBlocks).toEqual([0, 1, 2]);
+    expect(j.tokens[0].exitBlock).toBe(2);
+    expect(j.tokens.slice(1).some((t: { exitBlock: number }) => t.exitBlock < 2)).toBe(true);
+    expect(j.depthFraction).toBeLessThan(1);
+    // bracketed depth after each token, decaying threshold, plain text
+    const br = cli([...args, '-p', 'decaying:threshold=0.05,tau=2', '--depth', 'brackets']);
+    expect(br.code, br.stderr).toBe(0);
+    expect(br.stdout).toMatch(/^abc(.\[[012]\]){10}$/m);
+    const never = cli([...args, '-p', 'never', '--json']);
+    expect(JSON.parse(never.stdout).depthFraction).toBe(1);
+    const none = cli([...args, '--skip', 'none', '--json']);
+    expect(none.code, none.stderr).toBe(0);
+    for (const s of ['recompute', 'skipdecode', 'speculative']) {
+      const x = cli([...args, '--strategy', s]);
+      expect(x.code, s).not.toBe(0);
+      expect(x.stderr).toContain('not available in this build');
+    }
+    const logits = cli([...args, '-p', 'oracle']);
+    expect(logits.code).toBe(2);
   });
 });
 

@@ -16,6 +16,7 @@ export {
   unpackSignals,
 } from './engine/runner.js';
 export * from './errors.js';
+export * from './generation/decoder-model.js';
 export {
   DEFAULT_STEPS_PER_SUBMIT,
   generateHostLoop,
@@ -23,7 +24,9 @@ export {
   type LoopGenerateOptions,
   type LoopGenerateResult,
 } from './generation/gpu-loop.js';
+export * from './generation/interface.js';
 export { generateRecompute, type RecomputeResult } from './generation/recompute.js';
+export * from './generation/signals.js';
 export { generateSkipDecode, type SkipDecodeSchedule, skipDepth, skipPlan } from './generation/skipdecode.js';
 export {
   GENERATION_STRATEGIES,

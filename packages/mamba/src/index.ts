@@ -16,6 +16,7 @@ export {
 export * from './classifier.js';
 export * from './config.js';
 export * from './exit-classifier.js';
+export { type MambaGenerationOptions, mambaGenerationModel, mambaScore } from './generation.js';
 export * from './kernels/index.js';
 export * from './model.js';
 export { type RandomWeightsOptions, randomMambaWeights } from './random-weights.js';

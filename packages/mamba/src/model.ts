@@ -9,13 +9,17 @@
 // bindings stop at 128 MiB by default).
 import {
   type Device,
+  type ExitSignalArrays,
   embedding,
+  exitSignals,
   gatherRows,
   type HostTensor,
   type MatmulSpec,
   matmul,
   mulberry32,
+  readSignals,
   rmsNorm,
+  SIGNALS_PER_ROW,
   type Tensor,
   type TensorView,
   ValidationError,
@@ -66,7 +70,19 @@ export type ExitRule =
   /** Leave when the exit head's softmax entropy (nats) ≤ threshold. */
   | { kind: 'entropy'; threshold: number }
   /** Leave when σ(classifier logit) ≥ threshold; the classifiers must be the cache's (see newCache). */
-  | { kind: 'classifier'; threshold: number };
+  | { kind: 'classifier'; threshold: number }
+  /**
+   * Any policy: given the exit signals of the live rows at exit block `block` (core's exitSignals: max
+   * probability, entropy, margin, argmax, similarity with the previous exit's hidden state or the embedding,
+   * and as gate σ(classifier logit) when the cache has exit classifiers, else NaN), which rows leave.
+   */
+  | {
+      kind: 'custom';
+      decide: (
+        signals: ExitSignalArrays,
+        ctx: { block: number; rows: readonly number[] },
+      ) => ArrayLike<boolean | number>;
+    };
 
 export interface ExitOptions {
   rule: ExitRule;
@@ -422,6 +438,7 @@ export class MambaLM {
     let partialBlocks = 0;
     try {
       let h = this.embed(s, s.u32(tokens), B);
+      let prev = h; // hidden state at the previous exit (the embedding before the first), for 'custom'
       let live = Array.from({ length: B }, (_, i) => i);
       let rows: Tensor | null = null;
       const early = this.exits.slice(0, -1);
@@ -446,6 +463,22 @@ export class MambaLM {
           const g = (await c.step(s, j, h, n, rows, cache.classifierStates[j]).read()) as Float32Array;
           const t = rule.threshold;
           for (let r = 0; r < n; r++) decision[r] = 1 / (1 + Math.exp(-g[r])) >= t ? 1 : 0;
+        } else if (rule.kind === 'custom') {
+          const c = cache.classifiers;
+          const g = c ? c.step(s, j, h, n, rows, cache.classifierStates[j]) : null;
+          const sig = s.f32([n, SIGNALS_PER_ROW]);
+          this.device.dispatch(
+            exitSignals,
+            { logits: this.logits(s, h, n), gateLogit: g ?? this.dummy, pooled: h, prevPooled: prev, signals: sig },
+            { rows: n, classes: V, dim: this.d },
+            { gate: g !== null, similarity: true },
+          );
+          const d = rule.decide(readSignals((await sig.read()) as Float32Array, n), { block: l, rows: live });
+          if (!d || d.length !== n)
+            throw new ValidationError(
+              `exit rule 'custom' returned ${d?.length ?? 'nothing'} decisions for ${n} rows at block ${l}`,
+            );
+          for (let r = 0; r < n; r++) decision[r] = d[r] ? 1 : 0;
         } else {
           z = (await this.logits(s, h, n).read()) as Float32Array;
           for (let r = 0; r < n; r++) {
@@ -458,6 +491,7 @@ export class MambaLM {
         decision.forEach((v, r) => {
           (v ? leave : stay).push(r);
         });
+        prev = h;
         if (leave.length === 0) continue;
         const leaveRows = leave.map((r) => live[r]);
         const hLeave = leave.length === n ? h : this.gather(s, h, leave);
@@ -476,6 +510,7 @@ export class MambaLM {
         }
         if (stay.length === 0) break;
         h = this.gather(s, h, stay);
+        prev = h;
         live = stay.map((r) => live[r]);
         rows = s.u32(live);
       }
@@ -489,6 +524,7 @@ export class MambaLM {
     const early = this.exits.slice(0, -1);
     switch (rule.kind) {
       case 'never':
+      case 'custom':
         return;
       case 'fixed':
         if (!early.includes(rule.block) && rule.block !== this.L - 1) {
@@ -515,7 +551,7 @@ export class MambaLM {
         return;
       default:
         throw new ValidationError(
-          `unknown exit rule '${(rule as { kind: string }).kind}': use never, fixed, maxProb, entropy or classifier`,
+          `unknown exit rule '${(rule as { kind: string }).kind}': use never, fixed, maxProb, entropy, classifier or custom`,
         );
     }
   }

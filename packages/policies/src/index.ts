@@ -79,3 +79,4 @@ export {
   policyFromSpec,
   validateOptions,
 } from './registry.js';
+export * from './token/index.js';

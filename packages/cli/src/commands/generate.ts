@@ -1,73 +1,100 @@
-// `offramp generate`: streams tokens from a Mamba language model (@offramp/mamba) with token-level early
-// exit, showing the block each token left from (coloured on a terminal) and the depth saved.
+// `offramp generate`: streams tokens from a language model with token-level early exit — a Llama-style
+// decoder folder (LlamaForCausalLM) or a Mamba LM folder (MambaForCausalLM), told apart by config.json —
+// showing the block each token left from (coloured on a terminal, or bracketed) and the depth saved. Any
+// exit policy of the CLI grammar runs per token (built-ins, policy files, plugins, CALM's decaying
+// threshold); the decoding strategy goes through one dispatch function, runStrategy.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Backend, parseJsonText } from '@offramp/core';
+import { type Backend, type Device, type ExitPolicy, type GenerationModel, parseJsonText } from '@offramp/core';
 import { FILE_LIMITS, readBoundedTextSync, resolveInside } from '@offramp/core/node';
 import { asUsage, RuntimeError, UsageError } from '../errors.js';
 import { fileInModelDir, modelKind, resolveModelDir } from '../model.js';
-import { parseOptionString } from '../policies.js';
+import { parseOptionString, parsePolicyRequest } from '../policies.js';
 import { bars, fixed, pct } from '../util/format.js';
 import type { Colors, Logger } from '../util/log.js';
 import { didYouMean } from '../util/suggest.js';
+
+type GenerateTokensOptions = import('@offramp/policies').GenerateTokensOptions;
+type GenerateTokensResult = import('@offramp/policies').GenerateTokensResult;
+
+export type GenerateStrategy = 'calm' | 'recompute' | 'skipdecode' | 'speculative';
+export const GENERATE_STRATEGIES: readonly GenerateStrategy[] = ['calm', 'recompute', 'skipdecode', 'speculative'];
 
 export interface GenerateCommandOptions {
   model: string;
   prompt: string;
   policy: string;
+  strategy?: GenerateStrategy;
+  /** How each token's exit block is shown: 'color' (default), 'brackets' (text[block]) or 'none'. */
+  depth?: 'color' | 'brackets' | 'none';
   maxTokens: number;
   temperature: number;
   topK?: number;
   topP?: number;
   seed: number;
-  skip: 'freeze' | 'partial';
+  /** Mamba: 'freeze' (default) or 'partial'; decoder: 'propagate' (default) or 'none'. */
+  skip?: 'freeze' | 'partial' | 'propagate' | 'none';
   device: Backend;
 }
 
-const GENERATE_POLICIES = ['never', 'confidence', 'entropy', 'static'] as const;
-
-/** The LM's exit rule for a policy spec: never, confidence:threshold=τ, entropy:threshold=S, static:exit=k. */
-export function exitRuleOf(spec: string, exits: readonly number[]) {
-  const colon = spec.indexOf(':');
-  const name = (colon < 0 ? spec : spec.slice(0, colon)).trim();
-  const o = colon < 0 ? {} : parseOptionString(spec.slice(colon + 1), `policy '${name}'`);
-  const num = (k: string, lo: number, hi: number, def?: number): number => {
-    const v = o[k] ?? def;
-    if (typeof v !== 'number' || !(v >= lo && v <= hi))
-      throw new UsageError(
-        `policy '${name}': option '${k}' must be a number in [${lo}, ${hi}], got ${JSON.stringify(o[k])}`,
-      );
-    return v;
-  };
-  const only = (...keys: string[]) => {
-    for (const k of Object.keys(o))
-      if (!keys.includes(k))
-        throw new UsageError(
-          `policy '${name}': unknown option '${k}'${didYouMean(k, keys)}; options: ${keys.join(', ') || 'none'}`,
-        );
-  };
-  switch (name) {
-    case 'never':
-      only();
-      return { kind: 'never' as const };
-    case 'confidence':
-      only('threshold');
-      return { kind: 'maxProb' as const, threshold: num('threshold', 0, 1, 0.9) };
-    case 'entropy':
-      only('threshold');
-      return { kind: 'entropy' as const, threshold: num('threshold', 0, 100) };
-    case 'static': {
-      only('exit');
-      const e = num('exit', 0, exits.length - 1);
-      if (!Number.isInteger(e))
-        throw new UsageError(`policy 'static': option 'exit' must be an integer in [0, ${exits.length - 1}], got ${e}`);
-      return { kind: 'fixed' as const, block: exits[e] };
+/**
+ * The exit policy a --policy spec names, run per token: 'never' (null: full depth), CALM's decaying
+ * threshold (decaying:threshold=λ,tau=τ,signal=maxProb|margin|similarity), or anything of the CLI's policy
+ * grammar (a built-in with options or its defaults, file:PATH.json, module:PACKAGE[:options]).
+ */
+export async function tokenPolicyOf(spec: string): Promise<ExitPolicy<any> | null> {
+  const P = await import('@offramp/policies');
+  const t = spec.trim();
+  const colon = t.indexOf(':');
+  const name = (colon < 0 ? t : t.slice(0, colon)).trim();
+  try {
+    if (name === 'never' && colon < 0) return null;
+    if (name === 'decaying')
+      return P.decaying(colon < 0 ? {} : parseOptionString(t.slice(colon + 1), "policy 'decaying'"));
+    const req = await parsePolicyRequest(t);
+    switch (req.kind) {
+      case 'sweep':
+        return P.createPolicy(req.name);
+      case 'builtin':
+      case 'file':
+        return P.createPolicy(req.name, req.options);
+      case 'module':
+        return req.factory(req.options);
     }
-    default:
-      throw new UsageError(
-        `policy '${name}' is not available for generation${didYouMean(name, GENERATE_POLICIES)}: use ${GENERATE_POLICIES.join(', ')} (e.g. confidence:threshold=0.9)`,
-      );
+  } catch (e) {
+    throw asUsage(e);
   }
+}
+
+/** What the dispatch runs: the model, the prompts and the loop's options. */
+export interface StrategyRequest {
+  model: GenerationModel;
+  prompts: number[][];
+  options: GenerateTokensOptions;
+}
+
+/**
+ * The one dispatch of --strategy. 'calm' is the host loop with token-level exits (the decoder's skipped
+ * blocks get keys and values by CALM state propagation; Mamba freezes or partially updates them). The
+ * others ('recompute', 'skipdecode', 'speculative') are decoder strategies of the generation loop; this
+ * build refuses them with a clear message.
+ */
+export async function runStrategy(strategy: GenerateStrategy, r: StrategyRequest): Promise<GenerateTokensResult> {
+  if (!GENERATE_STRATEGIES.includes(strategy))
+    throw new UsageError(
+      `--strategy '${strategy}' is unknown${didYouMean(strategy, GENERATE_STRATEGIES)}: use ${GENERATE_STRATEGIES.join(', ')}`,
+    );
+  if (strategy !== 'calm' && r.model.kind !== 'decoder')
+    throw new UsageError(
+      `--strategy ${strategy} is a decoder strategy; a ${r.model.kind} model generates with --strategy calm (token-level exits, --skip freeze or partial)`,
+    );
+  if (strategy === 'calm') {
+    const P = await import('@offramp/policies');
+    return P.generateTokens(r.model, r.prompts, r.options);
+  }
+  throw new RuntimeError(
+    `--strategy ${strategy} is not available in this build; use --strategy calm (token-level exits with CALM state propagation)`,
+  );
 }
 
 /**
@@ -95,21 +122,60 @@ function blockColor(c: Colors, block: number, L: number): (s: string) => string 
   return palette[Math.min(palette.length - 1, Math.max(0, block - (L - 1 - palette.length)))] ?? c.green;
 }
 
-export async function generateCommand(o: GenerateCommandOptions, log: Logger) {
-  const dir = resolveModelDir(o.model);
-  if (modelKind(dir) !== 'mamba-lm')
-    throw new UsageError(
-      `${dir} is a classifier; generate needs a Mamba language model directory (HuggingFace-style config.json, e.g. checkpoints/austen-mamba)`,
-    );
-  if (!o.prompt) throw new UsageError('--prompt is empty; give the text to continue');
-  if (o.prompt.length > MAX_PROMPT_CHARS)
-    throw new UsageError(
-      `--prompt is ${o.prompt.length} characters, more than the limit of ${MAX_PROMPT_CHARS}; a prefill keeps every block's activations for every prompt token, so give a shorter prompt`,
-    );
-  if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1)
-    throw new UsageError(`--max-tokens must be a positive integer, got ${o.maxTokens}`);
+/** 'decoder' for a Llama-style folder (LlamaForCausalLM / model_type llama), 'mamba' for a Mamba LM. */
+export function lmKindOf(dir: string): 'decoder' | 'mamba' {
+  const p = join(dir, 'config.json');
+  if (existsSync(p)) {
+    let j: unknown = null;
+    try {
+      j = parseJsonText(readBoundedTextSync(p, { maxBytes: FILE_LIMITS.json, what: 'the model config' }), p);
+    } catch (e) {
+      throw new RuntimeError((e as Error).message, { cause: e });
+    }
+    if (j && typeof j === 'object' && !Array.isArray(j)) {
+      const o = j as { architectures?: unknown; model_type?: unknown };
+      const arch = Array.isArray(o.architectures) ? o.architectures : [];
+      if (arch.includes('LlamaForCausalLM') || o.model_type === 'llama') return 'decoder';
+      if (arch.includes('MambaForCausalLM')) return 'mamba';
+    }
+  }
+  const kind = modelKind(dir);
+  if (kind === 'mamba-lm') return 'mamba';
+  throw new UsageError(
+    `${dir} is a classifier; generate needs a language model folder: a Llama-style decoder (config.json with architectures LlamaForCausalLM) or a Mamba LM (MambaForCausalLM), e.g. checkpoints/austen-mamba`,
+  );
+}
+
+interface LoadedLm {
+  model: GenerationModel;
+  encode(text: string): number[];
+  decode(ids: number[]): string;
+  maxPromptTokens: number;
+  describe: string;
+  dispose(): void;
+}
+
+async function loadLm(dir: string, kind: 'decoder' | 'mamba', device: Device): Promise<LoadedLm> {
+  if (kind === 'decoder') {
+    const core = await import('@offramp/core');
+    const { loadDecoderLM } = await import('@offramp/core/node');
+    const { model: lm, loaded } = await loadDecoderLM(dir, device);
+    const tok = loaded.tokenizer;
+    if (!tok) {
+      lm.dispose();
+      throw new RuntimeError(`${dir} has no tokenizer (tokenizer.json or a char tokenizer named in config.json)`);
+    }
+    return {
+      model: core.decoderGenerationModel(lm),
+      encode: (t) => tok.encode(t),
+      decode: (ids) => tok.decode(ids),
+      maxPromptTokens: Math.min(lm.maxTokens, lm.config.maxPositionEmbeddings - 1),
+      describe: `decoder, ${lm.numLayers} blocks`,
+      dispose: () => lm.dispose(),
+    };
+  }
   const train = await import('@offramp/train');
-  let tok: { encode(t: string): Int32Array; decode(ids: ArrayLike<number>): string; vocabSize?: number };
+  let tok: { encode(t: string): Int32Array; decode(ids: ArrayLike<number>): string };
   const named = tokenizerOf(dir);
   if (named?.endsWith('tokenizer.json') && !named.endsWith('char-tokenizer.json') && existsSync(named))
     tok = train.loadBpeTokenizer(named);
@@ -128,84 +194,112 @@ export async function generateCommand(o: GenerateCommandOptions, log: Logger) {
       cause: e,
     });
   }
+  const { model: lm } = await node.loadMambaLM(device, dir);
+  return {
+    model: mamba.mambaGenerationModel(lm),
+    encode: (t) => Array.from(tok.encode(t)),
+    decode: (ids) => tok.decode(ids),
+    maxPromptTokens: lm.maxPromptTokens,
+    describe: `Mamba, ${lm.numLayers} blocks`,
+    dispose: () => lm.dispose(),
+  };
+}
+
+export async function generateCommand(o: GenerateCommandOptions, log: Logger) {
+  const dir = resolveModelDir(o.model);
+  const kind = lmKindOf(dir);
+  if (!o.prompt) throw new UsageError('--prompt is empty; give the text to continue');
+  if (o.prompt.length > MAX_PROMPT_CHARS)
+    throw new UsageError(
+      `--prompt is ${o.prompt.length} characters, more than the limit of ${MAX_PROMPT_CHARS}; a prefill keeps every block's activations for every prompt token, so give a shorter prompt`,
+    );
+  if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1)
+    throw new UsageError(`--max-tokens must be a positive integer, got ${o.maxTokens}`);
+  const strategy = o.strategy ?? 'calm';
+  const skips = kind === 'decoder' ? ['propagate', 'none'] : ['freeze', 'partial'];
+  if (o.skip !== undefined && !skips.includes(o.skip))
+    throw new UsageError(`--skip ${o.skip} is not a ${kind} strategy; use ${skips.join(' or ')}`);
+  const policy = await tokenPolicyOf(o.policy);
   const core = await import('@offramp/core');
+  const sampling = { temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed };
+  try {
+    core.checkSampling(sampling);
+  } catch (e) {
+    throw asUsage(e);
+  }
   const device = await core.createDevice({ backend: o.device });
   const c = log.c;
-  let lm: InstanceType<typeof mamba.MambaLM> | null = null;
+  let lm: LoadedLm | null = null;
   try {
-    const loaded = await node.loadMambaLM(device, dir);
-    lm = loaded.model;
-    const L = lm.numLayers;
-    const rule = (() => {
-      try {
-        return exitRuleOf(o.policy, lm.exits);
-      } catch (e) {
-        throw asUsage(e);
-      }
-    })();
-    const exit = { rule, skip: o.skip };
-    const sampling = { temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed };
-    try {
-      mamba.checkSampling(sampling);
-    } catch (e) {
-      throw asUsage(e);
-    }
-    const prompt = Array.from(tok.encode(o.prompt));
+    lm = await loadLm(dir, kind, device);
+    const { model } = lm;
+    const L = model.numLayers;
+    const prompt = lm.encode(o.prompt);
     if (!prompt.length) throw new UsageError('the prompt encodes to no tokens');
     if (prompt.length > lm.maxPromptTokens)
       throw new UsageError(
         `the prompt encodes to ${prompt.length} tokens, more than the limit of ${lm.maxPromptTokens} tokens this model prefills; give a shorter prompt`,
       );
+    if (prompt.length + o.maxTokens > model.maxSequenceLength)
+      throw new UsageError(
+        `the prompt (${prompt.length} tokens) plus --max-tokens ${o.maxTokens} exceed this model's ${model.maxSequenceLength} positions; lower --max-tokens`,
+      );
+    const depth = o.depth ?? 'color';
     log.info(
       c.dim(
-        `device ${device.describe()}; ${L} blocks, exits after ${lm.exits.join(', ')}; policy ${o.policy}; colours: ${lm.exits.map((b) => blockColor(c, b, L)(`block ${b}`)).join(' ')}`,
+        `device ${device.describe()}; ${lm.describe}, exits after ${model.exits.join(', ')}; strategy ${strategy}; policy ${o.policy}${depth === 'color' ? `; colours: ${model.exits.map((b) => blockColor(c, b, L)(`block ${b}`)).join(' ')}` : ''}`,
       ),
     );
-    const rand = core.mulberry32(o.seed);
-    const t0 = performance.now();
-    const { logits, cache } = await lm.prefill([prompt]);
     const tokens: { id: number; text: string; exitBlock: number }[] = [];
     log.write(log.json ? '' : o.prompt);
-    let next = mamba.sampleToken(logits, 0, lm.V, sampling, rand);
-    let block = L - 1;
-    let blocksRun = 0;
-    try {
-      for (let k = 0; k < o.maxTokens; k++) {
-        const text = tok.decode([next]);
-        tokens.push({ id: next, text, exitBlock: block });
-        if (!log.json) log.write(blockColor(c, block, L)(text));
-        if (k + 1 === o.maxTokens) break;
-        const r = await lm.step([next], cache, exit);
-        blocksRun += r.blocksRun;
-        block = r.exitBlocks[0];
-        next = mamba.sampleToken(r.logits, 0, lm.V, sampling, rand);
-      }
-    } finally {
-      cache.dispose();
-    }
+    const show = (text: string, block: number) => {
+      if (log.json) return;
+      if (depth === 'brackets') log.write(`${text}${c.dim(`[${block}]`)}`);
+      else if (depth === 'color') log.write(blockColor(c, block, L)(text));
+      else log.write(text);
+    };
+    const t0 = performance.now();
+    const res = await runStrategy(strategy, {
+      model,
+      prompts: [prompt],
+      options: {
+        maxNewTokens: o.maxTokens,
+        policy: policy ?? undefined,
+        skip: o.skip,
+        sampling,
+        onToken: (ev) => {
+          for (const r of ev.rows) {
+            const text = lm!.decode([r.token]);
+            tokens.push({ id: r.token, text, exitBlock: r.exitBlock });
+            show(text, r.exitBlock);
+          }
+        },
+      },
+    });
     const ms = performance.now() - t0;
     if (!log.json) log.write('\n');
-    const steps = tokens.length - 1;
-    const depthFraction = steps > 0 ? blocksRun / (steps * L) : 1;
-    const hist = lm.exits.map((b) => ({
+    const hist = model.exits.map((b) => ({
       label: `block ${b}`,
       value: tokens.slice(1).filter((t) => t.exitBlock === b).length,
     }));
     log.info();
     log.info(
-      `${tokens.length} tokens in ${fixed(ms / 1000, 2)} s (${fixed(tokens.length / (ms / 1000), 1)} tokens/s); blocks run per token ${pct(depthFraction, 1)} of full depth`,
+      `${tokens.length} tokens in ${fixed(ms / 1000, 2)} s (${fixed(tokens.length / (ms / 1000), 1)} tokens/s); blocks run per token ${pct(res.depthFraction, 1)} of full depth`,
     );
     for (const line of bars(hist, 28)) log.info(`  ${line}`);
     const out = {
       command: 'generate',
       model: dir,
+      kind,
+      strategy,
       policy: o.policy,
+      skip: o.skip ?? model.skipStrategies[0],
       prompt: o.prompt,
       text: tokens.map((t) => t.text).join(''),
       tokens,
-      depthFraction,
+      depthFraction: res.depthFraction,
       tokensPerSec: tokens.length / (ms / 1000),
-      exitBlocks: [...lm.exits],
+      exitBlocks: [...model.exits],
       numBlocks: L,
       device: device.describe(),
     };
