@@ -16,6 +16,7 @@ export {
   unpackSignals,
 } from './engine/runner.js';
 export * from './errors.js';
+export * from './generation/index.js';
 export * from './kernels/index.js';
 export * from './models/config.js';
 export * from './models/index.js';
