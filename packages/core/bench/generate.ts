@@ -306,6 +306,10 @@ interface Row {
   params: Record<string, unknown>;
   tokensPerSecond: { median: number; min: number; max: number };
   msPerRun: number[];
+  /** CPU time of this process per run (on a software adapter the GPU work runs on this process's threads). */
+  cpuMsPerRun: number[];
+  /** Full depth's median CPU time ÷ this strategy's: a load-robust cost ratio on a software adapter. */
+  cpuSpeedup: number;
   blocksPerToken: number;
   computeSpeedup: number;
   wallSpeedup: number;
@@ -348,18 +352,23 @@ for (const B of BATCHES) {
     log(`  batch ${B}: warm-up ${s.name}`);
   }
   const times = new Map<Strategy, number[]>(strategies.map((s) => [s, []]));
+  const cpu = new Map<Strategy, number[]>(strategies.map((s) => [s, []]));
   for (let r = 0; r < REPS; r++) {
     // interleaved, rotating the order each repetition so load falls on all
     const order = strategies.map((_, i) => strategies[(i + r) % strategies.length]);
     for (const s of order) {
       const a = performance.now();
+      const c = process.cpuUsage();
       await s.run(ps, { maxNewTokens: NEW });
       times.get(s)!.push(performance.now() - a);
+      const dc = process.cpuUsage(c);
+      cpu.get(s)!.push((dc.user + dc.system) / 1000);
     }
     log(`  batch ${B}: repetition ${r + 1}/${REPS} done (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   }
   const full = first.get(fullDepth)!;
   const fullTps = (B * NEW) / (median(times.get(fullDepth)!) / 1000);
+  const fullCpu = median(cpu.get(fullDepth)!);
   for (const s of strategies) {
     const run = first.get(s)!;
     const ms = times.get(s)!;
@@ -381,6 +390,8 @@ for (const B of BATCHES) {
       params: s.params,
       tokensPerSecond: { median: tpsMed, min: Math.min(...tps), max: Math.max(...tps) },
       msPerRun: ms,
+      cpuMsPerRun: cpu.get(s)!,
+      cpuSpeedup: fullCpu / median(cpu.get(s)!),
       blocksPerToken,
       computeSpeedup,
       wallSpeedup,
@@ -395,7 +406,7 @@ for (const B of BATCHES) {
       throw new Error(`bench:generate: ${s.name} at batch ${B} differs from full-depth greedy output (it must not)`);
     rows.push(row);
     log(
-      `  batch ${B} ${s.name}: ${tpsMed.toFixed(1)} tok/s (${row.tokensPerSecond.min.toFixed(1)}-${row.tokensPerSecond.max.toFixed(1)}), wall ×${wallSpeedup.toFixed(2)}, compute ×${computeSpeedup.toFixed(2)}, agreement ${row.agreementSequence.toFixed(3)}`,
+      `  batch ${B} ${s.name}: ${tpsMed.toFixed(1)} tok/s (${row.tokensPerSecond.min.toFixed(1)}-${row.tokensPerSecond.max.toFixed(1)}), wall ×${wallSpeedup.toFixed(2)}, cpu ×${row.cpuSpeedup.toFixed(2)}, compute ×${computeSpeedup.toFixed(2)}, agreement ${row.agreementSequence.toFixed(3)}`,
     );
   }
 }

@@ -16,6 +16,7 @@ interface Row {
   blocksPerToken: number;
   computeSpeedup: number;
   wallSpeedup: number;
+  cpuSpeedup?: number;
   wallOverCompute: number;
   agreementSequence: number;
   agreementTeacherForced: number | null;
@@ -63,13 +64,13 @@ function section(title: string, r: Result): string {
   for (const B of s.batches) {
     out.push(`### Batch ${B}`, '');
     out.push(
-      '| strategy | tokens/s | wall × | blocks/token | compute × | wall ÷ compute | agreement (sequence) | agreement (teacher-forced) | perplexity (full model) | acceptance | mean k |',
-      '|---|---|---|---|---|---|---|---|---|---|---|',
+      '| strategy | tokens/s | wall × | cpu × | blocks/token | compute × | wall ÷ compute | agreement (sequence) | agreement (teacher-forced) | perplexity (full model) | acceptance | mean k |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|',
     );
     for (const x of r.rows.filter((y) => y.batch === B)) {
       const t = x.tokensPerSecond;
       out.push(
-        `| ${x.strategy}${x.identicalToFull && x.family !== 'full' ? ' (identical)' : ''} | ${f(t.median, 1)} [${f(t.min, 1)}–${f(t.max, 1)}] | ${f(x.wallSpeedup)} | ${f(x.blocksPerToken)} | ${f(x.computeSpeedup)} | ${f(x.wallOverCompute)} | ${f(x.agreementSequence, 3)} | ${f(x.agreementTeacherForced, 3)} | ${f(x.perplexity, 2)} | ${f(x.extra.acceptanceRate, 3)} | ${f(x.extra.meanK, 2)} |`,
+        `| ${x.strategy}${x.identicalToFull && x.family !== 'full' ? ' (identical)' : ''} | ${f(t.median, 1)} [${f(t.min, 1)}–${f(t.max, 1)}] | ${f(x.wallSpeedup)} | ${f(x.cpuSpeedup)} | ${f(x.blocksPerToken)} | ${f(x.computeSpeedup)} | ${f(x.wallOverCompute)} | ${f(x.agreementSequence, 3)} | ${f(x.agreementTeacherForced, 3)} | ${f(x.perplexity, 2)} | ${f(x.extra.acceptanceRate, 3)} | ${f(x.extra.meanK, 2)} |`,
       );
     }
     const sw = r.sweeps[String(B)];
@@ -87,6 +88,7 @@ function section(title: string, r: Result): string {
     'Definitions: ',
     `- timing: ${s.timing}`,
     `- blocks: ${s.blocks}; compute × = numLayers ÷ blocks per token; wall × = tokens/s ÷ full depth's tokens/s.`,
+    ...(s.cpu ? [`- cpu ×: ${s.cpu}`] : []),
     `- agreement (sequence): ${s.agreementSequence}`,
     `- agreement (teacher-forced): ${s.agreementTeacherForced}`,
     `- adaptive k: ${s.adaptiveK}`,
