@@ -24,6 +24,7 @@ export {
   type LoopGenerateOptions,
   type LoopGenerateResult,
 } from './generation/gpu-loop.js';
+export * from './generation/index.js';
 export * from './generation/interface.js';
 export { generateRecompute, type RecomputeResult } from './generation/recompute.js';
 export * from './generation/signals.js';
