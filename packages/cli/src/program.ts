@@ -353,13 +353,31 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
       .requiredOption('--prompt <text>', 'text to continue')
       .option(
         '-p, --policy <spec>',
-        'exit policy, run per token: never, any built-in (confidence:threshold=T, entropy, margin, saturation, patience, budget, ...), decaying:threshold=L,tau=T (CALM), file:PATH.json or module:PACKAGE',
-        'confidence:threshold=0.9',
+        'exit policy, run per token (calm, recompute): never, any built-in (confidence:threshold=T, entropy, margin, saturation, patience, budget, ...), decaying:threshold=L,tau=T (CALM), file:PATH.json or module:PACKAGE (default confidence:threshold=0.9; never for skipdecode and speculative)',
       )
       .addOption(
         new Option('--strategy <name>', 'decoding strategy (decoder); Mamba generates with calm')
           .choices(['calm', 'recompute', 'skipdecode', 'speculative'])
           .default('calm'),
+      )
+      .option(
+        '--draft-exit <block>',
+        'speculative: the early exit block that drafts (default the first early exit)',
+        int('--draft-exit', 0),
+      )
+      .option(
+        '--draft-tokens <n|adaptive>',
+        "speculative: tokens drafted per round, or 'adaptive' (k from the acceptance rate)",
+        (v: string) => {
+          if (v === 'adaptive') return v;
+          return int('--draft-tokens', 1, 32)(v);
+        },
+        'adaptive',
+      )
+      .option(
+        '--h-min <n>',
+        'skipdecode: top blocks still run at the end of the schedule (default half the blocks above the first)',
+        int('--h-min', 1),
       )
       .option('--max-tokens <n>', 'tokens to generate', int('--max-tokens', 1, 100_000), 200)
       .option('--temperature <x>', '0 = greedy', real('--temperature', 0, 100), 0)
@@ -385,6 +403,8 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
           "offramp generate -m checkpoints/austen-mamba --prompt 'Emma' -p entropy:threshold=0.5 --temperature 0.8 --seed 3",
           "offramp generate -m checkpoints/austen-decoder --prompt 'Mr. Darcy' -p decaying:threshold=0.8,tau=4 --depth brackets",
           "offramp generate -m checkpoints/austen-decoder --prompt 'Emma' -p patience:patience=2 --json",
+          "offramp generate -m checkpoints/austen-decoder --prompt 'Emma' --strategy speculative --draft-exit 1",
+          "offramp generate -m checkpoints/austen-decoder --prompt 'Emma' --strategy skipdecode --h-min 2",
         ]),
       ),
   ).action(

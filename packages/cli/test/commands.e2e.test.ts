@@ -603,11 +603,36 @@ describe('offramp generate', () => {
     expect(JSON.parse(never.stdout).depthFraction).toBe(1);
     const none = cli([...args, '--skip', 'none', '--json']);
     expect(none.code, none.stderr).toBe(0);
-    for (const s of ['recompute', 'skipdecode', 'speculative']) {
-      const x = cli([...args, '--strategy', s]);
-      expect(x.code, s).not.toBe(0);
-      expect(x.stderr).toContain('not available in this build');
+    // speculative decoding is lossless: the same tokens as full depth (greedy), at any draft exit / k
+    const full = JSON.parse(never.stdout).tokens.map((t: { id: number }) => t.id);
+    for (const extra of [[], ['--draft-exit', '1', '--draft-tokens', '3']]) {
+      const x = cli([...args, '--strategy', 'speculative', ...extra, '--json']);
+      expect(x.code, x.stderr).toBe(0);
+      const xj = JSON.parse(x.stdout);
+      expect(xj.strategy).toBe('speculative');
+      expect(xj.tokens.map((t: { id: number }) => t.id)).toEqual(full);
     }
+    const specPolicy = cli([...args, '--strategy', 'speculative', '-p', 'confidence:threshold=0.5']);
+    expect(specPolicy.code).toBe(2);
+    expect(specPolicy.stderr).toContain('lossless');
+    const badDraft = cli([...args, '--strategy', 'speculative', '--draft-exit', '2']);
+    expect(badDraft.code).toBe(2);
+    expect(badDraft.stderr).toContain('early exit of this model: 0, 1');
+    // recompute: same exit decisions as CALM need not hold (different K/V), but it runs with the policy
+    const rc = cli([...args, '--strategy', 'recompute', '-p', 'confidence:threshold=0.05', '--json']);
+    expect(rc.code, rc.stderr).toBe(0);
+    const rj = JSON.parse(rc.stdout);
+    expect(rj.tokens).toHaveLength(10);
+    expect(rj.tokens.slice(1).some((t: { exitBlock: number }) => t.exitBlock < 2)).toBe(true);
+    // skipdecode: every token from the top block, fewer blocks than full depth once the schedule decays
+    const sd = cli([...args, '--strategy', 'skipdecode', '--h-min', '1', '--json']);
+    expect(sd.code, sd.stderr).toBe(0);
+    const sj = JSON.parse(sd.stdout);
+    expect(sj.tokens.every((t: { exitBlock: number }) => t.exitBlock === 2)).toBe(true);
+    expect(sj.depthFraction).toBeLessThan(1);
+    const sdPolicy = cli([...args, '--strategy', 'skipdecode', '-p', 'confidence:threshold=0.5']);
+    expect(sdPolicy.code).toBe(2);
+    expect(sdPolicy.stderr).toContain('--h-min');
     const logits = cli([...args, '-p', 'oracle']);
     expect(logits.code).toBe(2);
   });

@@ -25,6 +25,7 @@ import {
   speculativeGenerate,
   sweepSpeculative,
 } from '../src/generation/speculative.js';
+import { type GenerationStrategy, generateWithStrategy } from '../src/generation/strategies.js';
 import { parseDecoderConfig } from '../src/models/decoder-config.js';
 import { type DecoderExitOptions, DecoderLM } from '../src/models/decoder-lm.js';
 import { randomDecoderWeights } from '../src/models/decoder-random.js';
@@ -270,6 +271,65 @@ function speculative(k: number, draftExit: number, adaptive?: AdaptiveKOptions):
   };
 }
 
+/**
+ * A strategy of generateWithStrategy: CALM in the device loop (exit decisions, sampling and N steps per
+ * submission on the GPU), deferred K/V recomputation (EE-LLM) and SkipDecode.
+ */
+function loopStrategy(
+  strategy: GenerationStrategy,
+  label: string,
+  family: string,
+  extra: { rule?: { kind: 'maxProb' | 'margin'; threshold: number }; hMin?: number },
+): Strategy {
+  const stepsPerSubmit = 16;
+  return {
+    name: label,
+    family,
+    params: { strategy, ...extra, stepsPerSubmit },
+    run: async (p, o) => {
+      const r = await generateWithStrategy(model, p, {
+        strategy,
+        maxNewTokens: o.maxNewTokens,
+        exit: extra.rule ? { rule: extra.rule } : undefined,
+        schedule: extra.hMin !== undefined ? { hMin: extra.hMin } : undefined,
+        stepsPerSubmit,
+      });
+      return {
+        tokens: r.tokens,
+        blocks: r.blocksRun,
+        extra: { blocksComputedPerToken: r.blocksComputed / (p.length * Math.max(1, o.maxNewTokens - 1)) },
+      };
+    },
+    teacherForced: extra.rule
+      ? (p, full) => forcedAgreement(p, full, { rule: extra.rule!, skip: 'propagate' })
+      : undefined,
+  };
+}
+
+const loopStrategies: Strategy[] = [
+  loopStrategy('calm', 'CALM maxProb ≥ 0.9, device loop', 'token exit, device loop (CALM, N = 16)', {
+    rule: { kind: 'maxProb', threshold: 0.9 },
+  }),
+  loopStrategy('calm', 'CALM maxProb ≥ 0.7, device loop', 'token exit, device loop (CALM, N = 16)', {
+    rule: { kind: 'maxProb', threshold: 0.7 },
+  }),
+  loopStrategy('recompute', 'recompute maxProb ≥ 0.9', 'token exit (EE-LLM recomputation)', {
+    rule: { kind: 'maxProb', threshold: 0.9 },
+  }),
+  // 1 warm-up block always runs; the top h(t) blocks fall from L − 1 to hMin over the generated tokens
+  loopStrategy('skipdecode', `SkipDecode 1 + top ${L - 1}→${Math.max(1, L - 3)}`, 'SkipDecode (device loop)', {
+    hMin: Math.max(1, L - 3),
+  }),
+  loopStrategy(
+    'skipdecode',
+    `SkipDecode 1 + top ${L - 1}→${Math.max(1, Math.ceil((L - 1) / 2))}`,
+    'SkipDecode (device loop)',
+    {
+      hMin: Math.max(1, Math.ceil((L - 1) / 2)),
+    },
+  ),
+];
+
 const exitStrategies: Strategy[] = [
   tokenExit('maxProb', 0.9),
   tokenExit('maxProb', 0.7),
@@ -342,6 +402,7 @@ for (const B of BATCHES) {
   const strategies: Strategy[] = [
     fullDepth,
     ...exitStrategies,
+    ...loopStrategies,
     speculative(best.k, best.draftExit),
     speculative(best.k, best.draftExit, { min: 1, max: 8 }),
   ];

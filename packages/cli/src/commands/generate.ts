@@ -5,7 +5,14 @@
 // threshold); the decoding strategy goes through one dispatch function, runStrategy.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Backend, type Device, type ExitPolicy, type GenerationModel, parseJsonText } from '@offramp/core';
+import {
+  type Backend,
+  type DecoderLM,
+  type Device,
+  type ExitPolicy,
+  type GenerationModel,
+  parseJsonText,
+} from '@offramp/core';
 import { FILE_LIMITS, readBoundedTextSync, resolveInside } from '@offramp/core/node';
 import { asUsage, RuntimeError, UsageError } from '../errors.js';
 import { fileInModelDir, modelKind, resolveModelDir } from '../model.js';
@@ -23,7 +30,8 @@ export const GENERATE_STRATEGIES: readonly GenerateStrategy[] = ['calm', 'recomp
 export interface GenerateCommandOptions {
   model: string;
   prompt: string;
-  policy: string;
+  /** Default: confidence:threshold=0.9 for calm and recompute, never for skipdecode and speculative. */
+  policy?: string;
   strategy?: GenerateStrategy;
   /** How each token's exit block is shown: 'color' (default), 'brackets' (text[block]) or 'none'. */
   depth?: 'color' | 'brackets' | 'none';
@@ -35,6 +43,12 @@ export interface GenerateCommandOptions {
   /** Mamba: 'freeze' (default) or 'partial'; decoder: 'propagate' (default) or 'none'. */
   skip?: 'freeze' | 'partial' | 'propagate' | 'none';
   device: Backend;
+  /** speculative: the early exit block that drafts (default the model's first early exit). */
+  draftExit?: number;
+  /** speculative: tokens drafted per round, or 'adaptive' (default). */
+  draftTokens?: number | 'adaptive';
+  /** skipdecode: top blocks run at the end of the schedule (default ⌈(L − 1) / 2⌉). */
+  hMin?: number;
 }
 
 /**
@@ -71,6 +85,13 @@ export interface StrategyRequest {
   model: GenerationModel;
   prompts: number[][];
   options: GenerateTokensOptions;
+  /** The decoder under `model` (the decoder strategies drive it directly). */
+  decoder?: DecoderLM;
+  /** speculative: drafting exit block and tokens per round ('adaptive' by default). */
+  draftExit?: number;
+  draftTokens?: number | 'adaptive';
+  /** skipdecode: top blocks at the end of the schedule. */
+  hMin?: number;
 }
 
 /**
@@ -92,9 +113,83 @@ export async function runStrategy(strategy: GenerateStrategy, r: StrategyRequest
     const P = await import('@offramp/policies');
     return P.generateTokens(r.model, r.prompts, r.options);
   }
-  throw new RuntimeError(
-    `--strategy ${strategy} is not available in this build; use --strategy calm (token-level exits with CALM state propagation)`,
-  );
+  const lm = r.decoder;
+  if (!lm) throw new RuntimeError(`--strategy ${strategy} needs a decoder model`);
+  const core = await import('@offramp/core');
+  const o = r.options;
+  const L = lm.numLayers;
+  let out: { tokens: number[][]; exitBlocks: number[][]; blocksRun: number };
+  try {
+    if (strategy === 'speculative') {
+      if (o.policy)
+        throw new UsageError(
+          '--strategy speculative is lossless: it drafts with an early exit and keeps only what the full model would produce, so it takes no --policy (use --policy never); choose the drafting exit with --draft-exit',
+        );
+      const early = lm.exits.slice(0, -1);
+      const draftExit = r.draftExit ?? early[0];
+      if (draftExit === undefined || !early.includes(draftExit))
+        throw new UsageError(
+          `--draft-exit ${r.draftExit ?? '(default)'}: speculative decoding drafts from an early exit of this model: ${early.join(', ') || 'it has none'}`,
+        );
+      const k = r.draftTokens ?? 'adaptive';
+      const res = await core.speculativeGenerate(lm, r.prompts, {
+        maxNewTokens: o.maxNewTokens,
+        draftExit,
+        k: k === 'adaptive' ? 4 : k,
+        adaptive: k === 'adaptive',
+        sampling: o.sampling,
+        stop: o.stop ? [...o.stop] : undefined,
+      });
+      // every token is the full model's; its depth is the whole network
+      out = { tokens: res.tokens, exitBlocks: res.tokens.map((t) => t.map(() => L - 1)), blocksRun: res.blocks };
+    } else {
+      if (o.skip === 'none')
+        throw new UsageError(`--skip none applies to --strategy calm only; ${strategy} handles skipped blocks itself`);
+      let rule: import('@offramp/core').DecoderExitRule | undefined;
+      if (strategy === 'recompute') {
+        if (!o.policy)
+          throw new UsageError('--strategy recompute needs an exit --policy (for example confidence:threshold=0.9)');
+        const P = await import('@offramp/policies');
+        rule = P.tokenExitRule(
+          o.policy,
+          { numLayers: L, exits: lm.exits, vocabSize: lm.V },
+          {
+            batch: r.prompts.length,
+            maxNewTokens: o.maxNewTokens,
+          },
+        ).decoderRule();
+      } else if (o.policy)
+        throw new UsageError(
+          '--strategy skipdecode decides depth by position, not by a policy (use --policy never); set the schedule with --h-min',
+        );
+      const res = await core.generateWithStrategy(lm, r.prompts, {
+        strategy,
+        maxNewTokens: o.maxNewTokens,
+        sampling: o.sampling,
+        stop: o.stop ? [...o.stop] : undefined,
+        exit: rule ? { rule } : undefined,
+        schedule: strategy === 'skipdecode' ? { hMin: r.hMin ?? Math.max(1, Math.ceil((L - 1) / 2)) } : undefined,
+      });
+      out = res;
+    }
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof RuntimeError) throw e;
+    throw asUsage(e);
+  }
+  const n = Math.max(0, ...out.tokens.map((t) => t.length));
+  for (let i = 0; i < n; i++) {
+    const rows = out.tokens.flatMap((t, row) =>
+      i < t.length ? [{ row, token: t[i], exitBlock: out.exitBlocks[row][i] }] : [],
+    );
+    o.onToken?.({ index: i, rows });
+  }
+  const later = out.tokens.reduce((a, t) => a + Math.max(0, t.length - 1), 0);
+  return {
+    tokens: out.tokens,
+    exitBlocks: out.exitBlocks,
+    blocksRun: out.blocksRun,
+    depthFraction: later > 0 ? out.blocksRun / (later * L) : 1,
+  };
 }
 
 /**
@@ -148,6 +243,8 @@ export function lmKindOf(dir: string): 'decoder' | 'mamba' {
 
 interface LoadedLm {
   model: GenerationModel;
+  /** The decoder itself (decoder folders), for the decoder strategies. */
+  decoder?: DecoderLM;
   encode(text: string): number[];
   decode(ids: number[]): string;
   maxPromptTokens: number;
@@ -167,6 +264,7 @@ async function loadLm(dir: string, kind: 'decoder' | 'mamba', device: Device): P
     }
     return {
       model: core.decoderGenerationModel(lm),
+      decoder: lm,
       encode: (t) => tok.encode(t),
       decode: (ids) => tok.decode(ids),
       maxPromptTokens: Math.min(lm.maxTokens, lm.config.maxPositionEmbeddings - 1),
@@ -219,7 +317,9 @@ export async function generateCommand(o: GenerateCommandOptions, log: Logger) {
   const skips = kind === 'decoder' ? ['propagate', 'none'] : ['freeze', 'partial'];
   if (o.skip !== undefined && !skips.includes(o.skip))
     throw new UsageError(`--skip ${o.skip} is not a ${kind} strategy; use ${skips.join(' or ')}`);
-  const policy = await tokenPolicyOf(o.policy);
+  const policySpec =
+    o.policy ?? (strategy === 'calm' || strategy === 'recompute' ? 'confidence:threshold=0.9' : 'never');
+  const policy = await tokenPolicyOf(policySpec);
   const core = await import('@offramp/core');
   const sampling = { temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed };
   try {
@@ -247,7 +347,7 @@ export async function generateCommand(o: GenerateCommandOptions, log: Logger) {
     const depth = o.depth ?? 'color';
     log.info(
       c.dim(
-        `device ${device.describe()}; ${lm.describe}, exits after ${model.exits.join(', ')}; strategy ${strategy}; policy ${o.policy}${depth === 'color' ? `; colours: ${model.exits.map((b) => blockColor(c, b, L)(`block ${b}`)).join(' ')}` : ''}`,
+        `device ${device.describe()}; ${lm.describe}, exits after ${model.exits.join(', ')}; strategy ${strategy}; policy ${policySpec}${depth === 'color' ? `; colours: ${model.exits.map((b) => blockColor(c, b, L)(`block ${b}`)).join(' ')}` : ''}`,
       ),
     );
     const tokens: { id: number; text: string; exitBlock: number }[] = [];
@@ -261,6 +361,10 @@ export async function generateCommand(o: GenerateCommandOptions, log: Logger) {
     const t0 = performance.now();
     const res = await runStrategy(strategy, {
       model,
+      decoder: lm.decoder,
+      draftExit: o.draftExit,
+      draftTokens: o.draftTokens,
+      hMin: o.hMin,
       prompts: [prompt],
       options: {
         maxNewTokens: o.maxTokens,
@@ -292,7 +396,7 @@ export async function generateCommand(o: GenerateCommandOptions, log: Logger) {
       model: dir,
       kind,
       strategy,
-      policy: o.policy,
+      policy: policySpec,
       skip: o.skip ?? model.skipStrategies[0],
       prompt: o.prompt,
       text: tokens.map((t) => t.text).join(''),
