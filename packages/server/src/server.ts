@@ -205,8 +205,8 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
       }
     }
     for (const lm of l.lms.values()) {
-      lm.scheduler.close(err);
       try {
+        lm.scheduler.close(err);
         lm.model.dispose();
       } catch {
         /* a lost device may refuse */
@@ -321,9 +321,11 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
     const err = new DeviceLostError(reason, retryAfterS());
     if (recovering || closingDown || device.kind !== 'gpu') return err;
     metrics.deviceLosses.inc();
-    recovering = recover(reason).finally(() => {
-      recovering = undefined;
-    });
+    recovering = recover(reason)
+      .catch((e) => app.log.error({ err: e }, 'recovery from a device loss failed'))
+      .finally(() => {
+        recovering = undefined;
+      });
     return err;
   };
   /** The error a model error of a request becomes: a device fault (503) when the GPU failed, else itself. */
