@@ -157,3 +157,28 @@ test('a lost device fails the requests in flight with 503, recovers, then answer
   expect(compAfter.choices).toEqual(compBefore.choices);
   expect(compAfter.offramp).toEqual(compBefore.offramp);
 }, 120_000);
+
+test('a GPU error during a run (the device still alive) is answered 503 and recovered from the same way', async () => {
+  const images = testImages(4);
+  const body = (image: number[]) => ({ model: 'fashion', input: { image } });
+  const before: unknown[] = [];
+  for (const img of images) before.push((await post('/v1/classify', body(img))).json);
+  const losses = await metric('offramp_device_losses_total');
+  const dev = srv.context.device as GpuDevice;
+  // a weight buffer destroyed behind the engine's back: the next submit fails Dawn's validation
+  const w = [...srv.context.models.get('fashion')!.model.weights.values()][0];
+  (w.handle as GPUBuffer).destroy();
+  const r = await post('/v1/classify', body(images[0]));
+  expect([r.status, r.json.error.code]).toEqual([503, 'device_lost']);
+  expect(r.json.error.message).toMatch(
+    /^the GPU device failed while this request was in flight \(GPU error in work containing kernel/,
+  );
+  expect(dev.lostReason).toBeNull(); // not lost: the server recovers from the error all the same
+  await srv.context.recovered();
+  expect(srv.context.device).not.toBe(dev);
+  expect(dev.isDestroyed).toBe(true); // the old device is released
+  expect(await metric('offramp_device_losses_total')).toBe(losses + 1);
+  const after: unknown[] = [];
+  for (const img of images) after.push((await post('/v1/classify', body(img))).json);
+  expect(after).toEqual(before);
+}, 60_000);

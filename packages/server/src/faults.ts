@@ -2,16 +2,20 @@
 // request that arrives while the server recreates its device and reloads its models. Both are 503 with
 // Retry-After: the request was fine and can be sent again once the server is ready.
 
-/** The GPU device was lost (or a run failed on it) while this request was queued or running. */
+/**
+ * The GPU device was lost, or a run failed on it with a GPU error (`failed`), while this request was queued
+ * or running. Either way the code is `device_lost`: the server recreates the device.
+ */
 export class DeviceLostError extends Error {
   readonly statusCode = 503;
   readonly code = 'device_lost';
   constructor(
     readonly reason: string,
     readonly retryAfterS: number,
+    readonly failed = false,
   ) {
     super(
-      `the GPU device was lost while this request was in flight (${reason}); the server is recreating it and reloading its models: retry after ${retryAfterS} s`,
+      `the GPU device ${failed ? 'failed' : 'was lost'} while this request was in flight (${reason}); the server is recreating it and reloading its models: retry after ${retryAfterS} s`,
     );
     this.name = 'DeviceLostError';
   }

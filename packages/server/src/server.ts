@@ -317,11 +317,11 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
    * one is under way, and returns the error to answer the caught request with.
    */
   const deviceFault = (message: string): DeviceLostError => {
-    const reason = (device instanceof GpuDevice && device.lostReason) || message;
-    const err = new DeviceLostError(reason, retryAfterS());
+    const lost = device instanceof GpuDevice ? device.lostReason : null;
+    const err = new DeviceLostError(lost ?? message, retryAfterS(), lost === null);
     if (recovering || closingDown || device.kind !== 'gpu') return err;
     metrics.deviceLosses.inc();
-    recovering = recover(reason)
+    recovering = recover(err.reason)
       .catch((e) => app.log.error({ err: e }, 'recovery from a device loss failed'))
       .finally(() => {
         recovering = undefined;
@@ -331,7 +331,8 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
   /** The error a model error of a request becomes: a device fault (503) when the GPU failed, else itself. */
   const modelError = (e: unknown, stale: boolean): unknown => {
     if (isDeviceFault(e)) return e;
-    if (e instanceof GpuError) return stale ? new DeviceLostError(e.message, retryAfterS()) : deviceFault(e.message);
+    if (e instanceof GpuError)
+      return stale ? new DeviceLostError(e.message, retryAfterS(), true) : deviceFault(e.message);
     if (stale) return new DeviceLostError('the model was reloaded while the request ran', retryAfterS());
     return e;
   };
