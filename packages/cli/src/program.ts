@@ -457,7 +457,18 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
       .option('-p, --port <n>', 'port (0: a free one)', int('--port', 0, 65535), 8080)
       .option('--host <address>', 'address to listen on', '127.0.0.1')
       .option('--api-key <key>', 'require Authorization: Bearer <key> (default: $OFFRAMP_API_KEY)')
-      .option('--max-batch <n>', 'most requests per engine batch', int('--max-batch', 1, 1024), 16)
+      .option('--max-batch <n>', 'most requests per engine batch (every model)', int('--max-batch', 1, 1024), 16)
+      .option(
+        '--max-seq-len <n>',
+        "most tokens per input of text classifiers (longer: 413, or cut with truncate) and prompt + max_tokens of language models (every model; capped at each model's own maximum)",
+        int('--max-seq-len', 2, 1 << 20),
+      )
+      .option(
+        '--model-limit <name:key=value,...>',
+        "one model's own limits, over --max-batch/--max-seq-len: keys max-batch, max-seq-len (repeatable), e.g. imdb:max-seq-len=128,max-batch=8",
+        collect,
+        [],
+      )
       .option(
         '--max-wait-ms <ms>',
         'longest a request waits for its batch to fill',
@@ -474,6 +485,7 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
         examples([
           'offramp serve --model fashion-cnn --model imdb=checkpoints/imdb-encoder --port 8080',
           `curl -s localhost:8080/v1/classify -H 'content-type: application/json' -d '{"model":"imdb","input":{"text":"great film"}}'`,
+          'offramp serve --model fashion-cnn --model imdb=imdb-encoder --max-batch 32 --model-limit imdb:max-seq-len=128,max-batch=8',
           'offramp serve --model austen-mamba --port 8080',
           `curl -s localhost:8080/v1/completions -H 'content-type: application/json' -d '{"model":"austen-mamba","prompt":"It is a truth","max_tokens":40}'`,
         ]),

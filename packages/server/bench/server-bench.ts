@@ -1,6 +1,7 @@
 // pnpm bench:server — classify throughput and latency of the HTTP server on loopback (autocannon), at a few
 // concurrency levels, for an early-exit policy and for full depth (static:exit=<last>) under the same load.
 // The server runs in a child process so that the load generator does not share its event loop.
+// Also reported: the mean rows per batch that entered each block (offramp_block_live_rows), 0/1/2.
 // Writes bench/results/server.json and prints a table.
 import { fork } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -40,6 +41,13 @@ if (process.argv.includes('--serve')) {
       batchCount: num(/^offramp_batch_size_count\{model="fashion-cnn"\} (\S+)/m),
       spent: num(/^offramp_flops_spent_total\{model="fashion-cnn"\} (\S+)/m),
       full: num(/^offramp_flops_full_depth_total\{model="fashion-cnn"\} (\S+)/m),
+      // rows that entered each block (sum) over batches (count), blocks 0-2 of fashion-cnn
+      blockRows: [0, 1, 2].map((k) =>
+        num(new RegExp(`^offramp_block_live_rows_sum\\{model="fashion-cnn",block="${k}"\\} (\\S+)`, 'm')),
+      ),
+      blockBatches: [0, 1, 2].map((k) =>
+        num(new RegExp(`^offramp_block_live_rows_count\\{model="fashion-cnn",block="${k}"\\} (\\S+)`, 'm')),
+      ),
     };
   };
   const rows: Record<string, unknown>[] = [];
@@ -81,6 +89,14 @@ if (process.argv.includes('--serve')) {
           Math.round(((after.batchSum - before.batchSum) / Math.max(1, after.batchCount - before.batchCount)) * 10) /
           10,
         cost_fraction: Math.round(((after.spent - before.spent) / Math.max(1, after.full - before.full)) * 1000) / 1000,
+        live_rows_per_block: after.blockRows
+          .map(
+            (r, k) =>
+              Math.round(
+                ((r - before.blockRows[k]) / Math.max(1, after.blockBatches[k] - before.blockBatches[k])) * 10,
+              ) / 10,
+          )
+          .join('/'),
       });
     }
   }
@@ -99,6 +115,7 @@ if (process.argv.includes('--serve')) {
     'p99_ms',
     'mean_batch',
     'cost_fraction',
+    'live_rows_per_block',
     'non_2xx',
   ];
   const w = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));

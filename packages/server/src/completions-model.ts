@@ -20,6 +20,8 @@ export interface LoadedLm {
   tokenizer: LmTokenizer;
   /** Batches the decode steps of every request to this model. */
   scheduler: DecodeScheduler;
+  /** Most prompt plus max_tokens tokens a request may ask for (a server limit); none when unset. */
+  maxSeqLen?: number;
 }
 
 export function createLoadedLm(model: MambaLM, tokenizer: LmTokenizer, options: DecodeSchedulerOptions = {}): LoadedLm {

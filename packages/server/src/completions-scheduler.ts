@@ -168,10 +168,9 @@ export class DecodeScheduler {
     });
   }
 
-  /** Rejects queued and running requests and frees their caches. */
-  close(): void {
+  /** Rejects queued and running requests (with `err`, or a 'closed' error) and frees their caches. */
+  close(err: unknown = new Error('DecodeScheduler: closed')): void {
     this.closed = true;
-    const err = new Error('DecodeScheduler: closed');
     for (const p of this.queue.splice(0)) p.reject(err);
     for (const g of this.groups.values()) this.failGroup(g, err);
     this.groups.clear();

@@ -48,6 +48,11 @@ export interface CompletionsPluginOptions {
   maxPromptChars?: number;
   /** max_tokens when a request gives none: /v1/completions 16 (as OpenAI), /v1/chat/completions 256. */
   defaultMaxTokens?: { completion?: number; chat?: number };
+  /**
+   * Turns an error of a model run (a failed prefill or decode step) into the error to answer with; the
+   * server uses it to answer a lost GPU device with 503 and to start its recovery. Default: the error itself.
+   */
+  mapError?: (e: unknown, model: string, lm: LoadedLm) => unknown;
 }
 
 /** An error answered in OpenAI's shape. */
@@ -91,6 +96,9 @@ export function toOpenAiError(err: unknown): { status: number; body: OpenAiError
   if (err instanceof ApiError)
     return { status: err.statusCode, body: errorBody(err.message, err.type, err.param, err.code) };
   const e = err as Partial<FastifyError>;
+  // the server's device faults (DeviceLostError, RecoveringError): 503 with their message
+  if (e.statusCode === 503 && typeof e.message === 'string')
+    return { status: 503, body: errorBody(e.message, 'server_error', null, e.code ?? null) };
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
     return {
       status: e.statusCode,
@@ -111,6 +119,7 @@ interface Job {
   stops: string[];
   stream: boolean;
   includeUsage: boolean;
+  mapError?: CompletionsPluginOptions['mapError'];
 }
 
 /** Checks everything the schema cannot (model, prompt length in tokens, policy) and gathers one job. */
@@ -120,6 +129,7 @@ function prepare(
   o: Required<Pick<CompletionsPluginOptions, 'models'>> & {
     limits: CompletionsLimits;
     defaults: { completion: number; chat: number };
+    mapError?: CompletionsPluginOptions['mapError'];
   },
 ): Job {
   const lm = Object.hasOwn(o.models, body.model) ? o.models[body.model] : undefined;
@@ -170,6 +180,13 @@ function prepare(
     (kind === 'chat' ? (body as ChatBody).max_completion_tokens : undefined) ??
     body.max_tokens ??
     (kind === 'chat' ? o.defaults.chat : o.defaults.completion);
+  if (lm.maxSeqLen !== undefined && prompt.length + maxTokens > lm.maxSeqLen)
+    throw new ApiError(
+      400,
+      `This server's maximum sequence length for model '${body.model}' (maxSeqLen) is ${lm.maxSeqLen} tokens; this request asks for ${prompt.length + maxTokens} (${prompt.length} in the ${where}, ${maxTokens} to generate): shorten the ${where} or lower max_tokens`,
+      kind === 'chat' && body.max_tokens === undefined ? 'max_completion_tokens' : 'max_tokens',
+      'context_length_exceeded',
+    );
   const temperature = body.temperature ?? 1;
   const topP = body.top_p ?? 1;
   const sampling: SamplingOptions =
@@ -193,6 +210,7 @@ function prepare(
     stops: body.stop == null ? [] : ([] as string[]).concat(body.stop),
     stream: body.stream ?? false,
     includeUsage: body.stream_options?.include_usage ?? false,
+    mapError: o.mapError,
   };
 }
 
@@ -235,7 +253,12 @@ function run(
     if (e instanceof SchedulerBusyError) throw new ApiError(503, e.message, null, 'overloaded');
     throw e;
   }
-  return submitted.then((result) => {
+  const mapped = job.mapError
+    ? submitted.catch((e) => {
+        throw job.mapError!(e, job.model, job.lm);
+      })
+    : submitted;
+  return mapped.then((result) => {
     const rest = result.finishReason === 'stop' ? '' : matcher.flush();
     return {
       finishReason: result.finishReason,
@@ -366,7 +389,7 @@ export function completionsPlugin(options: CompletionsPluginOptions): FastifyPlu
       throw new RangeError(
         `completionsPlugin: defaultMaxTokens.${k} must be an integer in [1, ${limits.maxTokens}], got ${v}`,
       );
-  const ctx = { models: options.models, limits, defaults };
+  const ctx = { models: options.models, limits, defaults, mapError: options.mapError };
   const completionBody = completionBodySchema(limits);
   const chatBody = chatBodySchema(limits);
   return async (fastify) => {
@@ -374,8 +397,10 @@ export function completionsPlugin(options: CompletionsPluginOptions): FastifyPlu
     app.setValidatorCompiler(validatorCompiler);
     app.setErrorHandler((err, request, reply) => {
       const { status, body } = toOpenAiError(err);
-      if (status === 503) reply.header('retry-after', '1');
-      else if (status >= 500) request.log.error({ err }, 'completions route failed');
+      if (status === 503) {
+        if (!reply.getHeader('retry-after'))
+          reply.header('retry-after', String((err as { retryAfterS?: number }).retryAfterS ?? 1));
+      } else if (status >= 500) request.log.error({ err }, 'completions route failed');
       return reply.code(status).send(body);
     });
     app.post('/v1/completions', { schema: { body: completionBody } }, (request, reply) =>

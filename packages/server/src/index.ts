@@ -3,7 +3,14 @@
 // decode steps, Prometheus metrics and an OpenAPI document.
 
 export * from './completions.js';
-export { InputError, type ServedModel } from './models.js';
+export { DeviceLostError, RecoveringError } from './faults.js';
+export { InputError, LimitError, type ServedModel } from './models.js';
 export { type BatchInfo, BatchScheduler, QueueFullError } from './scheduler.js';
 export * from './schemas.js';
-export { createServer, type OfframpContext, type OfframpServer, type ServerOptions } from './server.js';
+export {
+  createServer,
+  type ModelEntry,
+  type OfframpContext,
+  type OfframpServer,
+  type ServerOptions,
+} from './server.js';

@@ -1,5 +1,6 @@
 // Prometheus metrics of one server instance (its own registry, so two servers in one process never mix).
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { PoolStats } from '@offramp/core';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -12,8 +13,23 @@ export interface LmStats {
   stepRows: number;
 }
 
-export function createMetrics(queueDepth: () => number, lmStats: () => Map<string, LmStats> = () => new Map()) {
+/** What the metrics read from the server when scraped. */
+export interface MetricSources {
+  /** Classify requests waiting or in a running batch. */
+  queueDepth: () => number;
+  /** The decode scheduler of each served language model. */
+  lmStats?: () => Map<string, LmStats>;
+  /** The GPU device's buffer pool now (null on the CPU device). */
+  pool?: () => PoolStats | null;
+  /** Whether the server is recreating its device and reloading its models. */
+  recovering?: () => boolean;
+}
+
+export function createMetrics(sources: MetricSources) {
+  const { queueDepth, lmStats = () => new Map<string, LmStats>() } = sources;
   const registry = new Registry();
+  // process_resident_memory_bytes, heap sizes, event-loop lag, GC (read when scraped)
+  collectDefaultMetrics({ register: registry });
   const requests = new Counter({
     name: 'offramp_http_requests_total',
     help: 'HTTP requests by route and status code',
@@ -47,6 +63,42 @@ export function createMetrics(queueDepth: () => number, lmStats: () => Map<strin
     labelNames: ['model'] as const,
     buckets: [1, 2, 4, 8, 16, 32, 64, 128],
     registers: [registry],
+  });
+  const blockRows = new Histogram({
+    name: 'offramp_block_live_rows',
+    help: 'Rows that entered each block in one classify batch (block 0: the whole batch), by model',
+    labelNames: ['model', 'block'] as const,
+    buckets: [0, 1, 2, 4, 8, 16, 32, 64, 128],
+    registers: [registry],
+  });
+  const deviceLosses = new Counter({
+    name: 'offramp_device_losses_total',
+    help: 'Times the GPU device was lost (or failed a run) and the server recreated it and reloaded its models',
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'offramp_device_recovering',
+    help: '1 while the server recreates its device and reloads its models (requests get 503), else 0',
+    registers: [registry],
+    collect() {
+      this.set(sources.recovering?.() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'offramp_buffer_pool_bytes',
+    help: "Device memory held by the GPU device's buffer pool (buffers in use and free for reuse), in bytes",
+    registers: [registry],
+    collect() {
+      this.set(sources.pool?.()?.allocatedBytes ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'offramp_buffer_pool_in_use_bytes',
+    help: "Bytes of the buffer pool's buffers handed out now (weights, activations, staging)",
+    registers: [registry],
+    collect() {
+      this.set(sources.pool?.()?.inUseBytes ?? 0);
+    },
   });
   const exitBlock = new Histogram({
     name: 'offramp_exit_block',
@@ -113,6 +165,8 @@ export function createMetrics(queueDepth: () => number, lmStats: () => Map<strin
     compute,
     batchSize,
     exitBlock,
+    blockRows,
+    deviceLosses,
     /** Records one answered sample's compute. */
     flops(model: string, flops: number, costFraction: number) {
       const full = costFraction > 0 ? flops / costFraction : flops;

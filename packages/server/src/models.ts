@@ -28,7 +28,12 @@ export function folderKind(dir: string): 'classifier' | 'language-model' {
 
 /** A request error: the client sent something this model cannot take (answered with a 400). */
 export class InputError extends Error {
-  readonly statusCode = 400;
+  readonly statusCode: number = 400;
+}
+
+/** A request over a limit the server was configured with (sequence length): answered with a 413. */
+export class LimitError extends InputError {
+  override readonly statusCode = 413;
 }
 
 export interface ServedModel {
@@ -42,6 +47,10 @@ export interface ServedModel {
   classNames: string[];
   /** Image models: values per image (H·W·C); text models: the most token ids per input ([CLS] included). */
   inputSize: number;
+  /** Most rows per engine batch (and per request's `inputs`). */
+  maxBatch: number;
+  /** Text models: the most token ids per input this server takes (≤ inputSize); requests over it get 413. */
+  maxSeqLen?: number;
   image?: { height: number; width: number; channels: number };
   tokenizer?: WordTokenizer;
   /** The policy spec used when a request names none. */
@@ -83,6 +92,11 @@ export interface LoadOptions {
   maxBatch: number;
   concurrency: number;
   defaultPolicy?: string;
+  /**
+   * Text models: most tokens per input ([CLS] included). `strict` (a per-model setting): an image model or a
+   * value over the model's own maximum is an error; otherwise (a server-wide default) it is capped.
+   */
+  maxSeqLen?: { value: number; strict: boolean };
 }
 
 /** Loads one configured model folder onto the device. */
@@ -121,6 +135,19 @@ export async function loadServedModel(
       `model '${name}' (${dir}): architecture '${(cfg as { architecture: string }).architecture}' is not served (classifiers only)`,
     );
   }
+  let maxSeqLen: number | undefined;
+  if (options.maxSeqLen) {
+    const { value, strict } = options.maxSeqLen;
+    if (!Number.isInteger(value) || value < 2)
+      throw new Error(`model '${name}': maxSeqLen must be an integer ≥ 2 ([CLS] and one token), got ${value}`);
+    if (kind === 'image' && strict)
+      throw new Error(`model '${name}' (${dir}) takes images: maxSeqLen applies to text models only`);
+    if (kind === 'text' && strict && value > inputSize)
+      throw new Error(
+        `model '${name}': maxSeqLen ${value} is more than the model's own maximum of ${inputSize} tokens`,
+      );
+    if (kind === 'text') maxSeqLen = Math.min(value, inputSize);
+  }
   const model = buildModel(device, envelope.model, tensors);
   const runner = new Runner(device, model, { maxBatch: options.maxBatch, concurrency: options.concurrency });
   return {
@@ -133,6 +160,8 @@ export async function loadServedModel(
     runner,
     classNames: classNamesOf(envelope),
     inputSize,
+    maxBatch: options.maxBatch,
+    maxSeqLen,
     image,
     tokenizer,
     defaultPolicy: options.defaultPolicy ?? 'confidence:threshold=0.9',
@@ -173,13 +202,19 @@ export function encodeInput(
   if ('text' in input) {
     if (m.kind !== 'text' || !m.tokenizer)
       throw new InputError(`model '${m.name}' takes images (input.image), not text`);
-    const ids = m.tokenizer.encodeUnpadded(input.text, m.inputSize + 1);
-    const over = ids.length > m.inputSize;
-    if (over && !truncate)
+    const limit = m.maxSeqLen ?? m.inputSize;
+    const ids = m.tokenizer.encodeUnpadded(input.text, limit + 1);
+    const over = ids.length > limit;
+    if (over && !truncate) {
+      if (limit < m.inputSize)
+        throw new LimitError(
+          `input.text is more than ${limit} tokens ([CLS] included), this server's maxSeqLen for model '${m.name}'; shorten it or send truncate: true`,
+        );
       throw new InputError(
         `input.text is more than ${m.inputSize} tokens ([CLS] included), the most model '${m.name}' takes; shorten it or send truncate: true`,
       );
-    return { ids: over ? ids.slice(0, m.inputSize) : ids, truncated: over };
+    }
+    return { ids: over ? ids.slice(0, limit) : ids, truncated: over };
   }
   if (m.kind !== 'image') throw new InputError(`model '${m.name}' takes text (input.text), not an image`);
   if (typeof input.image === 'string') return { features: decodePng(input.image, m) };

@@ -1,5 +1,5 @@
 // Dynamic batching: requests queue per (model, policy spec, sequence bucket); a queue is run as one batch
-// when it holds maxBatch rows or its oldest request has waited maxWaitMs, and at most `concurrency` batches
+// when it holds the model's maxBatch rows or its oldest request has waited maxWaitMs, and at most `concurrency` batches
 // of a model run at once (while they run, new requests gather into the next, larger batch). Each request is
 // answered from its own row of the batch result. One policy spec per batch because device mode compiles one
 // WGSL policy into the decide kernel of a run; per-row policies would need a different kernel.
@@ -22,6 +22,8 @@ export interface BatchInfo {
   mode: 'device' | 'host';
   size: number;
   computeMs: number;
+  /** Rows that entered each block of the model in this batch (block 0 = every row). */
+  rowsPerBlock: number[];
 }
 
 export interface Job {
@@ -56,7 +58,6 @@ interface Queue {
 }
 
 export interface SchedulerOptions {
-  maxBatch: number;
   maxWaitMs: number;
   /** Most requests waiting or running, all models together; more are refused with QueueFullError. */
   maxQueue: number;
@@ -69,6 +70,10 @@ export class BatchScheduler {
   private inflight = 0;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
+  /** The batches running now (failAll rejects their requests without waiting for them). */
+  private runningBatches = new Set<Pending[]>();
+  /** Bumped by failAll: batches of an older generation no longer count in the bookkeeping when they end. */
+  private generation = 0;
 
   constructor(private readonly o: SchedulerOptions) {}
 
@@ -92,7 +97,7 @@ export class BatchScheduler {
     const p = new Promise<JobResult>((resolve, reject) =>
       q.items.push({ job, at: performance.now(), resolve, reject }),
     );
-    if (q.items.length >= this.o.maxBatch) q.due = true;
+    if (q.items.length >= job.model.maxBatch) q.due = true;
     else if (!q.timer) {
       const queue = q;
       q.timer = setTimeout(() => {
@@ -110,8 +115,9 @@ export class BatchScheduler {
     for (const q of this.queues.values()) {
       const name = q.model.name;
       while (q.items.length && (q.due || this.closed) && (this.running.get(name) ?? 0) < q.model.runner.concurrency) {
-        const batch = q.items.splice(0, this.o.maxBatch);
-        if (q.items.length < this.o.maxBatch) q.due = false;
+        const maxBatch = q.model.maxBatch;
+        const batch = q.items.splice(0, maxBatch);
+        if (q.items.length < maxBatch) q.due = false;
         if (q.items.length && !q.timer && !q.due) {
           q.timer = setTimeout(() => {
             q.timer = undefined;
@@ -133,6 +139,8 @@ export class BatchScheduler {
   private async runBatch(m: ServedModel, batch: Pending[]): Promise<void> {
     const first = batch[0].job;
     const start = performance.now();
+    const generation = this.generation;
+    this.runningBatches.add(batch);
     try {
       // 'auto': device mode when the device is a GPU and the policy has a WGSL form, else host mode
       const res = await m.runner.run(batchInput(batch.map((p) => p.job.row)), {
@@ -142,18 +150,54 @@ export class BatchScheduler {
       });
       const mode = res.summary.mode;
       const computeMs = performance.now() - start;
-      this.o.onBatch?.({ model: m.name, policy: first.policySpec, mode, size: batch.length, computeMs });
+      this.o.onBatch?.({
+        model: m.name,
+        policy: first.policySpec,
+        mode,
+        size: batch.length,
+        computeMs,
+        rowsPerBlock: res.summary.rowsPerBlock,
+      });
       batch.forEach((p, i) => {
         p.resolve({ sample: res.samples[i], batchSize: batch.length, mode, queueMs: start - p.at, computeMs });
       });
     } catch (e) {
       for (const p of batch) p.reject(e);
     } finally {
-      this.inflight -= batch.length;
-      this.running.set(m.name, (this.running.get(m.name) ?? 1) - 1);
-      this.pump();
-      if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
+      this.runningBatches.delete(batch);
+      if (generation === this.generation) {
+        this.inflight -= batch.length;
+        this.running.set(m.name, (this.running.get(m.name) ?? 1) - 1);
+        this.pump();
+        if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
+      }
     }
+  }
+
+  /**
+   * Rejects every queued and running request with `err` at once (the device was lost: running batches may
+   * never finish well) and forgets them; batches still running end unheard. New requests are taken again.
+   */
+  failAll(err: unknown): number {
+    this.generation++;
+    let n = 0;
+    for (const q of this.queues.values()) {
+      if (q.timer) clearTimeout(q.timer);
+      for (const p of q.items.splice(0)) {
+        p.reject(err);
+        n++;
+      }
+    }
+    for (const batch of this.runningBatches) {
+      for (const p of batch) p.reject(err);
+      n += batch.length;
+    }
+    this.queues.clear();
+    this.runningBatches.clear();
+    this.running.clear();
+    this.inflight = 0;
+    for (const w of this.idleWaiters.splice(0)) w();
+    return n;
   }
 
   /** Submits several jobs, all or none: refused as a whole when they do not all fit in the queue. */

@@ -83,6 +83,7 @@ export const ModelsResponse = z.object({
         classes: z.array(z.string()),
         default_policy: z.string(),
         max_batch: z.number().int(),
+        max_seq_len: z.number().int().optional(),
       }),
       z.object({
         id: z.string(),
@@ -94,6 +95,7 @@ export const ModelsResponse = z.object({
         vocab_size: z.number().int(),
         routes: z.array(z.string()),
         max_batch: z.number().int(),
+        max_seq_len: z.number().int().optional(),
       }),
     ]),
   ),

@@ -6,7 +6,15 @@ import cors, { type FastifyCorsOptions } from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import underPressure from '@fastify/under-pressure';
-import { createDevice, type Device, type ExitPolicy, type SampleTrace, ValidationError } from '@offramp/core';
+import {
+  createDevice,
+  type Device,
+  type ExitPolicy,
+  GpuDevice,
+  GpuError,
+  type SampleTrace,
+  ValidationError,
+} from '@offramp/core';
 import { parsePolicySpec, policyFromSpec } from '@offramp/policies';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
 import {
@@ -18,6 +26,7 @@ import {
 } from 'fastify-type-provider-zod';
 import { completionsPlugin } from './completions.js';
 import { type LoadedLm, loadLm } from './completions-model.js';
+import { DeviceLostError, isDeviceFault, RecoveringError } from './faults.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { encodeInput, folderKind, InputError, loadServedModel, type ServedModel } from './models.js';
 import { type BatchInfo, BatchScheduler, QueueFullError } from './scheduler.js';
@@ -30,17 +39,40 @@ import {
   ReadyResponse,
 } from './schemas.js';
 
+/** One served model with its own limits (each falls back to the server-wide option of the same name). */
+export interface ModelEntry {
+  /** The model folder. */
+  path: string;
+  /** Most requests (rows) per engine batch of this model, and per request's `inputs`. */
+  maxBatch?: number;
+  /**
+   * Text classifiers: most tokens per input ([CLS] included), at most the model's own maximum; longer
+   * inputs get 413 (or are cut with `truncate: true`). Language models: most prompt plus max_tokens
+   * tokens; more get 400 (context_length_exceeded). Not allowed on image models.
+   */
+  maxSeqLen?: number;
+  /** Policy spec used when a request names none (overrides defaultPolicies). */
+  defaultPolicy?: string;
+}
+
 export interface ServerOptions {
   /**
-   * Served models: request name → model folder (requests name a model, never a path). Offramp classifiers
-   * (config.json with offramp_format) answer /v1/classify; Mamba language models answer the OpenAI-compatible
-   * /v1/completions and /v1/chat/completions.
+   * Served models: request name → model folder, or a ModelEntry with per-model limits (requests name a
+   * model, never a path). Offramp classifiers (config.json with offramp_format) answer /v1/classify; Mamba
+   * language models answer the OpenAI-compatible /v1/completions and /v1/chat/completions.
    */
-  models: Record<string, string>;
-  /** A device to use, or which backend to create ('auto': the GPU when there is one). Default 'auto'. */
+  models: Record<string, string | ModelEntry>;
+  /**
+   * A device to use, or which backend to create ('auto': the GPU when there is one). Default 'auto'. When a
+   * GPU device is lost the server makes a new one of the same kind (and owns it: close() destroys it).
+   */
   device?: Device | 'gpu' | 'cpu' | 'auto';
-  /** Most requests per engine batch. Default 16. */
+  /** Makes the replacement device after a loss. Default: createDevice({ backend: 'gpu' }). */
+  recreateDevice?: () => Promise<Device>;
+  /** Most requests per engine batch, for models that set none. Default 16. */
   maxBatch?: number;
+  /** Most tokens per input of text models (and prompt + max_tokens of language models) that set none. */
+  maxSeqLen?: number;
   /** Longest a request waits for its batch to fill, in ms. Default 5. */
   maxWaitMs?: number;
   /** Most classify requests queued or running; beyond it requests get 429 with Retry-After. Default 256. */
@@ -74,12 +106,18 @@ export interface ServerOptions {
 
 /** What routes plugins find on `app.offramp`. */
 export interface OfframpContext {
+  /** The classifiers by name (the same Map across device recoveries; its entries are replaced). */
   models: Map<string, ServedModel>;
   /** The language models (completions routes), by name. */
   lms: Map<string, LoadedLm>;
   scheduler: BatchScheduler;
   metrics: ServerMetrics;
-  device: Device;
+  /** The device in use now (a new one after a recovery). */
+  readonly device: Device;
+  /** Whether the server is recreating its device and reloading its models after a loss. */
+  readonly recovering: boolean;
+  /** Resolves when no recovery is under way (at once when none is). */
+  recovered(): Promise<void>;
   /** The policy a spec names (cached), with its canonical spec; throws InputError for a bad spec. */
   policy(spec: string): { spec: string; policy: ExitPolicy<any> };
 }
@@ -118,12 +156,27 @@ function traceOut(t: SampleTrace): Record<string, (number | null)[]> {
   return out;
 }
 
+function checkLimit(what: string, v: number | undefined, lo: number, hi: number): void {
+  if (v !== undefined && !(Number.isInteger(v) && v >= lo && v <= hi))
+    throw new Error(`createServer: ${what} must be an integer in [${lo}, ${hi}], got ${v}`);
+}
+
 export async function createServer(options: ServerOptions): Promise<OfframpServer> {
   const names = Object.keys(options.models ?? {});
   if (!names.length) throw new Error('createServer: no models configured (models: { name: folder })');
-  for (const n of names)
+  const entries = new Map<string, ModelEntry>();
+  for (const n of names) {
     if (!/^[A-Za-z0-9][\w.-]{0,99}$/.test(n))
       throw new Error(`createServer: model name '${n}' must be letters, digits, '.', '_' or '-' (at most 100)`);
+    const given = options.models[n];
+    const e: ModelEntry = typeof given === 'string' ? { path: given } : given;
+    if (!e || typeof e.path !== 'string' || !e.path)
+      throw new Error(`createServer: model '${n}' needs a folder (a string, or { path, maxBatch?, maxSeqLen? })`);
+    checkLimit(`models.${n}.maxBatch`, e.maxBatch, 1, 1024);
+    checkLimit(`models.${n}.maxSeqLen`, e.maxSeqLen, 2, 1 << 20);
+    entries.set(n, e);
+  }
+  checkLimit('maxSeqLen', options.maxSeqLen, 2, 1 << 20);
   const maxBatch = options.maxBatch ?? 16;
   const maxWaitMs = options.maxWaitMs ?? 5;
   const maxQueue = options.maxQueue ?? 256;
@@ -134,54 +187,172 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
   if (!(maxWaitMs >= 0 && maxWaitMs <= 10_000))
     throw new Error(`createServer: maxWaitMs must be in [0, 10000], got ${maxWaitMs}`);
 
-  const ownDevice = typeof options.device !== 'object';
-  const device =
+  let ownDevice = typeof options.device !== 'object';
+  let device =
     typeof options.device === 'object' ? options.device : await createDevice({ backend: options.device ?? 'auto' });
   const models = new Map<string, ServedModel>();
   const lms = new Map<string, LoadedLm>();
-  const disposeModels = () => {
-    for (const m of models.values()) {
-      m.runner.dispose();
-      m.model.dispose();
+  /** The language models as the completions plugin sees them (the same object across recoveries). */
+  const lmRecord: Record<string, LoadedLm> = {};
+  type Loaded = { models: Map<string, ServedModel>; lms: Map<string, LoadedLm> };
+  const disposeLoaded = (l: Loaded, err?: Error) => {
+    for (const m of l.models.values()) {
+      try {
+        m.runner.dispose();
+        m.model.dispose();
+      } catch {
+        /* a lost device may refuse */
+      }
     }
-    for (const lm of lms.values()) {
-      lm.scheduler.close();
-      lm.model.dispose();
+    for (const lm of l.lms.values()) {
+      try {
+        lm.scheduler.close(err);
+        lm.model.dispose();
+      } catch {
+        /* a lost device may refuse */
+      }
     }
   };
-  try {
-    for (const n of names) {
-      if (folderKind(options.models[n]) === 'language-model') {
-        lms.set(n, await loadLm(device, options.models[n], { maxBatch, maxQueue }));
-        continue;
+  /** Loads every configured model onto `dev` (all or none). */
+  const loadAll = async (dev: Device): Promise<Loaded> => {
+    const out: Loaded = { models: new Map(), lms: new Map() };
+    try {
+      for (const [n, e] of entries) {
+        const seq = e.maxSeqLen ?? options.maxSeqLen;
+        const mb = e.maxBatch ?? maxBatch;
+        if (folderKind(e.path) === 'language-model') {
+          const lm = await loadLm(dev, e.path, { maxBatch: mb, maxQueue });
+          if (seq !== undefined) lm.maxSeqLen = seq;
+          out.lms.set(n, lm);
+          continue;
+        }
+        out.models.set(
+          n,
+          await loadServedModel(dev, n, e.path, {
+            maxBatch: mb,
+            concurrency: options.concurrency ?? 2,
+            defaultPolicy: e.defaultPolicy ?? options.defaultPolicies?.[n],
+            maxSeqLen: seq === undefined ? undefined : { value: seq, strict: e.maxSeqLen !== undefined },
+          }),
+        );
       }
-      models.set(
-        n,
-        await loadServedModel(device, n, options.models[n], {
-          maxBatch,
-          concurrency: options.concurrency ?? 2,
-          defaultPolicy: options.defaultPolicies?.[n],
-        }),
-      );
+    } catch (err) {
+      disposeLoaded(out);
+      throw err;
     }
+    return out;
+  };
+  /** Puts freshly loaded models in place of the old ones (synchronously: no request sees a mix). */
+  const install = (l: Loaded) => {
+    models.clear();
+    lms.clear();
+    for (const k of Object.keys(lmRecord)) delete lmRecord[k];
+    for (const [n, m] of l.models) models.set(n, m);
+    for (const [n, lm] of l.lms) {
+      lms.set(n, lm);
+      lmRecord[n] = lm;
+    }
+  };
+  let loadMs = performance.now();
+  try {
+    install(await loadAll(device));
   } catch (e) {
-    disposeModels();
     if (ownDevice) device.destroy();
     throw e;
   }
+  loadMs = performance.now() - loadMs;
+
+  // device loss: fail what is in flight with 503, make a new device, reload every model, then serve again
+  let recovering: Promise<void> | undefined;
+  let closingDown = false;
+  const retryAfterS = () => Math.max(1, Math.ceil((loadMs * 2) / 1000));
+  const recreateDevice = options.recreateDevice ?? (() => createDevice({ backend: 'gpu' }));
+  const watch = (d: Device) => {
+    if (!(d instanceof GpuDevice)) return;
+    void d.gpu.lost.then((info) => {
+      // destroy() of our own (close, or the old device after a recovery) is no loss
+      if (d === device && !d.isDestroyed) deviceFault(`${info.reason}: ${info.message}`.replace(/\s+$/, ''));
+    });
+  };
+  const recover = async (reason: string) => {
+    const err = new DeviceLostError(reason, retryAfterS());
+    const failed = scheduler.failAll(err);
+    app.log.error({ reason, failedRequests: failed }, 'GPU device lost: recreating it and reloading the models');
+    const old = device;
+    disposeLoaded({ models: new Map(models), lms: new Map(lms) }, err);
+    try {
+      if (ownDevice) old.destroy();
+    } catch {
+      /* already lost */
+    }
+    let delay = 250;
+    for (let attempt = 1; !closingDown; attempt++) {
+      const t0 = performance.now();
+      let dev: Device | undefined;
+      try {
+        dev = await recreateDevice();
+        const loaded = await loadAll(dev);
+        if (closingDown) {
+          disposeLoaded(loaded);
+          dev.destroy();
+          return;
+        }
+        device = dev;
+        ownDevice = true;
+        install(loaded);
+        watch(dev);
+        loadMs = performance.now() - t0;
+        app.log.info({ attempt, ms: Math.round(loadMs), device: dev.describe() }, 'device recreated, models reloaded');
+        return;
+      } catch (e) {
+        dev?.destroy();
+        app.log.error({ err: e, attempt }, `recovery attempt ${attempt} failed; retrying in ${delay} ms`);
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 10_000);
+      }
+    }
+  };
+  /**
+   * Reports a device fault (the device's lost promise, or a GPU error from a run): starts a recovery unless
+   * one is under way, and returns the error to answer the caught request with.
+   */
+  const deviceFault = (message: string): DeviceLostError => {
+    const lost = device instanceof GpuDevice ? device.lostReason : null;
+    const err = new DeviceLostError(lost ?? message, retryAfterS(), lost === null);
+    if (recovering || closingDown || device.kind !== 'gpu') return err;
+    metrics.deviceLosses.inc();
+    recovering = recover(err.reason)
+      .catch((e) => app.log.error({ err: e }, 'recovery from a device loss failed'))
+      .finally(() => {
+        recovering = undefined;
+      });
+    return err;
+  };
+  /** The error a model error of a request becomes: a device fault (503) when the GPU failed, else itself. */
+  const modelError = (e: unknown, stale: boolean): unknown => {
+    if (isDeviceFault(e)) return e;
+    if (e instanceof GpuError)
+      return stale ? new DeviceLostError(e.message, retryAfterS(), true) : deviceFault(e.message);
+    if (stale) return new DeviceLostError('the model was reloaded while the request ran', retryAfterS());
+    return e;
+  };
 
   let scheduler: BatchScheduler;
-  const metrics = createMetrics(
-    () => scheduler.depth,
-    () => new Map([...lms].map(([n, lm]) => [n, lm.scheduler.stats()])),
-  );
+  const metrics = createMetrics({
+    queueDepth: () => scheduler.depth,
+    lmStats: () => new Map([...lms].map(([n, lm]) => [n, lm.scheduler.stats()])),
+    pool: () => (device instanceof GpuDevice && !device.isDestroyed ? device.memoryStats() : null),
+    recovering: () => recovering !== undefined,
+  });
   scheduler = new BatchScheduler({
-    maxBatch,
     maxWaitMs,
     maxQueue,
     onBatch(info) {
       metrics.batchSize.observe({ model: info.model }, info.size);
       metrics.compute.observe({ model: info.model, mode: info.mode }, info.computeMs / 1000);
+      info.rowsPerBlock.forEach((rows, b) => {
+        metrics.blockRows.observe({ model: info.model, block: String(b) }, rows);
+      });
       options.onBatch?.(info);
     },
   });
@@ -226,8 +397,22 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
-  const context: OfframpContext = { models, lms, scheduler, metrics, device, policy };
+  const context: OfframpContext = {
+    models,
+    lms,
+    scheduler,
+    metrics,
+    get device() {
+      return device;
+    },
+    get recovering() {
+      return recovering !== undefined;
+    },
+    recovered: () => (recovering ?? Promise.resolve()).then(() => (recovering ? context.recovered() : undefined)),
+    policy,
+  };
   app.decorate('offramp', context);
+  watch(device);
 
   app.setErrorHandler((err: any, req, reply) => {
     if (hasZodFastifySchemaValidationErrors(err)) {
@@ -242,11 +427,19 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
       });
       return reply.code(400).send({ error: { message: issues.join('; '), code: 'invalid_request' } });
     }
+    if (isDeviceFault(err)) {
+      reply.header('retry-after', String(err.retryAfterS));
+      return reply.code(503).send({ error: { message: err.message, code: err.code } });
+    }
     if (err instanceof QueueFullError) {
       reply.header('retry-after', String(err.retryAfterS));
       return reply.code(429).send({ error: { message: err.message, code: 'queue_full' } });
     }
-    if (err instanceof InputError || err instanceof ValidationError)
+    if (err instanceof InputError)
+      return reply
+        .code(err.statusCode)
+        .send({ error: { message: err.message, code: err.statusCode === 413 ? 'too_long' : 'invalid_input' } });
+    if (err instanceof ValidationError)
       return reply.code(400).send({ error: { message: err.message, code: 'invalid_input' } });
     const status = typeof err.statusCode === 'number' ? err.statusCode : 500;
     if (status >= 500) req.log.error({ err }, 'request failed');
@@ -272,6 +465,11 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
       }
     });
   }
+  // while recovering from a device loss, model routes answer 503 with Retry-After (in their own error shape)
+  app.addHook('onRequest', async (req) => {
+    if (recovering && req.url.startsWith('/v1/') && !req.url.startsWith('/v1/models'))
+      throw new RecoveringError(retryAfterS());
+  });
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-request-id', req.id); // the id in the log lines of this request
   });
@@ -329,13 +527,18 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
     },
     async (_req, reply) => {
       // GpuDevice records a lost device; calls on it would then throw
-      const lost = (device as unknown as { lostReason?: string | null }).lostReason ?? null;
-      const ready = !lost && models.size + lms.size === names.length;
+      const lost = device instanceof GpuDevice ? device.lostReason : null;
+      const ready = !lost && !recovering && models.size + lms.size === names.length;
+      if (!ready) reply.header('retry-after', String(retryAfterS()));
       return reply.code(ready ? 200 : 503).send({
         status: ready ? 'ready' : 'not_ready',
         device: device.describe(),
         models: [...models.keys(), ...lms.keys()],
-        ...(lost ? { reason: `device lost: ${lost}` } : {}),
+        ...(recovering
+          ? { reason: 'recovering from a lost GPU device: recreating it and reloading the models' }
+          : lost
+            ? { reason: `device lost: ${lost}` }
+            : {}),
       });
     },
   );
@@ -359,7 +562,8 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
         exit_blocks: [...m.model.exitBlocks],
         classes: m.classNames,
         default_policy: m.defaultPolicy,
-        max_batch: maxBatch,
+        max_batch: m.maxBatch,
+        ...(m.maxSeqLen !== undefined ? { max_seq_len: m.maxSeqLen } : {}),
       })),
       ...[...lms.entries()].map(([id, lm]) => ({
         id,
@@ -370,7 +574,8 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
         exit_blocks: [...lm.model.exits],
         vocab_size: lm.model.config.vocabSize,
         routes: ['/v1/completions', '/v1/chat/completions'],
-        max_batch: maxBatch,
+        max_batch: lm.scheduler.maxBatch,
+        ...(lm.maxSeqLen !== undefined ? { max_seq_len: lm.maxSeqLen } : {}),
       })),
     ],
   }));
@@ -381,7 +586,14 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
       schema: {
         summary: 'Classify one input with early exit',
         body: ClassifyBody,
-        response: { 200: ClassifyResponse, 400: ErrorResponse, 404: ErrorResponse, 429: ErrorResponse },
+        response: {
+          200: ClassifyResponse,
+          400: ErrorResponse,
+          404: ErrorResponse,
+          413: ErrorResponse,
+          429: ErrorResponse,
+          503: ErrorResponse,
+        },
       },
     },
     async (req) => {
@@ -396,9 +608,9 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
       const p = policy(body.policy ?? m.defaultPolicy);
       const many = body.inputs !== undefined;
       const given = body.inputs ?? (body.input ? [body.input] : []);
-      if (given.length > maxBatch)
+      if (given.length > m.maxBatch)
         throw new InputError(
-          `inputs has ${given.length} entries; at most ${maxBatch} per request (the server's maxBatch)`,
+          `inputs has ${given.length} entries; at most ${m.maxBatch} per request (model '${m.name}''s maxBatch)`,
         );
       const rows = given.map((x, i) => {
         try {
@@ -409,6 +621,7 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
           throw e;
         }
       });
+      if (recovering) throw new RecoveringError(retryAfterS());
       let timer: NodeJS.Timeout | undefined;
       const results = await Promise.race([
         scheduler.submitAll(
@@ -421,7 +634,11 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
             requestTimeoutMs,
           );
         }),
-      ]).finally(() => clearTimeout(timer));
+      ])
+        .catch((e) => {
+          throw modelError(e, models.get(m.name) !== m);
+        })
+        .finally(() => clearTimeout(timer));
       const answers = results.map((r, i) => {
         const s = r.sample;
         const row = rows[i];
@@ -447,7 +664,13 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
     },
   );
 
-  if (lms.size) await app.register(completionsPlugin({ models: Object.fromEntries(lms) }));
+  if (lms.size)
+    await app.register(
+      completionsPlugin({
+        models: lmRecord,
+        mapError: (e, name, lm) => modelError(e, lms.get(name) !== lm),
+      }),
+    );
   for (const plugin of options.plugins ?? []) await app.register(plugin);
   await app.ready();
 
@@ -468,8 +691,10 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
         } finally {
           clearInterval(sweep);
         }
+        closingDown = true;
+        await recovering;
         await scheduler.drain();
-        disposeModels();
+        disposeLoaded({ models, lms });
         if (ownDevice) device.destroy();
       })();
       return closing;

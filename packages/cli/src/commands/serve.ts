@@ -1,6 +1,6 @@
 // `offramp serve`: the HTTP server of @offramp/server for the named model folders, until SIGTERM or SIGINT,
 // then a graceful stop (no new requests; those in flight are answered) and exit 0.
-import { createServer } from '@offramp/server';
+import { createServer, type ModelEntry } from '@offramp/server';
 import { UsageError } from '../errors.js';
 import { modelKind, resolveModelDir } from '../model.js';
 import type { Logger } from '../util/log.js';
@@ -11,6 +11,9 @@ export interface ServeOptions {
   host: string;
   apiKey?: string;
   maxBatch: number;
+  maxSeqLen?: number;
+  /** `NAME:max-batch=N,max-seq-len=N` per model. */
+  modelLimit?: string[];
   maxWaitMs: number;
   maxQueue: number;
   device: 'gpu' | 'cpu' | 'auto';
@@ -38,14 +41,56 @@ export function parseModelArgs(specs: readonly string[]): Record<string, string>
   return out;
 }
 
+const LIMIT_KEYS = { 'max-batch': ['maxBatch', 1, 1024], 'max-seq-len': ['maxSeqLen', 2, 1 << 20] } as const;
+
+/**
+ * `--model-limit NAME:key=value,...` (keys max-batch, max-seq-len) on the served models: each model as a
+ * ModelEntry with its own limits (the server-wide flags apply to the others and to keys not given).
+ */
+export function applyModelLimits(models: Record<string, string>, specs: readonly string[]): Record<string, ModelEntry> {
+  const out: Record<string, ModelEntry> = Object.fromEntries(Object.entries(models).map(([n, p]) => [n, { path: p }]));
+  const seen = new Set<string>();
+  for (const spec of specs) {
+    const colon = spec.indexOf(':');
+    const name = colon > 0 ? spec.slice(0, colon) : '';
+    if (!name || colon === spec.length - 1)
+      throw new UsageError(
+        `--model-limit '${spec}': write NAME:key=value[,key=value], e.g. imdb:max-seq-len=128,max-batch=8`,
+      );
+    if (!Object.hasOwn(out, name))
+      throw new UsageError(
+        `--model-limit '${spec}': no model '${name}' is served (served: ${Object.keys(out).join(', ')})`,
+      );
+    if (seen.has(name)) throw new UsageError(`--model-limit: the model '${name}' is given twice; put its keys in one`);
+    seen.add(name);
+    for (const kv of spec.slice(colon + 1).split(',')) {
+      const eq = kv.indexOf('=');
+      const key = (eq > 0 ? kv.slice(0, eq) : kv).trim();
+      if (!Object.hasOwn(LIMIT_KEYS, key))
+        throw new UsageError(
+          `--model-limit '${spec}': unknown key '${key}'; the keys are ${Object.keys(LIMIT_KEYS).join(', ')}`,
+        );
+      const [field, lo, hi] = LIMIT_KEYS[key as keyof typeof LIMIT_KEYS];
+      const raw = eq > 0 ? kv.slice(eq + 1).trim() : '';
+      const v = Number(raw);
+      if (!raw || !Number.isInteger(v) || v < lo || v > hi)
+        throw new UsageError(`--model-limit '${spec}': ${key} must be an integer in [${lo}, ${hi}], got '${raw}'`);
+      out[name][field] = v;
+    }
+  }
+  return out;
+}
+
 export async function serveCommand(o: ServeOptions, log: Logger): Promise<void> {
-  const models = parseModelArgs(o.model);
+  const folders = parseModelArgs(o.model);
+  const models = applyModelLimits(folders, o.modelLimit ?? []);
   const defaultPolicies = o.policy ? Object.fromEntries(Object.keys(models).map((n) => [n, o.policy!])) : undefined;
   const server = await createServer({
     models,
     device: o.device,
     apiKey: o.apiKey ?? process.env.OFFRAMP_API_KEY,
     maxBatch: o.maxBatch,
+    maxSeqLen: o.maxSeqLen,
     maxWaitMs: o.maxWaitMs,
     maxQueue: o.maxQueue,
     cors: o.cors,

@@ -2,7 +2,7 @@
 // and frees), a staging pool for readbacks, and GPU errors turned into exceptions that name the kernels.
 import { GpuError, ValidationError } from '../errors.js';
 import { checkTensorData, resolveBinding } from './bindings.js';
-import { BufferPool } from './buffer-pool.js';
+import { BufferPool, type PoolStats } from './buffer-pool.js';
 import { type AdapterDescription, type Device, type DeviceLimits, describeAdapter } from './device.js';
 import { type AnyTypedArray, allocTyped, type DType, viewTyped } from './dtype.js';
 import { foldDispatch, type Kernel, type Params, type Spec } from './kernel.js';
@@ -34,7 +34,7 @@ export class GpuDevice implements Device {
   private kernelsInFlight: string[] = [];
   private toRelease: GPUBuffer[] = [];
   private checks: PendingCheck[] = [];
-  private lostReason: string | null = null;
+  private lossReason: string | null = null;
   private destroyed = false;
   dispatchCount = 0;
 
@@ -59,8 +59,23 @@ export class GpuDevice implements Device {
     this.pool = new BufferPool(gpu, l.maxBufferSize);
     this.pipelines = new PipelineCache(gpu);
     gpu.lost.then((info) => {
-      if (!this.destroyed) this.lostReason = `${info.reason}: ${info.message}`;
+      if (!this.destroyed) this.lossReason = `${info.reason}: ${info.message}`;
     });
+  }
+
+  /** Why the device was lost ("reason: message"), or null while it is usable (or after destroy()). */
+  get lostReason(): string | null {
+    return this.lossReason;
+  }
+
+  /** Whether destroy() has been called. */
+  get isDestroyed(): boolean {
+    return this.destroyed;
+  }
+
+  /** A copy of the buffer pool's byte counts (for metrics; changing it changes nothing). */
+  memoryStats(): PoolStats {
+    return { ...this.pool.stats };
   }
 
   describe(): string {
@@ -68,7 +83,7 @@ export class GpuDevice implements Device {
   }
 
   private alive(): void {
-    if (this.lostReason) throw new GpuError(`the GPU device was lost (${this.lostReason}); create a new device`);
+    if (this.lossReason) throw new GpuError(`the GPU device was lost (${this.lossReason}); create a new device`);
     if (this.destroyed) throw new GpuError('the device was destroyed');
   }
 
