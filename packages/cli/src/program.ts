@@ -479,6 +479,7 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
       .option('--policy <spec>', "default exit policy of every model (default 'confidence:threshold=0.9')")
       .option('--cors', 'allow cross-origin requests from any origin')
       .option('--rate-limit <n>', 'requests per minute per client address', int('--rate-limit', 1))
+      .option('--no-warmup', 'skip the warm-up request per model before listening (compiles the GPU pipelines)')
       .addOption(deviceOption())
       .addHelpText(
         'after',

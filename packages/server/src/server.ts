@@ -100,6 +100,13 @@ export interface ServerOptions {
   defaultPolicies?: Record<string, string>;
   /** More routes (the OpenAI-compatible completions plugin, ...), registered after the built-in ones. */
   plugins?: FastifyPluginAsync<any>[];
+  /**
+   * Before createServer returns, send every model one request through its own route (a blank image or a
+   * short text; a 2-token completion), so the GPU pipelines are compiled before the first user's request and
+   * before /ready is reachable. With a cold shader cache (a fresh container) a first request can otherwise
+   * take longer than the request timeout. Default false here; `offramp serve` turns it on.
+   */
+  warmup?: boolean;
   /** Called after each engine batch (tests use it to see batches form). */
   onBatch?: (info: BatchInfo) => void;
 }
@@ -673,6 +680,31 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
     );
   for (const plugin of options.plugins ?? []) await app.register(plugin);
   await app.ready();
+  if (options.warmup) await warmUp();
+
+  /** One request per model through its own route; a failure is logged, not fatal (the route will say why). */
+  async function warmUp(): Promise<void> {
+    const headers: Record<string, string> = apiKey ? { authorization: `Bearer ${apiKey}` } : {};
+    const t0 = performance.now();
+    for (const [name, m] of models) {
+      const input =
+        m.kind === 'image' ? { image: new Array<number>(m.inputSize).fill(0) } : { text: 'warm up the pipelines' };
+      const r = await app.inject({ method: 'POST', url: '/v1/classify', headers, payload: { model: name, input } });
+      if (r.statusCode !== 200)
+        app.log.warn({ model: name, status: r.statusCode, body: r.body }, 'warm-up request failed');
+    }
+    for (const name of lms.keys()) {
+      const r = await app.inject({
+        method: 'POST',
+        url: '/v1/completions',
+        headers,
+        payload: { model: name, prompt: 'a', max_tokens: 2 },
+      });
+      if (r.statusCode !== 200)
+        app.log.warn({ model: name, status: r.statusCode, body: r.body }, 'warm-up request failed');
+    }
+    app.log.info({ ms: Math.round(performance.now() - t0) }, 'models warmed up');
+  }
 
   let closing: Promise<void> | undefined;
   return {

@@ -18,6 +18,8 @@ export interface ServeOptions {
   maxQueue: number;
   device: 'gpu' | 'cpu' | 'auto';
   cors?: boolean;
+  /** Warm every model up before listening (default true; --no-warmup). */
+  warmup?: boolean;
   rateLimit?: number;
   policy?: string;
 }
@@ -94,12 +96,27 @@ export async function serveCommand(o: ServeOptions, log: Logger): Promise<void> 
     maxWaitMs: o.maxWaitMs,
     maxQueue: o.maxQueue,
     cors: o.cors,
+    warmup: o.warmup !== false,
     rateLimit: o.rateLimit ? { max: o.rateLimit, timeWindowMs: 60_000 } : false,
     defaultPolicies,
     logger: { level: process.env.LOG_LEVEL ?? 'info' },
   });
+  // The first SIGTERM/SIGINT drains and stops. A signal sent to the whole process group (Ctrl-C in a
+  // terminal, `kill -- -PGID`) reaches this process twice (directly and forwarded by the CLI's wrapper), so
+  // repeats within 2 s are ignored; a later one stops at once without draining.
+  let first = 0;
   const stopped = new Promise<NodeJS.Signals>((resolve) => {
-    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => resolve(sig));
+    for (const sig of ['SIGTERM', 'SIGINT'] as const)
+      process.on(sig, () => {
+        const now = Date.now();
+        if (!first) {
+          first = now;
+          resolve(sig);
+        } else if (now - first > 2000) {
+          log.warn(`${sig} again: stopping without waiting for the requests in flight`);
+          process.exit(sig === 'SIGINT' ? 130 : 143);
+        }
+      });
   });
   const url = await server.listen(o.port, o.host);
   log.info(
