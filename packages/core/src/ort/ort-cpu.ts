@@ -121,6 +121,12 @@ const ATTACHED = Symbol.for('offramp.ortCpu');
 /** Attaches the ONNX Runtime path to another device (a WebGPU device on a software adapter). */
 export function attachOrtCpu(device: Device, ortCpu: OrtCpu): void {
   Object.defineProperty(device, ATTACHED, { value: ortCpu, enumerable: false });
+  // logs that print the device say which path the classifiers take
+  const base = device.describe.bind(device);
+  Object.defineProperty(device, 'describe', {
+    value: () => `${base()}; classifiers run on ${ortCpu.describe()}`,
+    enumerable: false,
+  });
 }
 
 /** The ONNX Runtime path a Runner on `device` uses for classifiers, if any. */
