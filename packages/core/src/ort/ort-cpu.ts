@@ -27,6 +27,11 @@ export interface OrtSession {
 export interface OrtCpuOptions {
   /** Threads for one operator (ONNX Runtime's intra-op pool). Default: ONNX Runtime's own (the physical cores). */
   threads?: number;
+  /**
+   * Let idle intra-op threads spin (ONNX Runtime's default). Off by default here: each segment's session has its
+   * own thread pool, and pools spinning after their segment steal the cores from the next one.
+   */
+  spinning?: boolean;
 }
 
 /** Thrown when onnxruntime-node cannot be loaded here; the rest of Offramp works without it. */
@@ -63,6 +68,7 @@ export function loadOrt(): Promise<OrtModule> {
 /** A loaded ONNX Runtime with the session options of this path. */
 export class OrtCpu {
   readonly threads?: number;
+  readonly spinning: boolean;
   constructor(
     readonly ort: OrtModule,
     options: OrtCpuOptions = {},
@@ -73,6 +79,7 @@ export class OrtCpu {
     )
       throw new ValidationError(`threads must be an integer in [1, 256], got ${options.threads}`);
     this.threads = options.threads;
+    this.spinning = options.spinning ?? false;
   }
 
   sessionOptions(): Record<string, unknown> {
@@ -83,6 +90,9 @@ export class OrtCpu {
       interOpNumThreads: 1,
       logSeverityLevel: 3,
       ...(this.threads ? { intraOpNumThreads: this.threads } : {}),
+      extra: {
+        session: { intra_op: { allow_spinning: this.spinning ? '1' : '0' }, inter_op: { allow_spinning: '0' } },
+      },
     };
   }
 
