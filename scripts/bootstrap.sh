@@ -90,3 +90,11 @@ fi
 log "pnpm build"
 pnpm run build >/dev/null
 probe 2>/dev/null
+
+# 5. the ONNX Runtime CPU path (optional: onnxruntime-node's CPU binary ships in the package; its install
+#    script, which downloads CUDA binaries from outside the package registry, is denied in pnpm-workspace.yaml)
+if (cd packages/core && node -e "import('onnxruntime-node').then(o => o.InferenceSession ? process.exit(0) : process.exit(1), () => process.exit(1))") 2>/dev/null; then
+  log "ONNX Runtime CPU path: available (createDevice({ backend: 'auto' }) uses it on a software adapter)"
+else
+  log "ONNX Runtime CPU path: onnxruntime-node does not load here; classifiers run on WebGPU (everything else works)"
+fi

@@ -40,6 +40,30 @@ export * from './kernels/index.js';
 export { sampleTokens } from './kernels/sample.js';
 export * from './models/config.js';
 export * from './models/index.js';
+export { IR_VERSION, OnnxGraphWriter, OPSET } from './ort/onnx-writer.js';
+export {
+  attachOrtCpu,
+  createOrtCpu,
+  executionPath,
+  isSoftwareAdapter,
+  loadOrt,
+  OrtCpu,
+  OrtCpuDevice,
+  type OrtCpuOptions,
+  type OrtModule,
+  type OrtSession,
+  OrtUnavailableError,
+  ortCpuOf,
+} from './ort/ort-cpu.js';
+export { OrtRunner } from './ort/ort-runner.js';
+export {
+  type CapturedGraph,
+  captureGraph,
+  type HostWeights,
+  type TranslatedSegment,
+  translateSegment,
+  translateWholeModel,
+} from './ort/translate.js';
 export { BufferPool, type PoolStats, sizeClass } from './runtime/buffer-pool.js';
 export { type ConformanceResult, checkKernel, TOLERANCES } from './runtime/conformance.js';
 export { CpuDevice } from './runtime/cpu-device.js';

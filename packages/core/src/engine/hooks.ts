@@ -44,6 +44,8 @@ export interface RunSummary {
   /** Host round trips (readbacks) used. */
   readbacks: number;
   wallMs: number;
+  /** The path that ran: WebGPU kernels, ONNX Runtime on the CPU, or the CPU reference kernels. */
+  backend?: 'webgpu' | 'ort-cpu' | 'cpu-reference';
 }
 
 export interface RunHooks {

@@ -3,6 +3,8 @@
 // runs the policy in TypeScript; device mode runs the policy's WGSL form on the GPU, keeps the live count
 // and the dispatch sizes on the GPU, and reads back once per batch. Both give identical exits and outputs.
 import { ValidationError } from '../errors.js';
+import { ortCpuOf } from '../ort/ort-cpu.js';
+import { OrtRunner } from '../ort/ort-runner.js';
 import type { Device } from '../runtime/device.js';
 import { GpuDevice } from '../runtime/gpu-device.js';
 import type { Kernel } from '../runtime/kernel.js';
@@ -92,6 +94,8 @@ export class Runner {
   private readonly compiled: boolean;
   private readonly bindingLimit?: number;
   private disposed = false;
+  /** The ONNX Runtime CPU path, when the device selects it (runs and host-mode runs go there). */
+  readonly ort: OrtRunner | null;
 
   constructor(
     readonly device: Device,
@@ -108,6 +112,13 @@ export class Runner {
     }
     this.compiled = (options.compiled ?? true) && device instanceof GpuDevice;
     this.bindingLimit = options.bindingLimit;
+    const ortCpu = ortCpuOf(device);
+    this.ort = ortCpu ? new OrtRunner(ortCpu, device, model) : null;
+  }
+
+  /** The path runs take: ONNX Runtime on the CPU, WebGPU kernels, or the CPU reference kernels. */
+  get backend(): 'ort-cpu' | 'webgpu' | 'cpu-reference' {
+    return this.ort ? 'ort-cpu' : this.device.kind === 'gpu' ? 'webgpu' : 'cpu-reference';
   }
 
   private slot(T: number): ProgramSlot {
@@ -214,6 +225,8 @@ export class Runner {
   }
 
   private async runChunk(input: ModelInput, options: RunOptions): Promise<RunResult> {
+    // the ONNX Runtime path, unless device mode is asked for on a GPU device that has it attached
+    if (this.ort && !(options.mode === 'device' && this.device.kind === 'gpu')) return this.ort.run(input, options);
     const t0 = performance.now();
     const mode = this.resolveMode(options.policy, options.mode);
     const T = this.model.bucket(input);
@@ -406,6 +419,7 @@ export class Runner {
       fullDepthFlops: full * n,
       readbacks,
       wallMs: performance.now() - t0,
+      backend: this.device.kind === 'gpu' ? 'webgpu' : 'cpu-reference',
     };
     for (const h of hooks) h.onRunEnd?.(summary);
     return { samples, summary };
@@ -475,6 +489,7 @@ export class Runner {
 
   dispose(): void {
     this.disposed = true;
+    void this.ort?.dispose();
     for (const s of this.slots.values()) {
       for (const w of s.waiting.splice(0))
         w.reject(new ValidationError('run: the runner was disposed before this run started'));
