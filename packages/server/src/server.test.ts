@@ -15,7 +15,16 @@ const images: number[][] = [];
 
 beforeAll(async () => {
   images.push(...testImages(24));
-  srv = await createServer({ models, maxBatch: 8, maxWaitMs: 30, concurrency: 1, onBatch: (b) => batches.push(b) });
+  // the WebGPU device itself ('auto' on a software adapter runs classifiers on the ONNX Runtime CPU path:
+  // cpu-path.test.ts)
+  srv = await createServer({
+    models,
+    device: 'gpu',
+    maxBatch: 8,
+    maxWaitMs: 30,
+    concurrency: 1,
+    onBatch: (b) => batches.push(b),
+  });
   url = await srv.listen(0);
 });
 afterAll(async () => {
