@@ -227,7 +227,10 @@ describe('decoder DYNAMAX classifiers', () => {
       for (let k = 0; k < 4; k++) {
         const r = await model.step([q[2 + k], q[2 + k]], cache, {
           decide: (s, ctx) => {
-            if (ctx.block === 2) ctx.rows.forEach((row, i) => seen[row].push(s.gate[i]));
+            if (ctx.block === 2)
+              ctx.rows.forEach((row, i) => {
+                seen[row].push(s.gate[i]);
+              });
             return ctx.rows.map((row) => ctx.block === 0 && row === 0 && k === 1);
           },
         });

@@ -112,7 +112,11 @@ export async function decoderExitFeatures(
         for (let i = 0; i < n; i++) {
           let best = 0;
           let mx = z[i * V];
-          for (let v = 1; v < V; v++) if (z[i * V + v] > mx) (mx = z[i * V + v]), (best = v);
+          for (let v = 1; v < V; v++)
+            if (z[i * V + v] > mx) {
+              mx = z[i * V + v];
+              best = v;
+            }
           let se = 0;
           for (let v = 0; v < V; v++) se += Math.exp(z[i * V + v] - mx);
           argmax[e][o + i] = best;
@@ -232,7 +236,11 @@ export function dynamaxDecoderModel(lm: DecoderLM, classifiers: ExitClassifiers)
       const positions = prompts.flatMap((p) => p.map((_, t) => t));
       const T = Math.max(...prompts.map((p) => p.length));
       const starts: number[] = [];
-      prompts.reduce((a, p) => (starts.push(a), a + p.length), 0);
+      let acc = 0;
+      for (const p of prompts) {
+        starts.push(acc);
+        acc += p.length;
+      }
       const owned: Tensor[] = [];
       const s = new Scope(lm.device);
       try {
