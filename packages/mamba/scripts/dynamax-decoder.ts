@@ -300,8 +300,8 @@ const label = (r: Matched) =>
   r.rule === 'fixed'
     ? `fixed exit after block ${r.block}`
     : r.rule === 'maxProb'
-      ? `max prob ≥ ${r.threshold!.toPrecision(3)}`
-      : `${r.rule} classifier σ ≥ ${r.threshold!.toPrecision(3)}`;
+      ? `max prob ≥ ${r.threshold!.toPrecision(6)}`
+      : `${r.rule} classifier σ ≥ ${r.threshold!.toPrecision(6)}`;
 const table = targets
   .map((target) =>
     matched
