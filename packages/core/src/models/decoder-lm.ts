@@ -76,6 +76,12 @@ export interface DecoderExitOptions {
   skip?: 'propagate' | 'none';
   /** Return each row's hidden state at the block it left from (StepResult.exitHidden). */
   keepHidden?: boolean;
+  /**
+   * Gate logits (n) at an early exit from the live rows' hidden states h (n, d) there (an exit classifier,
+   * e.g. DYNAMAX's): signal `gate` becomes σ(logit) for rules that read signals. The returned tensor stays
+   * the caller's (keep it until step returns); null: no gate at this exit.
+   */
+  gate?: (h: Tensor, n: number, ctx: { block: number; rows: readonly number[] }) => Tensor | null;
 }
 
 export interface DecoderStepResult {
@@ -847,11 +853,12 @@ export class DecoderLM {
         } else {
           z = this.exitLogitsIn(s, h, n, l);
           const sig = s.f32([n, SIGNALS_PER_ROW]);
+          const g = exit?.gate?.(h, n, { block: l, rows: live }) ?? null;
           this.device.dispatch(
             exitSignals,
-            { logits: z, gateLogit: this.dummy, pooled: h, prevPooled: prev, signals: sig },
+            { logits: z, gateLogit: g ?? this.dummy, pooled: h, prevPooled: prev, signals: sig },
             { rows: n, classes: V, dim: this.d },
-            { gate: false, similarity: true },
+            { gate: g !== null, similarity: true },
           );
           const signals = readSignals((await sig.read()) as Float32Array, n);
           let decide: ArrayLike<boolean>;
