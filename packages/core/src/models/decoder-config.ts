@@ -10,6 +10,12 @@
 import { FormatError, ValidationError } from '../errors.js';
 import { ATTENTION_MAX_HEAD_DIM } from '../kernels/attention.js';
 
+/**
+ * Training information an `offramp` section may carry besides exits and tokenizer (written by the trainer,
+ * read by people, ignored by inference): each a list of finite numbers; plus `recipe`, a string.
+ */
+const PROVENANCE_ARRAYS = ['exit_loss_scales', 'exit_loss_weights', 'layer_dropout', 'heldout_bpc'] as const;
+
 /** Inclusive ranges of the integer fields; anything outside is rejected as a corrupt or mistaken config. */
 export const DECODER_CONFIG_LIMITS = {
   vocab_size: [1, 1_048_576],
@@ -157,9 +163,23 @@ export function parseDecoderConfig(
   if (off !== undefined) {
     if (!isObj(off)) fail(`"offramp" must be an object { "exits": [...], "tokenizer"?: "<file>" }, got ${show(off)}`);
     const o = off as Record<string, unknown>;
-    for (const k of Object.keys(o))
-      if (k !== 'exits' && k !== 'tokenizer')
-        fail(`"offramp" has an unknown key ${show(k)}; allowed keys: exits, tokenizer`);
+    for (const k of Object.keys(o)) {
+      if (k === 'exits' || k === 'tokenizer') continue;
+      if (k === 'recipe') {
+        if (typeof o.recipe !== 'string' || o.recipe.length > 4096)
+          fail(`"offramp.recipe" must be a string (a description of the training), got ${show(o.recipe)}`);
+        continue;
+      }
+      if ((PROVENANCE_ARRAYS as readonly string[]).includes(k)) {
+        const v = o[k];
+        if (!Array.isArray(v) || v.length > 4096 || !v.every((x) => typeof x === 'number' && Number.isFinite(x)))
+          fail(`"offramp.${k}" must be a list of finite numbers (training information), got ${show(v)}`);
+        continue;
+      }
+      fail(
+        `"offramp" has an unknown key ${show(k)}; allowed keys: exits, tokenizer, and the training information recipe, ${PROVENANCE_ARRAYS.join(', ')}`,
+      );
+    }
     if (o.exits !== undefined) {
       try {
         exits = checkDecoderExits(o.exits, numLayers, '"offramp.exits"');

@@ -149,6 +149,20 @@ describe('Llama-format folders load back', () => {
     model.dispose();
   });
 
+  it('accepts the training information the trainer writes in the offramp section', () => {
+    const c = parseDecoderConfig({
+      ...CONFIG,
+      offramp: {
+        exits: [1, 2],
+        recipe: 'LayerSkip',
+        exit_loss_scales: [0.4, 0.6],
+        layer_dropout: [0, 0.1, 0.2],
+        heldout_bpc: [3.3, 3.2],
+      },
+    });
+    expect(c.exits).toEqual([1, 2]);
+  });
+
   it('reads a tokenizer named by offramp.tokenizer (char) and keeps it inside the folder', async () => {
     const { dir } = await writeFolder({ ...CONFIG, offramp: { exits: [1], tokenizer: 'chars.json' } });
     await writeFile(path.join(dir, 'chars.json'), JSON.stringify({ type: 'char', version: 1, chars: [...'abc xyz'] }));
@@ -175,6 +189,8 @@ describe('hostile folders', () => {
     ['negative vocab', { ...CONFIG, vocab_size: -3 }, /"vocab_size" must be an integer/],
     ['exit out of range', { ...CONFIG, offramp: { exits: [5] } }, /offramp\.exits.*\[0, 3\)/],
     ['unknown offramp key', { ...CONFIG, offramp: { exit: [1] } }, /unknown key "exit"/],
+    ['training information of the wrong type', { ...CONFIG, offramp: { heldout_bpc: ['3.2'] } }, /heldout_bpc/],
+    ['a recipe that is not a string', { ...CONFIG, offramp: { recipe: 3 } }, /offramp.recipe/],
     ['odd head dim', { ...CONFIG, head_dim: 7 }, /even/],
   ];
   it.each(bad)('config: %s', async (_l, cfg, re) => {
