@@ -7,7 +7,7 @@ import { checkpointsDir, listModels, modelDir } from './index.js';
 
 test('the shipped checkpoints are found by name', () => {
   const names = listModels();
-  for (const n of ['fashion-cnn', 'imdb-encoder', 'imdb-ponder', 'imdb-gates', 'austen-mamba']) {
+  for (const n of ['fashion-cnn', 'imdb-encoder', 'imdb-ponder', 'imdb-gates', 'austen-mamba', 'austen-decoder']) {
     assert.ok(names.includes(n), `${n} missing from ${checkpointsDir()}: ${names.join(', ')}`);
     assert.ok(existsSync(join(modelDir(n), 'config.json')));
   }

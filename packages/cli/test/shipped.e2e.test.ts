@@ -47,7 +47,7 @@ it('demo runs on the shipped Fashion-MNIST CNN and real test images, with a trai
 });
 
 it('inspect validates the shipped checkpoints', () => {
-  for (const name of ['fashion-cnn', 'austen-mamba', 'imdb-encoder']) {
+  for (const name of ['fashion-cnn', 'austen-mamba', 'imdb-encoder', 'austen-decoder']) {
     const model = join(ROOT, 'checkpoints', name);
     if (!existsSync(model)) continue; // imdb-encoder ships later than the others
     const r = cli(['inspect', model, '--json']);

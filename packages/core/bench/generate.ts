@@ -118,7 +118,11 @@ if (args.random) {
   );
   promptSource = `random token ids (length ${PROMPT})`;
 } else {
-  const dir = path.resolve(args.model ?? path.join(root, 'checkpoints/austen-decoder'));
+  // a relative --model is relative to where pnpm was started (INIT_CWD), not to packages/core
+  const dir = path.resolve(
+    process.env.INIT_CWD ?? process.cwd(),
+    args.model ?? path.join(root, 'checkpoints/austen-decoder'),
+  );
   if (!existsSync(path.join(dir, 'config.json'))) {
     console.error(
       `bench:generate: no decoder checkpoint at ${dir} (config.json missing). Train it (the austen-decoder checkpoint), pass --model DIR, or run with --random.`,
@@ -317,16 +321,8 @@ const loopStrategies: Strategy[] = [
     rule: { kind: 'maxProb', threshold: 0.9 },
   }),
   // 1 warm-up block always runs; the top h(t) blocks fall from L − 1 to hMin over the generated tokens
-  loopStrategy('skipdecode', `SkipDecode 1 + top ${L - 1}→${Math.max(1, L - 3)}`, 'SkipDecode (device loop)', {
-    hMin: Math.max(1, L - 3),
-  }),
-  loopStrategy(
-    'skipdecode',
-    `SkipDecode 1 + top ${L - 1}→${Math.max(1, Math.ceil((L - 1) / 2))}`,
-    'SkipDecode (device loop)',
-    {
-      hMin: Math.max(1, Math.ceil((L - 1) / 2)),
-    },
+  ...[...new Set([Math.max(1, L - 3), Math.max(1, Math.floor((L - 1) / 3))])].map((hMin) =>
+    loopStrategy('skipdecode', `SkipDecode 1 + top ${L - 1}→${hMin}`, 'SkipDecode (device loop)', { hMin }),
   ),
 ];
 

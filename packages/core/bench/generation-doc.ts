@@ -97,6 +97,65 @@ function section(title: string, r: Result): string {
   return out.join('\n');
 }
 
+/**
+ * The issue's targets checked on a result (the shipped checkpoint's), each with the row that decides it and
+ * whether it is met: computed from the JSON, never written by hand.
+ */
+function targets(r: Result): string {
+  const at = (b: number) => r.rows.filter((x) => x.batch === b);
+  const best = (rows: Row[]) =>
+    rows.reduce<Row | undefined>((a, x) => (!a || x.wallSpeedup > a.wallSpeedup ? x : a), undefined);
+  const lines: string[] = ['### Targets', '', '| target | best row | measured | met |', '|---|---|---|---|'];
+  const add = (target: string, row: Row | undefined, measured: (x: Row) => string, ok: (x: Row) => boolean) =>
+    lines.push(
+      row
+        ? `| ${target} | ${row.strategy} (batch ${row.batch}) | ${measured(row)} | ${ok(row) ? 'yes' : '**no**'} |`
+        : `| ${target} | – | no such row in this run | **no** |`,
+    );
+  const spec = best(at(1).filter((x) => x.family.startsWith('self-speculative') && x.identicalToFull));
+  add(
+    'self-speculative greedy ≥ 1.5× tokens/s over full depth at batch 1, identical output',
+    spec,
+    (x) => `${f(x.wallSpeedup)}× wall (cpu ${f(x.cpuSpeedup)}×), identical`,
+    (x) => x.wallSpeedup >= 1.5,
+  );
+  for (const b of r.settings.batches) {
+    const tok = best(
+      at(b).filter(
+        (x) =>
+          (x.family.startsWith('token exit') || x.family.startsWith('token-exit')) &&
+          (x.agreementTeacherForced ?? 0) >= 0.95 &&
+          x.computeSpeedup > 1.0001,
+      ),
+    );
+    add(
+      `token exits ≥ 1.3× wall-clock at ≥ 95% agreement (teacher-forced), batch ${b}`,
+      tok,
+      (x) => `${f(x.wallSpeedup)}× wall, ${f(x.computeSpeedup)}× compute, agreement ${f(x.agreementTeacherForced, 3)}`,
+      (x) => x.wallSpeedup >= 1.3,
+    );
+  }
+  const sd = best(at(8).filter((x) => x.family.startsWith('SkipDecode')));
+  add(
+    'SkipDecode ≥ 1.8× at batch 8',
+    sd,
+    (x) =>
+      `${f(x.wallSpeedup)}× wall, ${f(x.computeSpeedup)}× compute, agreement ${f(x.agreementSequence, 3)} (sequence)`,
+    (x) => x.wallSpeedup >= 1.8,
+  );
+  const low = r.rows.filter((x) => x.computeSpeedup > 1.0001 && x.wallOverCompute < 0.8);
+  const saving = r.rows.filter((x) => x.computeSpeedup > 1.0001);
+  lines.push(
+    `| wall ÷ compute ≥ 0.8 for every strategy that saves compute | ${saving.length - low.length} of ${saving.length} rows | ${
+      low.length
+        ? `below: ${low.map((x) => `${x.strategy} b${x.batch} ${f(x.wallOverCompute)}`).join('; ')}`
+        : 'all ≥ 0.8'
+    } | ${low.length ? '**no**' : 'yes'} |`,
+    '',
+  );
+  return lines.join('\n');
+}
+
 /** Writes the doc from the JSON files present; returns its path. */
 export function writeGenerationDoc(root = path.resolve(here, '../../..')): string {
   const files: [string, string][] = [
@@ -135,7 +194,13 @@ export function writeGenerationDoc(root = path.resolve(here, '../../..')): strin
     'so its wall ÷ compute ratio is above 1 when it wins.',
     '',
   ];
-  for (const [title, p] of present) parts.push(section(title, JSON.parse(readFileSync(p, 'utf8')) as Result));
+  for (const [title, p] of present) {
+    const r = JSON.parse(readFileSync(p, 'utf8')) as Result;
+    parts.push(section(title, r));
+    if (r.model.kind !== 'random') parts.push(targets(r));
+  }
+  const notes = path.join(root, 'docs', 'results-generation-notes.md');
+  if (existsSync(notes)) parts.push(readFileSync(notes, 'utf8'));
   const out = path.join(root, 'docs', 'results-generation.md');
   writeFileSync(out, `${parts.join('\n').trimEnd()}\n`);
   return out;

@@ -35,7 +35,66 @@ export async function inspectCommand(spec: string, o: InspectOptions, log: Logge
       return [];
     }
   });
-  return kind === 'classifier' ? inspectClassifier(spec, o, log, files) : inspectMamba(dir, o, log, files);
+  if (kind === 'classifier') return inspectClassifier(spec, o, log, files);
+  const { lmKindOf } = await import('./generate.js');
+  return lmKindOf(dir) === 'decoder' ? inspectDecoder(dir, o, log, files) : inspectMamba(dir, o, log, files);
+}
+
+async function inspectDecoder(dir: string, o: InspectOptions, log: Logger, files: { file: string; bytes: number }[]) {
+  const c = log.c;
+  const { loadDecoderDir } = await import('@offramp/core/node');
+  let loaded: Awaited<ReturnType<typeof loadDecoderDir>>;
+  try {
+    loaded = await loadDecoderDir(dir, { onWarning: (m) => log.warn(m) });
+  } catch (e) {
+    throw new RuntimeError(`${dir}: not a valid model directory: ${(e as Error).message}`, { cause: e });
+  }
+  const m = loaded.config;
+  const { hiddenSize: d, intermediateSize: I, numHeads: H, numKvHeads: Hkv, headDim: hd, vocabSize: V } = m;
+  // per token (matmuls, 2 FLOPs per multiply-add): q, k, v, o projections, SwiGLU MLP; attention itself grows
+  // with the context (2·2·H·hd per cached position), counted separately
+  const perBlock = 2 * d * (H * hd) + 2 * 2 * d * (Hkv * hd) + 2 * (H * hd) * d + 3 * 2 * d * I;
+  const attentionPerPosition = 4 * H * hd;
+  const head = 2 * d * V;
+  const tensors = [...loaded.tensors].map(([name, t]) => ({
+    name,
+    shape: [...t.shape],
+    dtype: loaded.dtypes.get(name) ?? 'F32',
+    parameters: t.shape.reduce((a, b) => a * b, 1),
+  }));
+  const parameters = tensors.reduce((a, t) => a + t.parameters, 0);
+  log.info(`${c.bold('model')}        ${dir}`);
+  log.info(
+    `${c.bold('architecture')} Llama-style decoder: ${m.numLayers} blocks, d=${d}, ${H} heads / ${Hkv} key-value heads of ${hd}, SwiGLU ${I}, vocabulary ${V}, RoPE θ=${m.ropeTheta}${m.ropeScaling ? ' (llama3 scaling)' : ''}, context ${m.maxPositionEmbeddings}${m.tieWordEmbeddings ? ', head tied to the embedding' : ''}`,
+  );
+  log.info(`${c.bold('exits')}        after blocks ${m.exits.join(', ')} (model.norm + the LM head unless own ones)`);
+  log.info(`${c.bold('parameters')}   ${count(parameters)} in ${tensors.length} tensors`);
+  log.info(
+    `${c.bold('FLOPs')}        ≈ ${flops(perBlock)} per token per block (+ ${attentionPerPosition} per cached position), ${flops(head)} per exit head (analytic count)`,
+  );
+  printTensors(tensors, o, log);
+  log.info(`${c.bold('files')}        ${files.map((x) => `${x.file} (${bytes(x.bytes)})`).join(', ')}`);
+  log.info(
+    loaded.tokenizerPath
+      ? c.green(`valid: config.json and the weights agree; tokenizer ${loaded.tokenizerPath.split(/[\\/]/).pop()}`)
+      : c.yellow('valid weights, but no tokenizer file: generate needs tokenizer.json or a char tokenizer'),
+  );
+  const out = {
+    command: 'inspect',
+    kind: 'decoder-lm',
+    dir,
+    config: m,
+    exitBlocks: m.exits,
+    numBlocks: m.numLayers,
+    parameters,
+    flops: { perBlock, attentionPerPosition, head, analytic: true },
+    tensors,
+    files,
+    valid: true,
+    tokenizer: loaded.tokenizerPath ? loaded.tokenizerPath.split(/[\\/]/).pop() : null,
+  };
+  log.result(out);
+  return out;
 }
 
 async function inspectClassifier(
