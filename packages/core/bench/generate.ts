@@ -311,6 +311,9 @@ function loopStrategy(
 }
 
 const loopStrategies: Strategy[] = [
+  // the device loop at full depth: what the loop itself gains (one submission and readback per 16 tokens),
+  // apart from any exit; the baseline of every ratio stays the host step loop at full depth
+  loopStrategy('calm', 'full depth, device loop', 'full depth, device loop (N = 16)', {}),
   loopStrategy('calm', 'CALM maxProb ≥ 0.9, device loop', 'token exit, device loop (CALM, N = 16)', {
     rule: { kind: 'maxProb', threshold: 0.9 },
   }),

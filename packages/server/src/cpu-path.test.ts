@@ -45,6 +45,8 @@ test("'auto' serves classifiers on the ORT CPU path on a software adapter, with 
   }
   expect(auto.results.map((r) => [r.prediction, r.exit])).toEqual(gpu.results.map((r) => [r.prediction, r.exit]));
   auto.results.forEach((r, i) => {
-    r.p.forEach((x, k) => expect(Math.abs(x - gpu.results[i].p[k])).toBeLessThan(1e-4));
+    r.p.forEach((x, k) => {
+      expect(Math.abs(x - gpu.results[i].p[k])).toBeLessThan(1e-4);
+    });
   });
 });
