@@ -1,12 +1,15 @@
-// A language model served by the completions routes: the MambaLM, its tokenizer and its decode scheduler;
-// loadLm reads a HuggingFace-style folder (config.json, safetensors, a char or BPE tokenizer).
+// A language model served by the completions routes: a Mamba LM or a Llama-style decoder, its tokenizer and
+// its decode scheduler; loadLm reads a Hugging Face-style folder (MambaForCausalLM or LlamaForCausalLM
+// config.json, safetensors, a char or BPE tokenizer).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Device } from '@offramp/core';
-import { resolveInside } from '@offramp/core/node';
+import type { DecoderLM, Device } from '@offramp/core';
+import { parseJsonText } from '@offramp/core';
+import { FILE_LIMITS, loadDecoderLM, readBoundedTextSync, resolveInside } from '@offramp/core/node';
 import type { MambaLM } from '@offramp/mamba';
 import { loadMambaLM } from '@offramp/mamba/node';
 import { CharTokenizer, loadBpeTokenizer } from '@offramp/train';
+import { decoderBackend, type LmBackend, mambaBackend } from './completions-backend.js';
 import { DecodeScheduler, type DecodeSchedulerOptions } from './completions-scheduler.js';
 
 /** Text ↔ token ids. */
@@ -16,7 +19,10 @@ export interface LmTokenizer {
 }
 
 export interface LoadedLm {
-  model: MambaLM;
+  /** The model itself (its own generate, score, ...). */
+  model: MambaLM | DecoderLM;
+  /** What the routes and the scheduler use of it. */
+  backend: LmBackend;
   tokenizer: LmTokenizer;
   /** Batches the decode steps of every request to this model. */
   scheduler: DecodeScheduler;
@@ -24,8 +30,26 @@ export interface LoadedLm {
   maxSeqLen?: number;
 }
 
-export function createLoadedLm(model: MambaLM, tokenizer: LmTokenizer, options: DecodeSchedulerOptions = {}): LoadedLm {
-  return { model, tokenizer, scheduler: new DecodeScheduler(model, options) };
+export function createLoadedLm(
+  model: MambaLM | DecoderLM,
+  tokenizer: LmTokenizer,
+  options: DecodeSchedulerOptions = {},
+): LoadedLm {
+  const backend: LmBackend =
+    'blocks' in model
+      ? (mambaBackend(model as MambaLM) as LmBackend)
+      : (decoderBackend(model as DecoderLM) as LmBackend);
+  return { model, backend, tokenizer, scheduler: new DecodeScheduler(backend, options) };
+}
+
+/** True for a Llama-style decoder folder (architectures LlamaForCausalLM or model_type llama). */
+function isDecoderFolder(dir: string): boolean {
+  const file = join(dir, 'config.json');
+  const j = parseJsonText(readBoundedTextSync(file, { maxBytes: FILE_LIMITS.json, what: 'a model config' }), file) as {
+    architectures?: unknown;
+    model_type?: unknown;
+  } | null;
+  return (Array.isArray(j?.architectures) && j.architectures.includes('LlamaForCausalLM')) || j?.model_type === 'llama';
 }
 
 /**
@@ -33,6 +57,19 @@ export function createLoadedLm(model: MambaLM, tokenizer: LmTokenizer, options: 
  * config.json (inside the folder), else char-tokenizer.json, else tokenizer.json (BPE).
  */
 export async function loadLm(device: Device, dir: string, options: DecodeSchedulerOptions = {}): Promise<LoadedLm> {
+  if (isDecoderFolder(dir)) {
+    const { model, loaded } = await loadDecoderLM(dir, device);
+    const tok = loaded.tokenizer;
+    if (!tok) {
+      model.dispose();
+      throw new Error(`${dir}: no tokenizer (offramp.tokenizer in config.json or tokenizer.json)`);
+    }
+    return createLoadedLm(
+      model,
+      { encode: (t) => tok.encode(t), decode: (ids) => tok.decode(Array.from(ids)) },
+      options,
+    );
+  }
   const { model, loaded } = await loadMambaLM(device, dir);
   try {
     const named = (loaded.rawConfig.offramp as { tokenizer?: unknown } | undefined)?.tokenizer;

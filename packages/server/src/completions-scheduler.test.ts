@@ -4,7 +4,7 @@
 // gives them alone.
 import { fileURLToPath } from 'node:url';
 import { createDevice, type Device } from '@offramp/core';
-import type { GenerateOptions } from '@offramp/mamba';
+import type { GenerateOptions, MambaLM } from '@offramp/mamba';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { type LoadedLm, loadLm } from './completions-model.js';
 import type { DecodeRequest } from './completions-scheduler.js';
@@ -49,8 +49,9 @@ it('gives each request what generate() gives it alone, arriving together or join
     // queued: maxBatch is 3, so this waits for a slot
     { prompt: 'Anne', o: { maxNewTokens: 15, exit: { rule: { kind: 'fixed', block: 4 } } } },
   ];
-  const alone: Awaited<ReturnType<typeof lm.model.generate>>[] = [];
-  for (const j of jobs) alone.push(await lm.model.generate([enc(j.prompt)], j.o));
+  const mamba = lm.model as MambaLM;
+  const alone: Awaited<ReturnType<MambaLM['generate']>>[] = [];
+  for (const j of jobs) alone.push(await mamba.generate([enc(j.prompt)], j.o));
 
   const got = jobs.map(() => ({ tokens: [] as number[], blocks: [] as number[] }));
   const submit = (k: number) => {
@@ -116,7 +117,7 @@ it('ends a request whose onToken asks to stop, and drops aborted ones', async ()
 });
 
 it('fails only the bad prompt of a batched prefill', async () => {
-  const spy = vi.spyOn(lm.model, 'prefill');
+  const spy = vi.spyOn(lm.model as MambaLM, 'prefill');
   const good = lm.scheduler.submit({ prompt: enc('Harriet'), maxTokens: 3, onToken: () => undefined });
   const bad = lm.scheduler.submit({ prompt: [1, 999], maxTokens: 3, onToken: () => undefined }).catch((e) => e);
   expect(await good).toEqual({ finishReason: 'length', tokens: 3 });

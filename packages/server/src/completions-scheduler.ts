@@ -1,14 +1,15 @@
-// Continuous batching of decode steps for one MambaLM: requests join and leave a shared decode batch
+// Continuous batching of decode steps for one language model (a Mamba LM or a decoder, through LmBackend): requests join and leave a shared decode batch
 // between steps. New requests are prefilled together (up to a budget of padded prompt tokens) into a
 // prefill cache; before the next step their rows are merged with the running batch's (states read back
 // once per block and written into a new cache of the new size), and finished or abandoned rows are
 // compacted out the same way. Requests whose
-// exit options differ (rule, skip) decode in separate groups, because MambaLM.step takes one exit option
+// exit options differ (rule, skip) decode in separate groups, because a model's step takes one exit option
 // for the whole batch; each loop iteration steps every group once.
-//   per step and group: tokens (B) → MambaLM.step → logits (B, V), exit blocks (B) → one token per row
+//   per step and group: tokens (B) → step → logits (B, V), exit blocks (B) → one token per row
 // Each request samples with its own seeded generator, so its tokens do not depend on its neighbours.
 import { mulberry32 } from '@offramp/core';
-import { type ExitOptions, type MambaCache, type MambaLM, type SamplingOptions, sampleToken } from '@offramp/mamba';
+import { type ExitOptions, type SamplingOptions, sampleToken } from '@offramp/mamba';
+import type { LmBackend, LmCache } from './completions-backend.js';
 
 export type FinishReason = 'stop' | 'length' | 'aborted';
 
@@ -85,13 +86,13 @@ interface Seq {
 interface Group {
   exit: ExitOptions | undefined;
   seqs: Seq[];
-  cache: MambaCache | null;
+  cache: LmCache | null;
   dirty: boolean;
 }
 
 /** A prefill cache shared by the sequences prefilled together; disposed when the last one leaves it. */
 interface SharedCache {
-  cache: MambaCache;
+  cache: LmCache;
   refs: number;
 }
 
@@ -130,7 +131,7 @@ export class DecodeScheduler {
   private readonly counters = { steps: 0, tokens: 0, maxStepRows: 0, stepRows: 0, prefills: 0, prefillRows: 0 };
 
   constructor(
-    readonly model: MambaLM,
+    readonly model: LmBackend,
     options: DecodeSchedulerOptions = {},
   ) {
     this.maxBatch = options.maxBatch ?? 16;
@@ -235,7 +236,7 @@ export class DecodeScheduler {
   }
 
   private async prefill(batch: Pending[]): Promise<void> {
-    let r: Awaited<ReturnType<MambaLM['prefill']>>;
+    let r: Awaited<ReturnType<LmBackend['prefill']>>;
     try {
       r = await this.model.prefill(batch.map((p) => p.req.prompt));
     } catch (e) {
@@ -365,37 +366,33 @@ export class DecodeScheduler {
     }
     const old = g.cache;
     const oldRows = old && seqs.some((s) => !s.own);
-    const layers = this.model.blocks.length;
-    const read = async (c: MambaCache) => {
-      const conv: Float32Array[] = [];
-      const ssm: Float32Array[] = [];
-      for (let l = 0; l < layers; l++) {
-        conv.push((await c.layers[l].conv.read()) as Float32Array);
-        ssm.push((await c.layers[l].ssm.read()) as Float32Array);
-      }
-      return { conv, ssm };
+    const m = this.model;
+    const read = async (c: LmCache) => {
+      const states: Float32Array[] = [];
+      for (const t of m.stateTensors(c)) states.push((await t.read()) as Float32Array);
+      return states;
     };
     const oldStates = oldRows ? await read(old) : null;
-    const ownStates = new Map<SharedCache, { conv: Float32Array[]; ssm: Float32Array[] }>();
+    const ownStates = new Map<SharedCache, Float32Array[]>();
     for (const s of seqs)
       if (s.own && !ownStates.has(s.own.shared)) ownStates.set(s.own.shared, await read(s.own.shared.cache));
     const n = seqs.length;
-    const cache = this.model.newCache(n);
-    for (let l = 0; l < layers; l++) {
-      const wc = cache.layers[l].conv.length / n;
-      const ws = cache.layers[l].ssm.length / n;
-      const conv = new Float32Array(n * wc);
-      const ssm = new Float32Array(n * ws);
+    const cache = m.newCache(n);
+    m.stateTensors(cache).forEach((t, k) => {
+      const w = t.length / n;
+      const data = new Float32Array(n * w);
       seqs.forEach((s, i) => {
         const src = s.own ? ownStates.get(s.own.shared)! : oldStates!;
         const row = s.own ? s.own.row : s.row;
-        const [c, m] = [src.conv[l], src.ssm[l]];
-        conv.set(c.subarray(row * wc, (row + 1) * wc), i * wc);
-        ssm.set(m.subarray(row * ws, (row + 1) * ws), i * ws);
+        data.set(src[k].subarray(row * w, (row + 1) * w), i * w);
       });
-      cache.layers[l].conv.write(conv);
-      cache.layers[l].ssm.write(ssm);
-    }
+      t.write(data);
+    });
+    if (m.rowLength && m.setRowLength)
+      seqs.forEach((s, i) => {
+        const src = s.own ? s.own.shared.cache : old!;
+        m.setRowLength!(cache, i, m.rowLength!(src, s.own ? s.own.row : s.row));
+      });
     old?.dispose();
     seqs.forEach((s, i) => {
       release(s);

@@ -160,17 +160,20 @@ function prepare(
   if (text.length === 0)
     throw new ApiError(400, 'prompt: the prompt is empty; give at least one character', where, 'empty_prompt');
   const prompt = Array.from(lm.tokenizer.encode(text));
-  if (prompt.length > lm.model.maxPromptTokens)
+  if (prompt.length > lm.backend.maxPromptTokens)
     throw new ApiError(
       400,
-      `${where}: the prompt is ${prompt.length} tokens, more than this model's limit of ${lm.model.maxPromptTokens}`,
+      `${where}: the prompt is ${prompt.length} tokens, more than this model's limit of ${lm.backend.maxPromptTokens}`,
       where,
       'prompt_too_long',
     );
   if (prompt.length === 0) throw new ApiError(400, `${where}: the prompt encodes to no tokens`, where, 'empty_prompt');
   let exit: ExitOptions;
   try {
-    exit = { rule: exitRuleOf(body.offramp?.policy ?? 'never', lm.model.exits), skip: body.offramp?.skip ?? 'freeze' };
+    exit = {
+      rule: exitRuleOf(body.offramp?.policy ?? 'never', lm.backend.exits),
+      skip: body.offramp?.skip ?? 'freeze',
+    };
   } catch (e) {
     if (e instanceof PolicySpecError)
       throw new ApiError(400, `offramp.policy: ${e.message}`, 'offramp.policy', 'invalid_policy');
@@ -184,6 +187,14 @@ function prepare(
     throw new ApiError(
       400,
       `This server's maximum sequence length for model '${body.model}' (maxSeqLen) is ${lm.maxSeqLen} tokens; this request asks for ${prompt.length + maxTokens} (${prompt.length} in the ${where}, ${maxTokens} to generate): shorten the ${where} or lower max_tokens`,
+      kind === 'chat' && body.max_tokens === undefined ? 'max_completion_tokens' : 'max_tokens',
+      'context_length_exceeded',
+    );
+  const context = lm.backend.maxContext;
+  if (context !== undefined && prompt.length + maxTokens > context)
+    throw new ApiError(
+      400,
+      `This model's context is ${context} tokens; this request asks for ${prompt.length + maxTokens} (${prompt.length} in the ${where}, ${maxTokens} to generate): shorten the ${where} or lower max_tokens`,
       kind === 'chat' && body.max_tokens === undefined ? 'max_completion_tokens' : 'max_tokens',
       'context_length_exceeded',
     );
@@ -223,7 +234,7 @@ function run(
   signal: AbortSignal,
   onText: (text: string, exitBlocks: number[], depthFraction: number) => void,
 ) {
-  const { model, tokenizer, scheduler } = job.lm;
+  const { backend: model, tokenizer, scheduler } = job.lm;
   const matcher = new StopMatcher(job.stops);
   const blocks: number[] = [];
   let pending: number[] = [];
