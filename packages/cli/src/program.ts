@@ -446,7 +446,7 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
     program
       .command('serve')
       .description(
-        'serve models over HTTP: classifiers (POST /v1/classify), Mamba LMs (OpenAI-compatible /v1/completions, /v1/chat/completions), GET /v1/models, /metrics, /docs/json',
+        'serve models over HTTP: classifiers (POST /v1/classify), language models, Mamba or Llama-style decoders (OpenAI-compatible /v1/completions, /v1/chat/completions), GET /v1/models, /metrics, /docs/json',
       )
       .option(
         '-m, --model <name=folder>',

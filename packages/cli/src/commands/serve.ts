@@ -37,7 +37,7 @@ export function parseModelArgs(specs: readonly string[]): Record<string, string>
       throw new UsageError(`--model '${s}': the name '${name}' must be letters, digits, '.', '_' or '-'`);
     if (Object.hasOwn(out, name)) throw new UsageError(`--model: the name '${name}' is given twice`);
     const dir = resolveModelDir(where);
-    modelKind(dir); // a classifier (/v1/classify) or a Mamba LM (completions); anything else is refused here
+    modelKind(dir); // a classifier (/v1/classify) or a language model, Mamba or Llama-style (completions); anything else is refused here
     out[name] = dir;
   }
   return out;
