@@ -15,7 +15,7 @@
 // Random model sizes: --layers 6 --width 256 --heads 4 --kv-heads 2 --vocab 96 --exits 1,2,3
 // Results go to bench/results/generate.json (generate-random.json with --random); progress goes to stderr.
 import './dawn-globals.js';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -58,6 +58,7 @@ const { values: args } = parseArgs({
     'sweep-ks': { type: 'string', default: '1,2,3,4,6' },
     'sweep-tokens': { type: 'string', default: '32' },
     'sweep-reps': { type: 'string', default: '1' },
+    mamba: { type: 'string' },
   },
 });
 
@@ -93,6 +94,7 @@ interface TrainData {
 // ---- the model and prompts ----
 let model: DecoderLM;
 let modelInfo: Record<string, unknown>;
+let decoderDir = '';
 let prompts: number[][];
 let promptSource: string;
 if (args.random) {
@@ -132,6 +134,7 @@ if (args.random) {
   const { model: m, loaded } = await loadDecoderLM(dir, device);
   model = m;
   modelInfo = { kind: 'checkpoint', path: path.relative(root, dir) || dir, config: loaded.rawConfig };
+  decoderDir = dir;
   const tok = loaded.tokenizer;
   if (tok?.kind === 'char') {
     // held-out Austen text (Persuasion), through the package's loader (source import: no build needed)
@@ -323,6 +326,9 @@ const loopStrategies: Strategy[] = [
   loopStrategy('recompute', 'recompute maxProb ≥ 0.9', 'token exit (EE-LLM recomputation)', {
     rule: { kind: 'maxProb', threshold: 0.9 },
   }),
+  loopStrategy('recompute', 'recompute maxProb ≥ 0.5', 'token exit (EE-LLM recomputation)', {
+    rule: { kind: 'maxProb', threshold: 0.5 },
+  }),
   // 1 warm-up block always runs; the top h(t) blocks fall from L − 1 to hMin over the generated tokens
   ...[...new Set([Math.max(1, L - 3), Math.max(1, Math.floor((L - 1) / 3))])].map((hMin) =>
     loopStrategy('skipdecode', `SkipDecode 1 + top ${L - 1}→${hMin}`, 'SkipDecode (device loop)', { hMin }),
@@ -471,6 +477,101 @@ for (const B of BATCHES) {
   }
 }
 
+// ---- the Austen Mamba on the same prompts: token exits with frozen or partially updated state ----
+interface MambaRow {
+  batch: number;
+  strategy: string;
+  tokensPerSecond: { median: number; min: number; max: number };
+  wallSpeedup: number;
+  cpuSpeedup: number;
+  blocksPerToken: number;
+  computeSpeedup: number;
+  wallOverCompute: number;
+  agreementSequence: number;
+}
+const mambaRows: MambaRow[] = [];
+let mambaInfo: Record<string, unknown> | null = null;
+const mambaDir =
+  args.mamba === 'none' || args.random
+    ? null
+    : path.resolve(process.env.INIT_CWD ?? process.cwd(), args.mamba ?? path.join(root, 'checkpoints/austen-mamba'));
+if (mambaDir && modelInfo.kind === 'checkpoint') {
+  const same = (a: string, b: string) =>
+    existsSync(a) && existsSync(b) && readFileSync(a, 'utf8') === readFileSync(b, 'utf8');
+  const decoderTok = path.join(decoderDir, 'char-tokenizer.json');
+  if (!same(path.join(mambaDir, 'char-tokenizer.json'), decoderTok)) {
+    log(`skipping the Mamba rows: ${mambaDir} has no char tokenizer equal to the decoder's (the prompts are shared)`);
+  } else {
+    const mambaNode = '../../mamba/src/node.js'; // a path, not a dependency: @offramp/mamba depends on core
+    type Mamba = {
+      L: number;
+      generate(
+        p: number[][],
+        o: { maxNewTokens: number; sampling?: { temperature: number }; exit?: unknown },
+      ): Promise<{ tokens: number[][]; depthFraction: number }>;
+      dispose(): void;
+    };
+    const { loadMambaLM } = (await import(mambaNode)) as {
+      loadMambaLM(d: unknown, dir: string): Promise<{ model: Mamba }>;
+    };
+    const { model: mamba } = await loadMambaLM(device, mambaDir);
+    mambaInfo = { path: path.relative(root, mambaDir) || mambaDir, numLayers: mamba.L };
+    const cases: [string, unknown][] = [
+      ['full depth', undefined],
+      ['maxProb ≥ 0.35, freeze', { rule: { kind: 'maxProb', threshold: 0.35 }, skip: 'freeze' }],
+      ['maxProb ≥ 0.35, partial', { rule: { kind: 'maxProb', threshold: 0.35 }, skip: 'partial' }],
+      ['entropy ≤ 0.5, freeze', { rule: { kind: 'entropy', threshold: 0.5 }, skip: 'freeze' }],
+      ['fixed exit after block 3', { rule: { kind: 'fixed', block: 3 }, skip: 'freeze' }],
+    ];
+    for (const B of BATCHES) {
+      const ps = prompts.slice(0, B);
+      const run = (exit: unknown) => mamba.generate(ps, { maxNewTokens: NEW, sampling: { temperature: 0 }, exit });
+      const first: { tokens: number[][]; depthFraction: number }[] = [];
+      for (const [, exit] of cases) first.push(await run(exit));
+      const ms: number[][] = cases.map(() => []);
+      const cpu: number[][] = cases.map(() => []);
+      for (let r = 0; r < REPS; r++)
+        for (let i = 0; i < cases.length; i++) {
+          const k = (i + r) % cases.length;
+          const a = performance.now();
+          const c = process.cpuUsage();
+          await run(cases[k][1]);
+          ms[k].push(performance.now() - a);
+          const dc = process.cpuUsage(c);
+          cpu[k].push((dc.user + dc.system) / 1000);
+        }
+      const fullMs = median(ms[0]);
+      const fullCpu = median(cpu[0]);
+      cases.forEach(([name], k) => {
+        const tps = ms[k].map((x) => (B * NEW) / (x / 1000));
+        let same = 0;
+        first[k].tokens.forEach((t, b) => {
+          t.forEach((x, i) => {
+            same += x === first[0].tokens[b][i] ? 1 : 0;
+          });
+        });
+        const computeSpeedup = 1 / first[k].depthFraction;
+        const wallSpeedup = fullMs / median(ms[k]);
+        mambaRows.push({
+          batch: B,
+          strategy: name,
+          tokensPerSecond: { median: median(tps), min: Math.min(...tps), max: Math.max(...tps) },
+          wallSpeedup,
+          cpuSpeedup: fullCpu / median(cpu[k]),
+          blocksPerToken: first[k].depthFraction * mamba.L,
+          computeSpeedup,
+          wallOverCompute: wallSpeedup / computeSpeedup,
+          agreementSequence: same / (B * NEW),
+        });
+        log(
+          `  Mamba batch ${B} ${name}: ${median(tps).toFixed(1)} tok/s, wall ×${wallSpeedup.toFixed(2)}, compute ×${computeSpeedup.toFixed(2)}, agreement ${(same / (B * NEW)).toFixed(3)}`,
+        );
+      });
+    }
+    mamba.dispose();
+  }
+}
+
 const result = {
   benchmark: 'generate',
   date: new Date().toISOString(),
@@ -498,6 +599,7 @@ const result = {
   },
   sweeps,
   rows,
+  mamba: mambaInfo ? { model: mambaInfo, rows: mambaRows } : null,
 };
 const outPath = path.resolve(
   args.out ?? path.join(here, 'results', args.random ? 'generate-random.json' : 'generate.json'),

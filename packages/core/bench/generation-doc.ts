@@ -46,6 +46,47 @@ interface Result {
   };
   sweeps: Record<string, SweepPoint[]>;
   rows: Row[];
+  mamba?: {
+    model: { path: string; numLayers: number };
+    rows: {
+      batch: number;
+      strategy: string;
+      tokensPerSecond: { median: number; min: number; max: number };
+      wallSpeedup: number;
+      cpuSpeedup: number;
+      blocksPerToken: number;
+      computeSpeedup: number;
+      wallOverCompute: number;
+      agreementSequence: number;
+    }[];
+  } | null;
+}
+
+/** The Austen Mamba's rows of the same run (same prompts, greedy, its own generate with token exits). */
+function mambaSection(r: Result): string {
+  const m = r.mamba;
+  if (!m || m.rows.length === 0) return '';
+  const out = [
+    `### The Austen Mamba on the same prompts (\`${m.model.path}\`, ${m.model.numLayers} blocks)`,
+    '',
+    'MambaLM.generate through the same host loop with per-token exits: skipped blocks frozen (their state',
+    'unchanged) or partially updated (state-only work of the skipped blocks). Greedy; baseline its full depth.',
+    '',
+  ];
+  for (const b of [...new Set(m.rows.map((x) => x.batch))]) {
+    out.push(
+      `Batch ${b}:`,
+      '',
+      '| strategy | tokens/s | wall × | cpu × | blocks/token | compute × | wall ÷ compute | agreement (sequence) |',
+      '|---|---|---|---|---|---|---|---|',
+    );
+    for (const x of m.rows.filter((y) => y.batch === b))
+      out.push(
+        `| ${x.strategy} | ${f(x.tokensPerSecond.median, 1)} [${f(x.tokensPerSecond.min, 1)}–${f(x.tokensPerSecond.max, 1)}] | ${f(x.wallSpeedup)} | ${f(x.cpuSpeedup)} | ${f(x.blocksPerToken)} | ${f(x.computeSpeedup)} | ${f(x.wallOverCompute)} | ${f(x.agreementSequence, 3)} |`,
+      );
+    out.push('');
+  }
+  return out.join('\n');
 }
 
 const f = (x: number | null | undefined, d = 2) =>
@@ -197,6 +238,8 @@ export function writeGenerationDoc(root = path.resolve(here, '../../..')): strin
   for (const [title, p] of present) {
     const r = JSON.parse(readFileSync(p, 'utf8')) as Result;
     parts.push(section(title, r));
+    const ms = mambaSection(r);
+    if (ms) parts.push(ms);
     if (r.model.kind !== 'random') parts.push(targets(r));
   }
   const notes = path.join(root, 'docs', 'results-generation-notes.md');
