@@ -22,6 +22,7 @@ import {
   SIGNALS_PER_ROW,
   type Tensor,
   type TensorView,
+  tableWindows,
   ValidationError,
 } from '@offramp/core';
 import {
@@ -134,10 +135,7 @@ export interface ScoreResult {
   partialBlocks: number;
 }
 
-interface Window {
-  start: number;
-  count: number;
-}
+type Window = ReturnType<typeof tableWindows>[number];
 
 /** Per-sequence recurrent state of every block (and of stateful exit classifiers), for `batch` rows. */
 export class MambaCache {
@@ -688,18 +686,5 @@ export function softmaxSignals(z: ArrayLike<number>, o: number, V: number): { ma
   return { maxProb: 1 / se, entropy: Math.log(se) - sze / se };
 }
 
-/** Row windows of a (V, d) table: each within the binding limit, starting at aligned offsets. */
-export function tableWindows(device: Device, V: number, d: number, maxBindingBytes?: number): Window[] {
-  const limit = Math.min(maxBindingBytes ?? Number.POSITIVE_INFINITY, device.limits.maxStorageBufferBindingSize);
-  if (V * d * 4 <= limit) return [{ start: 0, count: V }];
-  const align = Math.max(1, device.limits.minStorageBufferOffsetAlignment / 4);
-  const rows = Math.floor(Math.floor(limit / (d * 4)) / align) * align;
-  if (rows < 1) {
-    throw new ValidationError(
-      `a binding limit of ${limit} bytes cannot hold ${align} aligned rows of ${d} float32 values of the embedding table; raise maxBindingBytes to at least ${align * d * 4}`,
-    );
-  }
-  const out: Window[] = [];
-  for (let start = 0; start < V; start += rows) out.push({ start, count: Math.min(rows, V - start) });
-  return out;
-}
+/** Row windows of a (V, d) table within the binding limit (core's, shared with the decoder). */
+export { tableWindows };
