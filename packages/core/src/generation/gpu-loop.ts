@@ -91,7 +91,12 @@ function ruleParams(rule: DecoderExitRule): { code: number; threshold: number } 
   }
 }
 
-function checkOptions(model: DecoderLM, prompts: readonly (readonly number[])[], o: LoopGenerateOptions, what: string) {
+export function checkOptions(
+  model: DecoderLM,
+  prompts: readonly (readonly number[])[],
+  o: LoopGenerateOptions,
+  what: string,
+) {
   if (prompts.length === 0) throw new ValidationError(`${what}: no prompts`);
   if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 1)
     throw new ValidationError(`${what}: maxNewTokens must be a positive integer, got ${o.maxNewTokens}`);
@@ -108,6 +113,33 @@ function checkOptions(model: DecoderLM, prompts: readonly (readonly number[])[],
       `${what}: the longest prompt plus maxNewTokens is ${maxLen} positions, more than max_position_embeddings ${model.config.maxPositionEmbeddings}`,
     );
   return { steps: n, maxLen };
+}
+
+/**
+ * The device sampler driven from the host, for loops whose logits come back to the host each step: draw(lg,
+ * step) writes the (B, V) logits, samples row r keyed by (seed, r, step) and reads the B tokens back (the
+ * same draws as the device loop's).
+ */
+export function hostSampler(dev: Device, B: number, V: number, sampling: SamplingOptions) {
+  const keys = dev.tensor(
+    'u32',
+    [B],
+    Array.from({ length: B }, (_, i) => i),
+  );
+  const tokens = dev.tensor('u32', [B]);
+  const z = dev.tensor('f32', [B, V]);
+  return {
+    async draw(lg: Float32Array, step: number): Promise<number[]> {
+      dev.write(z, lg);
+      dispatchSample(dev, z, keys, tokens, B, V, sampling, step);
+      return Array.from((await tokens.read()) as Uint32Array);
+    },
+    dispose(): void {
+      keys.dispose();
+      tokens.dispose();
+      z.dispose();
+    },
+  };
 }
 
 /** Dispatches the sampler: tokens[r] from logits row r, keyed by (seed, keys[r], step). */
@@ -326,13 +358,7 @@ export async function generateHostLoop(
   const { V, L } = model;
   const B = prompts.length;
   const { logits, cache } = await model.prefill(prompts, undefined, maxLen);
-  const keys = dev.tensor(
-    'u32',
-    [B],
-    Array.from({ length: B }, (_, i) => i),
-  );
-  const tokensT = dev.tensor('u32', [B]);
-  const z = dev.tensor('f32', [B, V]);
+  const sampler = hostSampler(dev, B, V, sampling);
   const res: LoopGenerateResult = {
     tokens: prompts.map(() => []),
     exitBlocks: prompts.map(() => []),
@@ -340,11 +366,9 @@ export async function generateHostLoop(
     blocksComputed: 0,
     readbacks: 0,
   };
-  const draw = async (lg: Float32Array, step: number) => {
-    dev.write(z, lg);
-    dispatchSample(dev, z, keys, tokensT, B, V, sampling, step);
+  const draw = (lg: Float32Array, step: number) => {
     res.readbacks++;
-    return Array.from((await tokensT.read()) as Uint32Array);
+    return sampler.draw(lg, step);
   };
   try {
     const done = new Array(B).fill(false);
@@ -369,9 +393,7 @@ export async function generateHostLoop(
     }
     return res;
   } finally {
-    keys.dispose();
-    tokensT.dispose();
-    z.dispose();
+    sampler.dispose();
     cache.dispose();
   }
 }

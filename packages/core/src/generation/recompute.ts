@@ -9,8 +9,7 @@
 // block among the rows, batched over rows), not fused into the next token's forward; the outputs are the
 // same, and recomputedBlocks counts its cost. Host-driven (one step and one readback per token).
 import type { DecoderCache, DecoderExitRule, DecoderLM } from '../models/decoder-lm.js';
-import { checkSampling } from '../models/sampling.js';
-import { dispatchSample, type LoopGenerateOptions, type LoopGenerateResult } from './gpu-loop.js';
+import { checkOptions, hostSampler, type LoopGenerateOptions, type LoopGenerateResult } from './gpu-loop.js';
 
 export interface RecomputeResult extends LoopGenerateResult {
   /** Blocks run again to fill skipped K/V, summed over tokens (included in blocksComputed). */
@@ -30,21 +29,14 @@ export async function generateRecompute(
     keepCache?: boolean;
   },
 ): Promise<RecomputeResult> {
+  const { maxLen } = checkOptions(model, prompts, o, 'generateRecompute');
   const sampling = o.sampling ?? {};
-  checkSampling(sampling);
   const dev = model.device;
   const { V, L, d } = model;
   const B = prompts.length;
   const stop = new Set(o.stop ?? []);
-  const maxLen = Math.max(...prompts.map((p) => p.length)) + o.maxNewTokens;
   const { logits, cache } = await model.prefill(prompts, undefined, maxLen);
-  const keys = dev.tensor(
-    'u32',
-    [B],
-    Array.from({ length: B }, (_, i) => i),
-  );
-  const tokensT = dev.tensor('u32', [B]);
-  const z = dev.tensor('f32', [B, V]);
+  const sampler = hostSampler(dev, B, V, sampling);
   const res: RecomputeResult = {
     tokens: prompts.map(() => []),
     exitBlocks: prompts.map(() => []),
@@ -54,12 +46,10 @@ export async function generateRecompute(
     recomputedBlocks: 0,
     logits: o.keepLogits ? [] : undefined,
   };
-  const draw = async (lg: Float32Array, step: number) => {
+  const draw = (lg: Float32Array, step: number) => {
     if (res.logits) res.logits.push(lg.slice());
-    dev.write(z, lg);
-    dispatchSample(dev, z, keys, tokensT, B, V, sampling, step);
     res.readbacks++;
-    return Array.from((await tokensT.read()) as Uint32Array);
+    return sampler.draw(lg, step);
   };
   // rows whose last token left early: its hidden state at the exit and the exit block
   let pending: { row: number; pos: number; block: number; h: Float32Array }[] = [];
@@ -126,9 +116,7 @@ export async function generateRecompute(
     res.blocksComputed += res.recomputedBlocks;
     return res;
   } finally {
-    keys.dispose();
-    tokensT.dispose();
-    z.dispose();
+    sampler.dispose();
     if (!keepCache) cache.dispose();
   }
 }
