@@ -2,4 +2,5 @@
 
 export * from './util/files.js';
 export * from './weights/decoder-dir.js';
+export { readSafetensorsFile, readWeightFiles, sizeOf, type WeightFiles, weightFiles } from './weights/hf-weights.js';
 export * from './weights/model-dir.js';

@@ -5,23 +5,14 @@
 // size of the weight files before any of them is read.
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
+import { type Device, FormatError, parseJsonText, type SafetensorsTensor, ValidationError } from '@offramp/core';
 import {
-  type Device,
-  FormatError,
-  parseJsonText,
-  parseSafetensors,
-  type SafetensorsTensor,
-  ValidationError,
-} from '@offramp/core';
-import {
-  describeFsError,
   MAX_CONFIG_FILE_BYTES,
-  MAX_WEIGHTS_FILE_BYTES,
   nonFiniteWarnings,
-  otherFormatHint,
-  readBoundedFile,
   readBoundedText,
-  resolveInside,
+  readWeightFiles,
+  sizeOf,
+  weightFiles,
 } from '@offramp/core/node';
 import { type MambaConfig, mambaWeightCount, type ParseMambaConfigOptions, parseMambaConfig } from './config.js';
 import { MambaLM, type MambaLMOptions } from './model.js';
@@ -45,20 +36,6 @@ export interface LoadMambaOptions extends ParseMambaConfigOptions {
 
 const defaultWarning = (message: string) => console.warn(`warning: ${message}`);
 
-/**
- * Size of `p` when it exists (a dangling symlink does not), NaN when it is not a regular file (the bounded
- * read reports that); any other failure is reported with the path.
- */
-async function sizeOf(p: string, what: string): Promise<number | undefined> {
-  try {
-    const st = await stat(p);
-    return st.isFile() ? st.size : Number.NaN;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw describeFsError(p, e, what);
-  }
-}
-
 async function readJson(p: string, what: string): Promise<unknown> {
   return parseJsonText(await readBoundedText(p, { maxBytes: MAX_CONFIG_FILE_BYTES, what }), p);
 }
@@ -66,84 +43,9 @@ async function readJson(p: string, what: string): Promise<unknown> {
 const WEIGHTS_WHAT =
   'Mamba weights in safetensors format (larger models are sharded with model.safetensors.index.json)';
 
-async function readSafetensorsFile(p: string): Promise<Map<string, SafetensorsTensor>> {
-  const buf = await readBoundedFile(p, { maxBytes: MAX_WEIGHTS_FILE_BYTES, what: WEIGHTS_WHAT });
-  // a plain Uint8Array view (Node's Buffer.slice does not copy; the decoder's copying path relies on it)
-  const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-  try {
-    return parseSafetensors(bytes).tensors;
-  } catch (e) {
-    throw new FormatError(`${p}: ${(e as Error).message.replace(/^safetensors: /, '')}`, { cause: e });
-  }
-}
-
-interface WeightFiles {
-  /** Files to read, in order, each with the tensors the index places there (undefined: a single file). */
-  files: { path: string; names?: string[] }[];
-  index?: string;
-  totalBytes: number;
-}
-
-/** The weight files of a folder (model.safetensors, or the shards model.safetensors.index.json lists). */
-async function weightFiles(dir: string): Promise<WeightFiles> {
-  const single = path.join(dir, 'model.safetensors');
-  const index = path.join(dir, 'model.safetensors.index.json');
-  const singleSize = await sizeOf(single, WEIGHTS_WHAT);
-  if (singleSize !== undefined) return { files: [{ path: single }], totalBytes: singleSize };
-  if ((await sizeOf(index, 'the shard index')) === undefined) {
-    throw new FormatError(
-      `no weights in ${dir}: expected model.safetensors or model.safetensors.index.json (sharded) beside config.json${await otherFormatHint(dir)}`,
-    );
-  }
-  const idx = (await readJson(index, 'the shard index { "weight_map": { tensor name: shard file } }')) as {
-    weight_map?: unknown;
-  };
-  const map = idx?.weight_map;
-  if (typeof map !== 'object' || map === null || Array.isArray(map)) {
-    throw new FormatError(`${index}: expected { "weight_map": { tensor name: shard file } }`);
-  }
-  const shards = new Map<string, string[]>();
-  for (const [name, file] of Object.entries(map as Record<string, unknown>)) {
-    if (typeof file !== 'string' || file.includes('/') || file.includes('\\') || file.startsWith('.')) {
-      throw new FormatError(
-        `${index}: weight_map["${name}"] must be a shard file name in the same folder, got ${JSON.stringify(file)}`,
-      );
-    }
-    shards.set(file, [...(shards.get(file) ?? []), name]);
-  }
-  const files: WeightFiles['files'] = [];
-  let totalBytes = 0;
-  for (const [file, names] of [...shards].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    // inside the folder, symbolic links included
-    const p = resolveInside(dir, file, index);
-    const size = await sizeOf(p, WEIGHTS_WHAT);
-    if (size === undefined)
-      throw new FormatError(`${p} does not exist; ${index} places ${names.length} tensors there (e.g. '${names[0]}')`);
-    totalBytes += size;
-    files.push({ path: p, names });
-  }
-  return { files, index, totalBytes };
-}
-
-async function readWeightFiles(w: WeightFiles): Promise<Map<string, SafetensorsTensor>> {
-  const out = new Map<string, SafetensorsTensor>();
-  for (const { path: p, names } of w.files) {
-    const t = await readSafetensorsFile(p);
-    if (!names) return t;
-    for (const n of names) {
-      const x = t.get(n);
-      if (!x) throw new FormatError(`${w.index} puts '${n}' in ${path.basename(p)}, but ${p} has no such tensor`);
-      out.set(n, x);
-    }
-    for (const n of t.keys())
-      if (!names.includes(n)) throw new FormatError(`${p} holds '${n}', which ${w.index} does not list`);
-  }
-  return out;
-}
-
 /** Reads the weights of a folder: model.safetensors, or the shards listed by model.safetensors.index.json. */
 export async function readMambaWeights(dir: string): Promise<Map<string, SafetensorsTensor>> {
-  return readWeightFiles(await weightFiles(dir));
+  return readWeightFiles(await weightFiles(dir, WEIGHTS_WHAT));
 }
 
 /**
@@ -168,7 +70,7 @@ export async function loadMambaDir(dir: string, options: LoadMambaOptions = {}):
     if (e instanceof ValidationError) throw new FormatError(e.message, { cause: e });
     throw e;
   }
-  const files = await weightFiles(dir);
+  const files = await weightFiles(dir, WEIGHTS_WHAT);
   const weights = mambaWeightCount(config);
   // (NaN when a file is not a regular one: the read below says so)
   if (weights * 2 > files.totalBytes) {

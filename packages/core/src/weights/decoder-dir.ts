@@ -18,10 +18,10 @@ import {
 } from '../models/decoder-config.js';
 import { DecoderLM, type DecoderLMOptions } from '../models/decoder-lm.js';
 import type { Device } from '../runtime/device.js';
-import { describeFsError, FILE_LIMITS, readBoundedFile, readBoundedText, resolveInside } from '../util/files.js';
+import { FILE_LIMITS, readBoundedText, resolveInside } from '../util/files.js';
 import { parseJsonText } from '../util/json.js';
-import { MAX_CONFIG_FILE_BYTES, MAX_WEIGHTS_FILE_BYTES, nonFiniteWarnings, otherFormatHint } from './model-dir.js';
-import { parseSafetensors, type SafetensorsTensor } from './safetensors.js';
+import { readJson, readWeightFiles, sizeOf, weightFiles } from './hf-weights.js';
+import { nonFiniteWarnings } from './model-dir.js';
 
 /** Text ↔ ids of a decoder folder's tokenizer. */
 export interface DecoderTokenizer {
@@ -50,88 +50,6 @@ export interface LoadDecoderOptions extends ParseDecoderConfigOptions {
 const WEIGHTS_WHAT =
   'decoder weights in safetensors format (larger models are sharded with model.safetensors.index.json)';
 const ACCEPTED_DTYPES = new Set(['F32', 'F16', 'BF16']);
-
-async function sizeOf(p: string, what: string): Promise<number | undefined> {
-  try {
-    const st = await stat(p);
-    return st.isFile() ? st.size : Number.NaN;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw describeFsError(p, e, what);
-  }
-}
-
-async function readJson(p: string, what: string): Promise<unknown> {
-  return parseJsonText(await readBoundedText(p, { maxBytes: MAX_CONFIG_FILE_BYTES, what }), p);
-}
-
-async function readSafetensorsFile(p: string): Promise<Map<string, SafetensorsTensor>> {
-  const buf = await readBoundedFile(p, { maxBytes: MAX_WEIGHTS_FILE_BYTES, what: WEIGHTS_WHAT });
-  const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-  try {
-    return parseSafetensors(bytes).tensors;
-  } catch (e) {
-    throw new FormatError(`${p}: ${(e as Error).message.replace(/^safetensors: /, '')}`, { cause: e });
-  }
-}
-
-interface WeightFiles {
-  files: { path: string; names?: string[] }[];
-  index?: string;
-  totalBytes: number;
-}
-
-async function weightFiles(dir: string): Promise<WeightFiles> {
-  const single = path.join(dir, 'model.safetensors');
-  const index = path.join(dir, 'model.safetensors.index.json');
-  const singleSize = await sizeOf(single, WEIGHTS_WHAT);
-  if (singleSize !== undefined) return { files: [{ path: single }], totalBytes: singleSize };
-  if ((await sizeOf(index, 'the shard index')) === undefined)
-    throw new FormatError(
-      `no weights in ${dir}: expected model.safetensors or model.safetensors.index.json (sharded) beside config.json${await otherFormatHint(dir)}`,
-    );
-  const idx = (await readJson(index, 'the shard index { "weight_map": { tensor name: shard file } }')) as {
-    weight_map?: unknown;
-  };
-  const map = idx?.weight_map;
-  if (typeof map !== 'object' || map === null || Array.isArray(map))
-    throw new FormatError(`${index}: expected { "weight_map": { tensor name: shard file } }`);
-  const shards = new Map<string, string[]>();
-  for (const [name, file] of Object.entries(map as Record<string, unknown>)) {
-    if (typeof file !== 'string' || file.includes('/') || file.includes('\\') || file.startsWith('.'))
-      throw new FormatError(
-        `${index}: weight_map["${name}"] must be a shard file name in the same folder, got ${JSON.stringify(file)}`,
-      );
-    shards.set(file, [...(shards.get(file) ?? []), name]);
-  }
-  const files: WeightFiles['files'] = [];
-  let totalBytes = 0;
-  for (const [file, names] of [...shards].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const p = resolveInside(dir, file, index);
-    const size = await sizeOf(p, WEIGHTS_WHAT);
-    if (size === undefined)
-      throw new FormatError(`${p} does not exist; ${index} places ${names.length} tensors there (e.g. '${names[0]}')`);
-    totalBytes += size;
-    files.push({ path: p, names });
-  }
-  return { files, index, totalBytes };
-}
-
-async function readWeightFiles(w: WeightFiles): Promise<Map<string, SafetensorsTensor>> {
-  const out = new Map<string, SafetensorsTensor>();
-  for (const { path: p, names } of w.files) {
-    const t = await readSafetensorsFile(p);
-    if (!names) return t;
-    for (const n of names) {
-      const x = t.get(n);
-      if (!x) throw new FormatError(`${w.index} puts '${n}' in ${path.basename(p)}, but ${p} has no such tensor`);
-      out.set(n, x);
-    }
-    for (const n of t.keys())
-      if (!names.includes(n)) throw new FormatError(`${p} holds '${n}', which ${w.index} does not list`);
-  }
-  return out;
-}
 
 /** Parses an Offramp char tokenizer ({type: 'char', version: 1, chars}: id 0 unknown, char i has id i + 1). */
 function charTokenizer(json: unknown, source: string): DecoderTokenizer {
@@ -212,7 +130,7 @@ export async function loadDecoderDir(dir: string, options: LoadDecoderOptions = 
     unknown
   >;
   const config = parseDecoderConfig(rawConfig, configPath, options);
-  const files = await weightFiles(dir);
+  const files = await weightFiles(dir, WEIGHTS_WHAT);
   const weights = decoderWeightCount(config);
   if (weights * 2 > files.totalBytes) {
     const where = files.index ? `the shards of ${files.index} hold` : `${files.files[0].path} is`;
