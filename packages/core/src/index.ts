@@ -28,6 +28,7 @@ export * from './generation/index.js';
 export * from './generation/interface.js';
 export { generateRecompute, type RecomputeResult } from './generation/recompute.js';
 export * from './generation/signals.js';
+export { type TokenSink, tokenStreamer } from './generation/stream.js';
 export { generateSkipDecode, type SkipDecodeSchedule, skipDepth, skipPlan } from './generation/skipdecode.js';
 export {
   GENERATION_STRATEGIES,

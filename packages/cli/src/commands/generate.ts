@@ -97,8 +97,9 @@ export interface StrategyRequest {
 /**
  * The one dispatch of --strategy. 'calm' is the host loop with token-level exits (the decoder's skipped
  * blocks get keys and values by CALM state propagation; Mamba freezes or partially updates them). The
- * others ('recompute', 'skipdecode', 'speculative') are decoder strategies of the generation loop; this
- * build refuses them with a clear message.
+ * others ('recompute', 'skipdecode', 'speculative') are decoder strategies of the generation loop (a Mamba
+ * model is refused with a clear message). Every strategy streams: onToken gets each row's tokens as its loop
+ * makes them final (one event per token, index counted per row).
  */
 export async function runStrategy(strategy: GenerateStrategy, r: StrategyRequest): Promise<GenerateTokensResult> {
   if (!GENERATE_STRATEGIES.includes(strategy))
@@ -118,6 +119,13 @@ export async function runStrategy(strategy: GenerateStrategy, r: StrategyRequest
   const core = await import('@offramp/core');
   const o = r.options;
   const L = lm.numLayers;
+  // tokens reach onToken as each loop makes them final (a readback, a step, a speculative round)
+  const emitted = r.prompts.map(() => 0);
+  const onTokens: import('@offramp/core').TokenSink = (row, tokens, exitBlocks) => {
+    tokens.forEach((token, j) => {
+      o.onToken?.({ index: emitted[row]++, rows: [{ row, token, exitBlock: exitBlocks[j] }] });
+    });
+  };
   let out: { tokens: number[][]; exitBlocks: number[][]; blocksRun: number };
   try {
     if (strategy === 'speculative') {
@@ -139,6 +147,7 @@ export async function runStrategy(strategy: GenerateStrategy, r: StrategyRequest
         adaptive: k === 'adaptive',
         sampling: o.sampling,
         stop: o.stop ? [...o.stop] : undefined,
+        onTokens,
       });
       // every token is the full model's; its depth is the whole network
       out = { tokens: res.tokens, exitBlocks: res.tokens.map((t) => t.map(() => L - 1)), blocksRun: res.blocks };
@@ -169,19 +178,13 @@ export async function runStrategy(strategy: GenerateStrategy, r: StrategyRequest
         stop: o.stop ? [...o.stop] : undefined,
         exit: rule ? { rule } : undefined,
         schedule: strategy === 'skipdecode' ? { hMin: r.hMin ?? Math.max(1, Math.ceil((L - 1) / 2)) } : undefined,
+        onTokens,
       });
       out = res;
     }
   } catch (e) {
     if (e instanceof UsageError || e instanceof RuntimeError) throw e;
     throw asUsage(e);
-  }
-  const n = Math.max(0, ...out.tokens.map((t) => t.length));
-  for (let i = 0; i < n; i++) {
-    const rows = out.tokens.flatMap((t, row) =>
-      i < t.length ? [{ row, token: t[i], exitBlock: out.exitBlocks[row][i] }] : [],
-    );
-    o.onToken?.({ index: i, rows });
   }
   const later = out.tokens.reduce((a, t) => a + Math.max(0, t.length - 1), 0);
   return {

@@ -24,6 +24,7 @@ import type { DecoderCache, DecoderExitRule, DecoderLM } from '../models/decoder
 import { checkSampling, type SamplingOptions } from '../models/sampling.js';
 import type { Device } from '../runtime/device.js';
 import type { Tensor } from '../runtime/tensor.js';
+import { type TokenSink, tokenStreamer } from './stream.js';
 
 export interface LoopGenerateOptions {
   maxNewTokens: number;
@@ -35,6 +36,8 @@ export interface LoopGenerateOptions {
   exit?: { rule: DecoderExitRule };
   /** Decode steps recorded per command submission, with one readback each (default 8). Device loop only. */
   stepsPerSubmit?: number;
+  /** Streams tokens as they become final: after each readback (device loop) or step (host loop). */
+  onTokens?: TokenSink;
 }
 
 export interface LoopGenerateResult {
@@ -248,6 +251,7 @@ export async function deviceLoop(
       logits: logRec ? [] : undefined,
     };
     const ended = new Array(B).fill(false);
+    const flush = tokenStreamer(res.tokens, res.exitBlocks, o.onTokens);
     let k = 0;
     while (k < o.maxNewTokens && ended.some((x) => !x)) {
       const s = I.scope();
@@ -331,6 +335,7 @@ export async function deviceLoop(
             if (stop.includes(rec[o2])) ended[b] = true;
           }
         }
+        flush();
       } finally {
         s.dispose();
       }
@@ -370,6 +375,7 @@ export async function generateHostLoop(
     res.readbacks++;
     return sampler.draw(lg, step);
   };
+  const flush = tokenStreamer(res.tokens, res.exitBlocks, o.onTokens);
   try {
     const done = new Array(B).fill(false);
     let next = await draw(logits, 0);
@@ -378,6 +384,7 @@ export async function generateHostLoop(
       res.exitBlocks[b].push(L - 1);
       if (stop.has(tok)) done[b] = true;
     });
+    flush();
     for (let k = 1; k < o.maxNewTokens && done.some((x) => !x); k++) {
       const r = await model.step(next, cache, o.exit ? { rule: o.exit.rule } : undefined);
       res.readbacks++;
@@ -390,6 +397,7 @@ export async function generateHostLoop(
         if (stop.has(tok)) done[b] = true;
       });
       res.blocksComputed += r.blocksRun;
+      flush();
     }
     return res;
   } finally {

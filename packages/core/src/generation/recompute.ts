@@ -10,6 +10,7 @@
 // same, and recomputedBlocks counts its cost. Host-driven (one step and one readback per token).
 import type { DecoderCache, DecoderExitRule, DecoderLM } from '../models/decoder-lm.js';
 import { checkOptions, hostSampler, type LoopGenerateOptions, type LoopGenerateResult } from './gpu-loop.js';
+import { tokenStreamer } from './stream.js';
 
 export interface RecomputeResult extends LoopGenerateResult {
   /** Blocks run again to fill skipped K/V, summed over tokens (included in blocksComputed). */
@@ -78,6 +79,7 @@ export async function generateRecompute(
     pending = [];
   };
   let keepCache = false;
+  const flush = tokenStreamer(res.tokens, res.exitBlocks, o.onTokens);
   try {
     const done = new Array(B).fill(false);
     let next = await draw(logits, 0);
@@ -86,6 +88,7 @@ export async function generateRecompute(
       res.exitBlocks[b].push(L - 1);
       if (stop.has(tok)) done[b] = true;
     });
+    flush();
     for (let k = 1; k < o.maxNewTokens && done.some((x) => !x); k++) {
       recompute();
       const r = await model.step(next, cache, { rule: o.exit.rule, skip: 'none', keepHidden: true });
@@ -107,6 +110,7 @@ export async function generateRecompute(
         res.blocksRun += r.exitBlocks[b] + 1;
         if (stop.has(tok)) done[b] = true;
       });
+      flush();
     }
     if (o.keepCache) {
       recompute();

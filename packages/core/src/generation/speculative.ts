@@ -18,6 +18,7 @@ import type { DecoderCache, DecoderLM } from '../models/decoder-lm.js';
 import { argmaxOf, checkSampling, type SamplingOptions } from '../models/sampling.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { mulberry32 } from '../util/random.js';
+import { type TokenSink, tokenStreamer } from './stream.js';
 
 /** Adaptive draft length: per row, k maximising expected tokens per sequential block pass. */
 export interface AdaptiveKOptions {
@@ -49,6 +50,8 @@ export interface SpeculativeOptions {
   acceptance?: 'exact' | 'always';
   /** Return the cache (positions of the prompt and of every output token but the last); the caller disposes. */
   keepCache?: boolean;
+  /** Streams each row's tokens after every round (exit block: the full depth, as every kept token is the full model's). */
+  onTokens?: TokenSink;
 }
 
 export interface SpeculativeRowStats {
@@ -220,6 +223,7 @@ export async function speculativeGenerate(
     }));
     const done = new Array<boolean>(B).fill(false);
     const pending = new Array<number>(B).fill(0);
+    const flush = tokenStreamer(tokens, (_, n) => new Array<number>(n).fill(L - 1), o.onTokens);
     const probs = new Float64Array(V);
     // first token: the prefill's full-depth logits
     for (let b = 0; b < B; b++) {
@@ -229,6 +233,7 @@ export async function speculativeGenerate(
       pending[b] = t;
       if (stop.has(t) || o.maxNewTokens === 1) done[b] = true;
     }
+    flush();
     // adaptive state: decayed accepted / verified draft counts per row
     const accS = new Float64Array(B).fill(2 * ad.prior);
     const accT = new Float64Array(B).fill(2);
@@ -369,6 +374,7 @@ export async function speculativeGenerate(
         cache.setLength(b, base.get(b)! + m);
         pending[b] = next;
       }
+      flush();
     }
     const drafted = rows.reduce((s, r) => s + r.drafted, 0);
     const accepted = rows.reduce((s, r) => s + r.accepted, 0);

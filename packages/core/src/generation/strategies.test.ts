@@ -6,6 +6,7 @@ import { DecoderLM } from '../models/decoder-lm.js';
 import { randomDecoderWeights } from '../models/decoder-random.js';
 import { createGpuDevice } from '../runtime/create-device.js';
 import type { GpuDevice } from '../runtime/gpu-device.js';
+import { speculativeGenerate } from './speculative.js';
 import { type GenerationStrategy, generateWithStrategy } from './strategies.js';
 
 let device: GpuDevice;
@@ -68,6 +69,63 @@ describe('generateWithStrategy', () => {
     expect(dev.tokens).toEqual(host.tokens);
     expect(rec.tokens).toEqual(host.tokens);
     expect(dev.depthFraction).toBe(1);
+  });
+
+  it("streams every strategy: the sink gets each row's tokens in order, in several deliveries, and they add up to the result", async () => {
+    const collect = () => {
+      const got = prompts.map(() => ({ tokens: [] as number[], exitBlocks: [] as number[], calls: 0 }));
+      const sink = (row: number, tokens: readonly number[], exitBlocks: readonly number[]) => {
+        expect(tokens.length).toBe(exitBlocks.length);
+        expect(tokens.length).toBeGreaterThan(0);
+        got[row].tokens.push(...tokens);
+        got[row].exitBlocks.push(...exitBlocks);
+        got[row].calls++;
+      };
+      return { got, sink };
+    };
+    const rule = { kind: 'maxProb', threshold: 0.05 } as const;
+    const cases: { name: string; stepsPerSubmit?: number; mode?: 'host'; strategy: GenerationStrategy }[] = [
+      { name: 'calm on the device', strategy: 'calm', stepsPerSubmit: 3 },
+      { name: 'calm on the host', strategy: 'calm', mode: 'host' },
+      { name: 'recompute', strategy: 'recompute' },
+      { name: 'skipdecode', strategy: 'skipdecode', stepsPerSubmit: 2 },
+    ];
+    for (const c of cases) {
+      const { got, sink } = collect();
+      const r = await generateWithStrategy(model, prompts, {
+        strategy: c.strategy,
+        maxNewTokens: 9,
+        sampling,
+        exit: { rule },
+        mode: c.mode,
+        stepsPerSubmit: c.stepsPerSubmit,
+        schedule: { hMin: 1, hMax: 3, warmup: 1 },
+        onTokens: sink,
+      });
+      expect(
+        got.map((g) => g.tokens),
+        c.name,
+      ).toEqual(r.tokens);
+      expect(
+        got.map((g) => g.exitBlocks),
+        c.name,
+      ).toEqual(r.exitBlocks);
+      // 9 tokens: device loops deliver per readback (ceil(9 / stepsPerSubmit)), host loops per step
+      const want = c.stepsPerSubmit ? Math.ceil(9 / c.stepsPerSubmit) : 9;
+      for (const g of got) expect(g.calls, c.name).toBe(want);
+    }
+    const { got, sink } = collect();
+    const spec = await speculativeGenerate(model, prompts, {
+      maxNewTokens: 9,
+      draftExit: 1,
+      k: 2,
+      sampling,
+      onTokens: sink,
+    });
+    expect(got.map((g) => g.tokens)).toEqual(spec.tokens);
+    expect(got.every((g) => g.exitBlocks.every((e) => e === model.L - 1))).toBe(true);
+    // the prefill's token, then one delivery per round
+    expect(got.map((g) => g.calls)).toEqual(spec.rows.map((r) => 1 + r.rounds));
   });
 
   it('rejects unknown strategies and a skipdecode without schedule', async () => {

@@ -12,6 +12,7 @@ import type { SamplingOptions } from '../models/sampling.js';
 import { generateHostLoop, generateOnDevice } from './gpu-loop.js';
 import { generateRecompute } from './recompute.js';
 import { generateSkipDecode, type SkipDecodeSchedule } from './skipdecode.js';
+import type { TokenSink } from './stream.js';
 
 export type GenerationStrategy = 'calm' | 'recompute' | 'skipdecode';
 export const GENERATION_STRATEGIES: readonly GenerationStrategy[] = ['calm', 'recompute', 'skipdecode'];
@@ -29,6 +30,8 @@ export interface StrategyOptions {
   mode?: 'device' | 'host';
   /** Device loop: decode steps per submission. */
   stepsPerSubmit?: number;
+  /** Streams tokens as they become final (per readback in the device loops, per step on the host). */
+  onTokens?: TokenSink;
 }
 
 export interface StrategyResult {
@@ -49,7 +52,7 @@ export async function generateWithStrategy(
   prompts: readonly (readonly number[])[],
   o: StrategyOptions,
 ): Promise<StrategyResult> {
-  const base = { maxNewTokens: o.maxNewTokens, sampling: o.sampling, stop: o.stop };
+  const base = { maxNewTokens: o.maxNewTokens, sampling: o.sampling, stop: o.stop, onTokens: o.onTokens };
   let r: { tokens: number[][]; exitBlocks: number[][]; blocksRun: number; blocksComputed: number };
   switch (o.strategy) {
     case 'calm': {
