@@ -1,0 +1,3 @@
+export function BatchView(_props: { mode?: string }) {
+  return <p className="muted">not built yet</p>;
+}

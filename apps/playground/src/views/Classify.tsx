@@ -1,0 +1,272 @@
+import type { ModelInput, SampleResult } from '@offramp/core';
+import { useEffect, useMemo, useRef, useState } from 'react';
+import { allExits, type Classifier, type ExitView, loadClassifier, pixelsToFeatures } from '../lib/runtime.ts';
+import {
+  FASHION_CLASSES,
+  FASHION_COUNT,
+  FASHION_SIZE,
+  fashionImage,
+  IMDB_CLASSES,
+  IMDB_REVIEWS,
+} from '../lib/samples.ts';
+import { errorText, type Mode, SLIDER_POLICIES, type SliderPolicy } from '../lib/state.ts';
+
+const THUMBS = Math.min(32, FASHION_COUNT);
+
+export function drawImage(canvas: HTMLCanvasElement | null, bytes: Uint8Array): void {
+  if (!canvas) return;
+  const { width, height } = FASHION_SIZE;
+  canvas.width = width;
+  canvas.height = height;
+  const ctx = canvas.getContext('2d')!;
+  const img = ctx.createImageData(width, height);
+  for (let i = 0; i < bytes.length; i++) {
+    img.data[i * 4] = img.data[i * 4 + 1] = img.data[i * 4 + 2] = bytes[i];
+    img.data[i * 4 + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+}
+
+type Dataset = 'fashion' | 'imdb';
+
+export function ClassifyView({ mode }: { mode: Mode }) {
+  const [dataset, setDataset] = useState<Dataset>('fashion');
+  const [image, setImage] = useState(0);
+  const [text, setText] = useState(IMDB_REVIEWS[0].text);
+  const [policyName, setPolicyName] = useState<SliderPolicy>('confidence');
+  const [threshold, setThreshold] = useState(SLIDER_POLICIES.confidence.initial);
+  const [clf, setClf] = useState<Classifier | null>(null);
+  const [exits, setExits] = useState<ExitView[] | null>(null);
+  const [result, setResult] = useState<(SampleResult & { mode: string; ms: number }) | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(0);
+  const [firstInferenceMs, setFirstInferenceMs] = useState<number | null>(null);
+  const mainCanvas = useRef<HTMLCanvasElement>(null);
+  const classes = dataset === 'fashion' ? FASHION_CLASSES : IMDB_CLASSES;
+  const checkpoint = dataset === 'fashion' ? 'fashion-cnn' : 'imdb-encoder';
+
+  useEffect(() => {
+    let live = true;
+    setClf(null);
+    setExits(null);
+    setResult(null);
+    setError(null);
+    setFirstInferenceMs(null);
+    loadClassifier(checkpoint).then(
+      (c) => live && setClf(c),
+      (e) => live && setError(errorText(e)),
+    );
+    return () => {
+      live = false;
+    };
+  }, [checkpoint]);
+
+  const input: ModelInput | null = useMemo(() => {
+    if (!clf) return null;
+    if (dataset === 'fashion') return { features: [pixelsToFeatures(fashionImage(image).bytes)] };
+    if (!clf.tokenizer) return null;
+    return { ids: [clf.tokenizer.encodeUnpadded(text, clf.maxTokens ?? 256)] };
+  }, [clf, dataset, image, text]);
+
+  useEffect(() => {
+    if (dataset === 'fashion') drawImage(mainCanvas.current, fashionImage(image).bytes);
+  }, [dataset, image]);
+
+  // every exit's probabilities: once per input
+  useEffect(() => {
+    if (!clf || !input) return;
+    let live = true;
+    setBusy((b) => b + 1);
+    allExits(clf, input)
+      .then(
+        (v) => live && setExits(v),
+        (e) => live && setError(errorText(e)),
+      )
+      .finally(() => setBusy((b) => b - 1));
+    return () => {
+      live = false;
+    };
+  }, [clf, input]);
+
+  // the policy's own run: on every input, threshold, policy or mode change
+  useEffect(() => {
+    if (!clf || !input) return;
+    let live = true;
+    setBusy((b) => b + 1);
+    const t0 = performance.now();
+    const policy = SLIDER_POLICIES[policyName].make(threshold);
+    clf.runner
+      .run(input, { policy, mode })
+      .then(
+        (r) => {
+          if (!live) return;
+          const ms = performance.now() - t0;
+          setFirstInferenceMs((f) => f ?? ms);
+          setResult({ ...r.samples[0], mode: r.summary.mode, ms });
+          setError(null);
+        },
+        (e) => live && setError(errorText(e)),
+      )
+      .finally(() => setBusy((b) => b - 1));
+    return () => {
+      live = false;
+    };
+  }, [clf, input, policyName, threshold, mode]);
+
+  const spec = SLIDER_POLICIES[policyName];
+  const label = dataset === 'fashion' ? fashionImage(image).label : 0;
+  return (
+    <div>
+      <div className="panel">
+        <label>
+          <input
+            type="radio"
+            checked={dataset === 'fashion'}
+            onChange={() => setDataset('fashion')}
+            data-testid="ds-fashion"
+          />{' '}
+          Fashion-MNIST CNN
+        </label>
+        <label>
+          <input type="radio" checked={dataset === 'imdb'} onChange={() => setDataset('imdb')} data-testid="ds-imdb" />{' '}
+          IMDB encoder
+        </label>
+        <span className="muted" data-testid="load-status">
+          {clf ? `${clf.name} loaded in ${clf.loadMs.toFixed(0)} ms` : error ? '' : `loading ${checkpoint}…`}
+        </span>
+      </div>
+      {error && (
+        <div className="error" data-testid="classify-error">
+          {error}
+        </div>
+      )}
+      <div className="row">
+        <div className="panel">
+          {dataset === 'fashion' ? (
+            <>
+              <canvas ref={mainCanvas} style={{ width: 140, height: 140, imageRendering: 'pixelated' }} />
+              <div className="muted">
+                test image {image}: {FASHION_CLASSES[label]}
+              </div>
+              <div className="thumbs">
+                {Array.from({ length: THUMBS }, (_, i) => (
+                  <canvas
+                    // biome-ignore lint/suspicious/noArrayIndexKey: a fixed list of images
+                    key={i}
+                    data-testid={`thumb-${i}`}
+                    className={i === image ? 'sel' : ''}
+                    ref={(c) => drawImage(c, fashionImage(i).bytes)}
+                    onClick={() => setImage(i)}
+                  />
+                ))}
+              </div>
+            </>
+          ) : (
+            <>
+              <select onChange={(e) => setText(IMDB_REVIEWS[Number(e.target.value)].text)} data-testid="review-pick">
+                {IMDB_REVIEWS.map((r, i) => (
+                  // biome-ignore lint/suspicious/noArrayIndexKey: a fixed list of reviews
+                  <option key={i} value={i}>
+                    review {i} ({IMDB_CLASSES[r.label]}): {r.text.slice(0, 40)}…
+                  </option>
+                ))}
+              </select>
+              <textarea
+                rows={8}
+                cols={60}
+                value={text}
+                onChange={(e) => setText(e.target.value)}
+                data-testid="review"
+              />
+            </>
+          )}
+        </div>
+        <div className="panel" style={{ minWidth: 420 }}>
+          <div>
+            <select
+              value={policyName}
+              data-testid="policy"
+              onChange={(e) => {
+                const p = e.target.value as SliderPolicy;
+                setPolicyName(p);
+                setThreshold(SLIDER_POLICIES[p].initial);
+              }}
+            >
+              {Object.entries(SLIDER_POLICIES).map(([k, v]) => (
+                <option key={k} value={k}>
+                  {v.label}
+                </option>
+              ))}
+            </select>{' '}
+            τ ={' '}
+            <input
+              type="range"
+              data-testid="threshold"
+              min={spec.min}
+              max={spec.max}
+              step={0.001}
+              value={threshold}
+              onChange={(e) => setThreshold(Number(e.target.value))}
+            />{' '}
+            <span data-testid="threshold-value">{threshold.toFixed(3)}</span>
+          </div>
+          <div
+            data-testid="result"
+            data-busy={busy > 0 ? '1' : '0'}
+            data-exit={result?.exitIndex ?? ''}
+            data-prediction={result?.prediction ?? ''}
+            data-threshold={threshold}
+          >
+            {result && (
+              <p>
+                exit <b data-testid="chosen-exit">{result.exitIndex}</b> (block {result.exitBlock}) → prediction{' '}
+                <b data-testid="prediction">{classes[result.prediction]}</b> (
+                {(result.probs[result.prediction] * 100).toFixed(1)}%), FLOPs saved{' '}
+                <b data-testid="flops-saved">{((1 - result.costFraction) * 100).toFixed(1)}%</b> (
+                {result.flops.toLocaleString()} FLOPs), {result.mode} mode, {result.ms.toFixed(1)} ms
+                {firstInferenceMs !== null && (
+                  <span className="muted" data-testid="first-inference" data-ms={firstInferenceMs}>
+                    {' '}
+                    · first inference {firstInferenceMs.toFixed(0)} ms
+                  </span>
+                )}
+              </p>
+            )}
+          </div>
+          {exits && (
+            <table data-testid="exits">
+              <thead>
+                <tr>
+                  <th>exit</th>
+                  <th>block</th>
+                  <th>prediction</th>
+                  {classes.map((c) => (
+                    <th key={c}>{c}</th>
+                  ))}
+                </tr>
+              </thead>
+              <tbody>
+                {exits.map((x) => (
+                  <tr
+                    key={x.exitIndex}
+                    className={result?.exitIndex === x.exitIndex ? 'chosen' : ''}
+                    data-testid={`exit-row-${x.exitIndex}`}
+                  >
+                    <td>{x.exitIndex}</td>
+                    <td>{x.block}</td>
+                    <td>{classes[x.prediction]}</td>
+                    {x.probs.map((p, c) => (
+                      <td key={classes[c]} title={p.toFixed(4)}>
+                        {(p * 100).toFixed(1)}
+                      </td>
+                    ))}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </div>
+      </div>
+    </div>
+  );
+}
