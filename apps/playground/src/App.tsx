@@ -72,7 +72,7 @@ export function App() {
         )}
         {view === 'classify' && !gpuError && <ClassifyView mode={mode} />}
         {view === 'batch' && !gpuError && <BatchView mode={mode} />}
-        {view === 'pareto' && !gpuError && <ParetoView />}
+        {view === 'pareto' && !gpuError && <ParetoView mode={mode} />}
         {view === 'generate' && !gpuError && <GenerateView />}
         {(view === 'policy' || gpuError) && <PolicyView />}
       </main>

@@ -5,10 +5,11 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { buildModel, createGpuDevice, type GpuDevice, Runner } from '@offramp/core';
 import { loadModelDir } from '@offramp/core/node';
-import { confidence } from '@offramp/policies';
+import { confidence, parsePolicyFile, recordTrace } from '@offramp/policies';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fashionImage } from '../src/lib/samples.ts';
+import { pointLabel, sweepAll } from '../src/lib/pareto.ts';
+import { fashionBatch, fashionImage } from '../src/lib/samples.ts';
 import { APP_DIR, DIST, launch, REPO_ROOT, serveStatic } from './browser.ts';
 
 const SHOTS = join(APP_DIR, 'screenshots');
@@ -109,5 +110,60 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
     console.log(`first inference (fashion-cnn, 1 image, incl. pipeline compilation): ${first.toFixed(0)} ms`);
     await page.close();
     expect(pageErrors).toEqual([]);
+  });
+
+  it('batch view: the live rows per block are those of the same batch in Node', async () => {
+    const { features } = fashionBatch(64);
+    const want = await runner.run({ features }, { policy: confidence({ threshold: 0.9 }), mode: 'device' });
+    const page = await open('batch');
+    const view = page.getByTestId('batch');
+    await page.getByTestId('live-0').waitFor({ timeout: 30_000 });
+    await expect.poll(() => view.getAttribute('data-busy')).toBe('0');
+    const live = [];
+    for (let b = 0; b < want.summary.rowsPerBlock.length; b++)
+      live.push(Number(await page.getByTestId(`live-${b}`).textContent()));
+    expect(live).toEqual(want.summary.rowsPerBlock);
+    expect(live[0]).toBe(64);
+    expect(live.at(-1)).toBeLessThan(64);
+    await page.screenshot({ path: join(SHOTS, 'batch.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('Pareto explorer: records a trace, its frontier is the one computed in Node, a clicked point runs as simulated and exports a policy file', async () => {
+    const n = 64;
+    const { features, labels } = fashionBatch(n);
+    const nodeTrace = await recordTrace(runner, { features }, labels);
+    const want = sweepAll(nodeTrace).frontier.map((p) => ({
+      policy: p.policy,
+      options: p.options,
+      accuracy: p.accuracy,
+      meanCost: p.meanCost,
+    }));
+    expect(want.length).toBeGreaterThan(1);
+    const page = await open('pareto');
+    await page.getByTestId('trace-size').selectOption(String(n));
+    await page.getByTestId('record').click();
+    const plot = page.getByTestId('pareto-plot');
+    await plot.waitFor({ timeout: 60_000 });
+    const got = JSON.parse((await plot.getAttribute('data-frontier'))!);
+    expect(got.map((p: { policy: string; options: Record<string, unknown> }) => pointLabel(p))).toEqual(
+      want.map((p) => pointLabel(p)),
+    );
+    for (let i = 0; i < want.length; i++) {
+      expect(got[i].accuracy).toBe(want[i].accuracy);
+      expect(got[i].meanCost).toBeCloseTo(want[i].meanCost, 12);
+    }
+    // click the cheapest frontier point that is not the first exit's: it runs on the device as simulated
+    const { points } = sweepAll(nodeTrace);
+    const target = points.find((p) => pointLabel(p) === pointLabel(want[Math.min(1, want.length - 1)]))!;
+    await page.getByTestId(`point-${target.id}`).dispatchEvent('click');
+    const measured = page.getByTestId('measured');
+    await measured.waitFor({ timeout: 30_000 });
+    expect(Number(await measured.getAttribute('data-accuracy'))).toBe(target.accuracy);
+    expect(Number(await measured.getAttribute('data-cost'))).toBeCloseTo(target.meanCost, 6);
+    const file = parsePolicyFile(await page.getByTestId('policy-file').textContent());
+    expect({ name: file.name, options: file.options }).toEqual({ name: target.policy, options: target.options });
+    await page.screenshot({ path: join(SHOTS, 'pareto.png'), fullPage: true });
+    await page.close();
   });
 });

@@ -24,3 +24,15 @@ export function fashionImage(i: number): { bytes: Uint8Array; label: number } {
 
 export const IMDB_CLASSES: readonly string[] = samples.imdb.classNames;
 export const IMDB_REVIEWS: readonly { text: string; label: number }[] = samples.imdb.reviews;
+
+/** The first `n` exported test images as one model input (pixels / 255) and their labels. */
+export function fashionBatch(n: number, offset = 0): { features: Float32Array[]; labels: number[] } {
+  const features: Float32Array[] = [];
+  const labels: number[] = [];
+  for (let i = offset; i < offset + n; i++) {
+    const { bytes, label } = fashionImage(i);
+    features.push(Float32Array.from(bytes, (b) => b / 255));
+    labels.push(label);
+  }
+  return { features, labels };
+}
