@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { buildModel, createGpuDevice, type GpuDevice, Runner } from '@offramp/core';
-import { loadModelDir } from '@offramp/core/node';
+import { loadDecoderLM, loadModelDir } from '@offramp/core/node';
 import { confidence, parsePolicyFile, recordTrace } from '@offramp/policies';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -164,6 +164,31 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
     const file = parsePolicyFile(await page.getByTestId('policy-file').textContent());
     expect({ name: file.name, options: file.options }).toEqual({ name: target.policy, options: target.options });
     await page.screenshot({ path: join(SHOTS, 'pareto.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('generate view: streams the Austen decoder token by token with the tokens and exits of Node', async () => {
+    const prompt = 'It is a truth universally acknowledged, that';
+    const n = 24;
+    const threshold = 0.6;
+    const { model: lm, loaded } = await loadDecoderLM(join(REPO_ROOT, 'checkpoints/austen-decoder'), gpu);
+    const want = await lm.generate([loaded.tokenizer!.encode(prompt)], {
+      maxNewTokens: n,
+      exit: { rule: { kind: 'maxProb', threshold } },
+    });
+    lm.dispose();
+    expect(new Set(want.exitBlocks[0]).size).toBeGreaterThan(1);
+    const page = await open('generate');
+    await page.getByTestId('prompt').fill(prompt);
+    await page.getByTestId('max-tokens').fill(String(n));
+    await setRange(page, 'gen-threshold', threshold);
+    await page.getByTestId('generate').click();
+    await expect.poll(() => page.getByTestId('gen-stats').getAttribute('data-done'), { timeout: 60_000 }).toBe('1');
+    const tokens = page.getByTestId('tokens');
+    expect(JSON.parse((await tokens.getAttribute('data-ids'))!)).toEqual(want.tokens[0]);
+    expect(JSON.parse((await tokens.getAttribute('data-exits'))!)).toEqual(want.exitBlocks[0]);
+    expect(await page.getByTestId('gen-stats').textContent()).toMatch(/tokens\/s/);
+    await page.screenshot({ path: join(SHOTS, 'generate.png'), fullPage: true });
     await page.close();
   });
 });
