@@ -66,5 +66,6 @@ export default defineConfig({
       '@offramp/tokenizers/char': join(tokenizersDir, 'char.ts'),
     },
   },
-  build: { target: 'es2022', chunkSizeWarningLimit: 2000 },
+  // keepNames: error messages name error classes (ValidationError...) by their constructor's name
+  build: { target: 'es2022', chunkSizeWarningLimit: 2000, rolldownOptions: { output: { keepNames: true } } },
 });

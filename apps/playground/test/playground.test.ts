@@ -6,9 +6,11 @@ import { join } from 'node:path';
 import { buildModel, createGpuDevice, type GpuDevice, Runner } from '@offramp/core';
 import { loadDecoderLM, loadModelDir } from '@offramp/core/node';
 import { confidence, parsePolicyFile, recordTrace } from '@offramp/policies';
+import { checkPolicy } from '@offramp/policies/testing';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pointLabel, sweepAll } from '../src/lib/pareto.ts';
+import { compilePolicy, EXAMPLE_POLICY } from '../src/lib/policy-editor.ts';
 import { fashionBatch, fashionImage } from '../src/lib/samples.ts';
 import { APP_DIR, DIST, launch, REPO_ROOT, serveStatic } from './browser.ts';
 
@@ -189,6 +191,45 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
     expect(JSON.parse((await tokens.getAttribute('data-exits'))!)).toEqual(want.exitBlocks[0]);
     expect(await page.getByTestId('gen-stats').textContent()).toMatch(/tokens\/s/);
     await page.screenshot({ path: join(SHOTS, 'generate.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('policy editor: the example conforms, a syntax error and a policy that breaks the kit show their errors', async () => {
+    const page = await open('policy');
+    const report = page.getByTestId('policy-report');
+    await page.getByTestId('policy-check').click();
+    await report.waitFor({ timeout: 60_000 });
+    expect(await report.getAttribute('data-ok')).toBe('1');
+    expect(await page.getByTestId('check-failed').count()).toBe(0);
+    await page.screenshot({ path: join(SHOTS, 'policy.png'), fullPage: true });
+
+    // a syntax error: shown in place, no report
+    await page.getByTestId('policy-text').fill(EXAMPLE_POLICY.replace('init: () => null,', 'init: () => null,,'));
+    await page.getByTestId('policy-check').click();
+    await expect(page.getByTestId('policy-error').textContent()).resolves.toMatch(
+      /SyntaxError in the policy text: Unexpected token/,
+    );
+    expect(await report.count()).toBe(0);
+
+    // decide returns one decision too few: the kit's failures are shown, the same checks fail as in Node
+    const broken = EXAMPLE_POLICY.replace(
+      'Array.from(s.maxProb, (p) => p >= Math.fround(o.threshold))',
+      'Array.from(s.maxProb.subarray(1), (p) => p >= Math.fround(o.threshold))',
+    );
+    expect(broken).not.toBe(EXAMPLE_POLICY);
+    const nodeReport = await checkPolicy(compilePolicy(broken), {
+      validOptions: [{ threshold: 0.9 }, { threshold: 0.5 }],
+      gpu,
+    });
+    const wantFailed = nodeReport.checks.filter((c) => !c.ok && !c.skipped).map((c) => c.name);
+    expect(wantFailed.length).toBeGreaterThan(0);
+    await page.getByTestId('policy-text').fill(broken);
+    await page.getByTestId('policy-check').click();
+    await report.waitFor({ timeout: 60_000 });
+    expect(await report.getAttribute('data-ok')).toBe('0');
+    const failed = await page.getByTestId('check-failed').locator('td:nth-child(2)').allTextContents();
+    expect(failed).toEqual(wantFailed);
+    await page.screenshot({ path: join(SHOTS, 'policy-error.png'), fullPage: true });
     await page.close();
   });
 });

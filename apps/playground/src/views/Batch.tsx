@@ -41,7 +41,11 @@ export function BatchView({ mode }: { mode: Mode }) {
     clf.runner
       .run({ features }, { policy: SLIDER_POLICIES.confidence.make(threshold), mode, hooks: [hooks] })
       .then(
-        (r) => live && (setRes({ ...r, blockMs: r.summary.mode === 'host' ? blockMs : [], labels }), setError(null)),
+        (r) => {
+          if (!live) return;
+          setRes({ ...r, blockMs: r.summary.mode === 'host' ? blockMs : [], labels });
+          setError(null);
+        },
         (e) => live && setError(errorText(e)),
       )
       .finally(() => live && setBusy(false));
