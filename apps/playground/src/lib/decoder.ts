@@ -56,6 +56,8 @@ export function loadDecoder(): Promise<LoadedDecoder> {
 }
 
 export interface StreamedToken {
+  /** Position among the generated tokens (0 = the first). */
+  index: number;
   id: number;
   text: string;
   /** Block the token left from (numLayers − 1 = full depth; the first token comes from the prefill). */
@@ -83,7 +85,7 @@ export async function streamGreedy(
   try {
     let next = sampleToken(logits, 0, V, {}, rand);
     const push = (id: number, exitBlock: number) => {
-      const t = { id, text: d.tokenizer.decode([id]), exitBlock };
+      const t = { index: out.length, id, text: d.tokenizer.decode([id]), exitBlock };
       out.push(t);
       onToken(t);
     };

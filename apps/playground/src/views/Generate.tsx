@@ -99,10 +99,9 @@ export function GenerateView() {
         data-exits={JSON.stringify(tokens.map((t) => t.exitBlock))}
       >
         <span style={{ color: '#66727e' }}>{prompt}</span>
-        {tokens.map((t, i) => (
-          // biome-ignore lint/suspicious/noArrayIndexKey: tokens by position
+        {tokens.map((t) => (
           <span
-            key={i}
+            key={t.index}
             title={`left after block ${t.exitBlock}`}
             style={{ background: PALETTE[Math.min(t.exitBlock, PALETTE.length - 1)] }}
           >
