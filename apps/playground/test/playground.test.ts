@@ -232,4 +232,20 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
     await page.screenshot({ path: join(SHOTS, 'policy-error.png'), fullPage: true });
     await page.close();
   });
+
+  it('without WebGPU the page says so and the policy editor still works', async () => {
+    const page = await context.newPage();
+    await page.addInitScript(() => {
+      Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined });
+    });
+    await page.goto(`${base}#classify`);
+    await expect(page.getByTestId('no-webgpu').textContent()).resolves.toMatch(
+      /WebGPU is not available in this browser/,
+    );
+    expect(await page.getByTestId('adapter').textContent()).toBe('no WebGPU');
+    await page.getByTestId('policy-check').click();
+    await expect.poll(() => page.getByTestId('policy-report').getAttribute('data-ok'), { timeout: 30_000 }).toBe('1');
+    await page.screenshot({ path: join(SHOTS, 'no-webgpu.png'), fullPage: true });
+    await page.close();
+  });
 });
