@@ -108,6 +108,12 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
     const atHigh = await classifyResult(page, high);
     expect(atHigh).toEqual(await nodeRun(image, high));
     expect(atHigh.exit).not.toBe(atLow.exit);
+    // the checkpoint files went through the Cache API
+    const cached = await page.evaluate(async () => {
+      const cache = await caches.open('offramp-checkpoints-v1');
+      return (await cache.keys()).map((r) => new URL(r.url).pathname).sort();
+    });
+    expect(cached).toEqual(['/checkpoints/fashion-cnn/config.json', '/checkpoints/fashion-cnn/model.safetensors']);
     const first = Number(await page.getByTestId('first-inference').getAttribute('data-ms'));
     console.log(`first inference (fashion-cnn, 1 image, incl. pipeline compilation): ${first.toFixed(0)} ms`);
     await page.close();
