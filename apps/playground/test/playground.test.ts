@@ -104,10 +104,22 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
     expect(atLow).toEqual(await nodeRun(image, low));
     await page.getByTestId('exits').waitFor();
     await page.screenshot({ path: join(SHOTS, 'classify.png') });
+    // every exit's prediction: the argmax at each exit of a full-depth trace in Node
+    const features = [Float32Array.from(fashionImage(image).bytes, (b) => b / 255)];
+    const nodeTrace = await recordTrace(runner, { features });
+    const classes = (await page.getByTestId('exits').locator('th').allTextContents()).slice(3);
+    for (let e = 0; e < nodeTrace.numExits; e++) {
+      const cell = await page.getByTestId(`exit-row-${e}`).locator('td:nth-child(3)').textContent();
+      expect(cell).toBe(classes[nodeTrace.samples[0].argmax[e]]);
+    }
     await setRange(page, 'threshold', high);
     const atHigh = await classifyResult(page, high);
     expect(atHigh).toEqual(await nodeRun(image, high));
     expect(atHigh.exit).not.toBe(atLow.exit);
+    // host mode (the policy in TypeScript, a readback per exit) decides the same
+    await page.getByTestId('mode').selectOption('host');
+    await expect.poll(() => page.getByTestId('result').textContent(), { timeout: 30_000 }).toMatch(/host mode/);
+    expect(await classifyResult(page, high)).toEqual(atHigh);
     // the checkpoint files went through the Cache API
     const cached = await page.evaluate(async () => {
       const cache = await caches.open('offramp-checkpoints-v1');
