@@ -18,6 +18,7 @@ function initialView(): View {
 export function App() {
   const [view, setView] = useState<View>(initialView);
   const [mode, setMode] = useState<Mode>('device');
+  const [server, setServer] = useState('');
   const [adapter, setAdapter] = useState<AdapterInfo | null>(null);
   const [gpuError, setGpuError] = useState<string | null>(hasWebGpu() ? null : 'no navigator.gpu');
 
@@ -58,6 +59,14 @@ export function App() {
             <option value="host">host (policy in TypeScript, readback per exit)</option>
           </select>
         </label>
+        <input
+          data-testid="server"
+          placeholder="offramp serve URL (empty: run here)"
+          value={server}
+          onChange={(e) => setServer(e.target.value.trim())}
+          title="classify on a server (offramp serve --cors) instead of in the page"
+          size={28}
+        />
         <span className="adapter" data-testid="adapter">
           {adapter ? adapter.text : gpuError ? 'no WebGPU' : 'adapter…'}
         </span>
@@ -70,7 +79,7 @@ export function App() {
             works: it runs on the CPU.
           </div>
         )}
-        {view === 'classify' && !gpuError && <ClassifyView mode={mode} />}
+        {view === 'classify' && (!gpuError || server) && <ClassifyView mode={mode} server={server} />}
         {view === 'batch' && !gpuError && <BatchView mode={mode} />}
         {view === 'pareto' && !gpuError && <ParetoView mode={mode} />}
         {view === 'generate' && !gpuError && <GenerateView />}

@@ -7,6 +7,7 @@ import { buildModel, createGpuDevice, type GpuDevice, Runner } from '@offramp/co
 import { loadDecoderLM, loadModelDir } from '@offramp/core/node';
 import { confidence, parsePolicyFile, recordTrace } from '@offramp/policies';
 import { checkPolicy } from '@offramp/policies/testing';
+import { createServer } from '@offramp/server';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pointLabel, sweepAll } from '../src/lib/pareto.ts';
@@ -189,7 +190,7 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
 
   it('generate view: streams the Austen decoder token by token with the tokens and exits of Node', async () => {
     const prompt = 'It is a truth universally acknowledged, that';
-    const n = 24;
+    const n = 16;
     const threshold = 0.6;
     const { model: lm, loaded } = await loadDecoderLM(join(REPO_ROOT, 'checkpoints/austen-decoder'), gpu);
     const want = await lm.generate([loaded.tokenizer!.encode(prompt)], {
@@ -265,5 +266,44 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
     await expect.poll(() => page.getByTestId('policy-report').getAttribute('data-ok'), { timeout: 30_000 }).toBe('1');
     await page.screenshot({ path: join(SHOTS, 'no-webgpu.png'), fullPage: true });
     await page.close();
+  });
+
+  it('server mode: the classify view asks offramp serve and shows its answer, the same as Node', async () => {
+    const srv = await createServer({
+      models: { 'fashion-cnn': join(REPO_ROOT, 'checkpoints/fashion-cnn') },
+      device: 'gpu',
+      cors: true,
+    });
+    try {
+      const url = await srv.listen(0, '127.0.0.1');
+      const page = await open('classify');
+      await page.getByTestId('server').fill(url);
+      await page.getByTestId('thumb-3').click();
+      const result = page.getByTestId('server-result');
+      await expect
+        .poll(
+          async () =>
+            (await result.getAttribute('data-busy')) === '0' && (await result.getAttribute('data-exit')) !== '',
+          {
+            timeout: 30_000,
+          },
+        )
+        .toBe(true);
+      const got = {
+        exit: Number(await result.getAttribute('data-exit')),
+        prediction: Number(await result.getAttribute('data-prediction')),
+      };
+      expect(got).toEqual(await nodeRun(3, 0.9));
+      expect(await result.textContent()).toMatch(/round trip/);
+      await page.screenshot({ path: join(SHOTS, 'server.png'), fullPage: true });
+      // a server that is not there: the error says so in place
+      await page.getByTestId('server').fill('http://127.0.0.1:9');
+      await expect(page.getByTestId('classify-error').textContent()).resolves.toMatch(
+        /no answer from http:\/\/127.0.0.1:9/,
+      );
+      await page.close();
+    } finally {
+      await srv.close();
+    }
   });
 });

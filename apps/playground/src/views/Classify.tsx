@@ -9,6 +9,7 @@ import {
   IMDB_CLASSES,
   IMDB_REVIEWS,
 } from '../lib/samples.ts';
+import { classifyOnServer, type ServerClassifyResult } from '../lib/server.ts';
 import { errorText, type Mode, SLIDER_POLICIES, type SliderPolicy } from '../lib/state.ts';
 
 const THUMBS = Math.min(32, FASHION_COUNT);
@@ -29,7 +30,7 @@ export function drawImage(canvas: HTMLCanvasElement | null, bytes: Uint8Array): 
 
 type Dataset = 'fashion' | 'imdb';
 
-export function ClassifyView({ mode }: { mode: Mode }) {
+export function ClassifyView({ mode, server = '' }: { mode: Mode; server?: string }) {
   const [dataset, setDataset] = useState<Dataset>('fashion');
   const [image, setImage] = useState(0);
   const [text, setText] = useState(IMDB_REVIEWS[0].text);
@@ -41,6 +42,7 @@ export function ClassifyView({ mode }: { mode: Mode }) {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(0);
   const [firstInferenceMs, setFirstInferenceMs] = useState<number | null>(null);
+  const [remote, setRemote] = useState<(ServerClassifyResult & { ms: number }) | null>(null);
   const mainCanvas = useRef<HTMLCanvasElement>(null);
   const classes = dataset === 'fashion' ? FASHION_CLASSES : IMDB_CLASSES;
   const checkpoint = dataset === 'fashion' ? 'fashion-cnn' : 'imdb-encoder';
@@ -52,6 +54,7 @@ export function ClassifyView({ mode }: { mode: Mode }) {
     setResult(null);
     setError(null);
     setFirstInferenceMs(null);
+    if (server) return;
     loadClassifier(checkpoint).then(
       (c) => live && setClf(c),
       (e) => live && setError(errorText(e)),
@@ -59,7 +62,36 @@ export function ClassifyView({ mode }: { mode: Mode }) {
     return () => {
       live = false;
     };
-  }, [checkpoint]);
+  }, [checkpoint, server]);
+
+  // server mode: the same input and policy sent to offramp serve
+  useEffect(() => {
+    if (!server) {
+      setRemote(null);
+      return;
+    }
+    let live = true;
+    setBusy((b) => b + 1);
+    const t0 = performance.now();
+    const input = dataset === 'fashion' ? { image: Array.from(fashionImage(image).bytes, (b) => b / 255) } : { text };
+    classifyOnServer(server, checkpoint, input, `${policyName}:threshold=${threshold}`)
+      .then(
+        (r) => {
+          if (!live) return;
+          setRemote({ ...r, ms: performance.now() - t0 });
+          setError(null);
+        },
+        (e) => {
+          if (!live) return;
+          setRemote(null);
+          setError(errorText(e));
+        },
+      )
+      .finally(() => setBusy((b) => b - 1));
+    return () => {
+      live = false;
+    };
+  }, [server, checkpoint, dataset, image, text, policyName, threshold]);
 
   const input: ModelInput | null = useMemo(() => {
     if (!clf) return null;
@@ -132,7 +164,13 @@ export function ClassifyView({ mode }: { mode: Mode }) {
           IMDB encoder
         </label>
         <span className="muted" data-testid="load-status">
-          {clf ? `${clf.name} loaded in ${clf.loadMs.toFixed(0)} ms` : error ? '' : `loading ${checkpoint}…`}
+          {server
+            ? `${checkpoint} on the server ${server}`
+            : clf
+              ? `${clf.name} loaded in ${clf.loadMs.toFixed(0)} ms`
+              : error
+                ? ''
+                : `loading ${checkpoint}…`}
         </span>
       </div>
       {error && (
@@ -233,7 +271,45 @@ export function ClassifyView({ mode }: { mode: Mode }) {
               </p>
             )}
           </div>
-          {exits && (
+          {server && (
+            <div
+              data-testid="server-result"
+              data-busy={busy > 0 ? '1' : '0'}
+              data-exit={remote?.exit_index ?? ''}
+              data-prediction={remote?.prediction ?? ''}
+              data-threshold={threshold}
+            >
+              {remote && (
+                <>
+                  <p>
+                    server: exit <b>{remote.exit_index}</b> (block {remote.exit_block}) → prediction{' '}
+                    <b>{remote.label}</b> ({(remote.probabilities[remote.prediction] * 100).toFixed(1)}%), FLOPs saved{' '}
+                    <b>{((1 - remote.cost_fraction) * 100).toFixed(1)}%</b>, {remote.ms.toFixed(1)} ms round trip
+                  </p>
+                  <table>
+                    <thead>
+                      <tr>
+                        <th>exit</th>
+                        <th>prediction</th>
+                        <th>max prob</th>
+                      </tr>
+                    </thead>
+                    <tbody>
+                      {(remote.trace?.argmax ?? []).map((a, e) => (
+                        // biome-ignore lint/suspicious/noArrayIndexKey: exits by index
+                        <tr key={e} className={e === remote.exit_index ? 'chosen' : ''}>
+                          <td>{e}</td>
+                          <td>{a === null ? '–' : classes[a]}</td>
+                          <td>{((remote.trace?.maxProb?.[e] ?? Number.NaN) * 100).toFixed(1)}</td>
+                        </tr>
+                      ))}
+                    </tbody>
+                  </table>
+                </>
+              )}
+            </div>
+          )}
+          {!server && exits && (
             <table data-testid="exits">
               <thead>
                 <tr>
