@@ -62,15 +62,22 @@ async function setRange(page: Page, testId: string, value: number): Promise<void
   }, value);
 }
 
-/** Waits until the classify result is for `threshold` and no run is in flight; returns exit and prediction. */
-async function classifyResult(page: Page, threshold: number): Promise<{ exit: number; prediction: number }> {
+/**
+ * Waits until the classify result is that of a run at `threshold` (and of `tag`: 'drawn' or `image-<i>`, when
+ * given) and no run is in flight; returns its exit and prediction.
+ */
+async function classifyResult(
+  page: Page,
+  threshold: number,
+  tag?: string,
+): Promise<{ exit: number; prediction: number }> {
   const result = page.getByTestId('result');
   await expect
     .poll(
       async () =>
         (await result.getAttribute('data-busy')) === '0' &&
-        (await result.getAttribute('data-exit')) !== '' &&
-        Number(await result.getAttribute('data-threshold')) === threshold,
+        Number(await result.getAttribute('data-threshold')) === threshold &&
+        (tag === undefined || (await result.getAttribute('data-tag')) === tag),
       { timeout: 30_000 },
     )
     .toBe(true);
@@ -80,8 +87,9 @@ async function classifyResult(page: Page, threshold: number): Promise<{ exit: nu
   };
 }
 
-async function nodeRun(image: number, threshold: number) {
-  const features = [Float32Array.from(fashionImage(image).bytes, (b) => b / 255)];
+async function nodeRun(image: number | Uint8Array, threshold: number) {
+  const bytes = typeof image === 'number' ? fashionImage(image).bytes : image;
+  const features = [Float32Array.from(bytes, (b) => b / 255)];
   const r = await runner.run({ features }, { policy: confidence({ threshold }), mode: 'device' });
   return { exit: r.samples[0].exitIndex, prediction: r.samples[0].prediction };
 }
@@ -101,7 +109,7 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
     await expect.poll(() => page.getByTestId('adapter').textContent(), { timeout: 30_000 }).toMatch(/gpu/i);
     await page.getByTestId(`thumb-${image}`).click();
     await setRange(page, 'threshold', low);
-    const atLow = await classifyResult(page, low);
+    const atLow = await classifyResult(page, low, `image-${image}`);
     expect(atLow).toEqual(await nodeRun(image, low));
     await page.getByTestId('exits').waitFor();
     await page.screenshot({ path: join(SHOTS, 'classify.png') });
@@ -119,8 +127,28 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
     expect(atHigh.exit).not.toBe(atLow.exit);
     // host mode (the policy in TypeScript, a readback per exit) decides the same
     await page.getByTestId('mode').selectOption('host');
-    await expect.poll(() => page.getByTestId('result').textContent(), { timeout: 30_000 }).toMatch(/host mode/);
+    await expect.poll(() => page.getByTestId('result').getAttribute('data-mode'), { timeout: 30_000 }).toBe('host');
     expect(await classifyResult(page, high)).toEqual(atHigh);
+    // a drawing on the pad is classified as Node classifies the same pixels
+    const pad = page.getByTestId('drawpad');
+    const box = (await pad.boundingBox())!;
+    // a vertical bar with a cross-piece
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.15);
+    await page.mouse.down();
+    for (let t = 0.15; t <= 0.85; t += 0.05) await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * t);
+    await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.3);
+    await page.mouse.move(box.x + box.width * 0.7, box.y + box.height * 0.3);
+    await page.mouse.up();
+    const got = await classifyResult(page, high, 'drawn');
+    const bytes = await page.getByTestId('shown-image').evaluate((c) => {
+      const canvas = c as HTMLCanvasElement;
+      const d = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+      return Array.from({ length: d.length / 4 }, (_, i) => d[i * 4]);
+    });
+    expect(bytes.length).toBe(784);
+    expect(bytes.filter((b) => b > 128).length).toBeGreaterThan(20);
+    expect(got).toEqual(await nodeRun(Uint8Array.from(bytes), high));
+    await page.screenshot({ path: join(SHOTS, 'draw.png'), fullPage: true });
     // the checkpoint files went through the Cache API
     const cached = await page.evaluate(async () => {
       const cache = await caches.open('offramp-checkpoints-v1');

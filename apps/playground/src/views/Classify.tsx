@@ -11,6 +11,7 @@ import {
 } from '../lib/samples.ts';
 import { classifyOnServer, type ServerClassifyResult } from '../lib/server.ts';
 import { errorText, type Mode, SLIDER_POLICIES, type SliderPolicy } from '../lib/state.ts';
+import { DrawPad } from './DrawPad.tsx';
 
 const THUMBS = Math.min(32, FASHION_COUNT);
 
@@ -33,12 +34,16 @@ type Dataset = 'fashion' | 'imdb';
 export function ClassifyView({ mode, server = '' }: { mode: Mode; server?: string }) {
   const [dataset, setDataset] = useState<Dataset>('fashion');
   const [image, setImage] = useState(0);
+  /** A drawn image (bytes), used instead of the test image while set. */
+  const [drawn, setDrawn] = useState<Uint8Array | null>(null);
   const [text, setText] = useState(IMDB_REVIEWS[0].text);
   const [policyName, setPolicyName] = useState<SliderPolicy>('confidence');
   const [threshold, setThreshold] = useState(SLIDER_POLICIES.confidence.initial);
   const [clf, setClf] = useState<Classifier | null>(null);
   const [exits, setExits] = useState<ExitView[] | null>(null);
-  const [result, setResult] = useState<(SampleResult & { mode: string; ms: number }) | null>(null);
+  const [result, setResult] = useState<
+    (SampleResult & { mode: string; ms: number; threshold: number; tag: string }) | null
+  >(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(0);
   const [firstInferenceMs, setFirstInferenceMs] = useState<number | null>(null);
@@ -73,7 +78,8 @@ export function ClassifyView({ mode, server = '' }: { mode: Mode; server?: strin
     let live = true;
     setBusy((b) => b + 1);
     const t0 = performance.now();
-    const input = dataset === 'fashion' ? { image: Array.from(fashionImage(image).bytes, (b) => b / 255) } : { text };
+    const input =
+      dataset === 'fashion' ? { image: Array.from(drawn ?? fashionImage(image).bytes, (b) => b / 255) } : { text };
     classifyOnServer(server, checkpoint, input, `${policyName}:threshold=${threshold}`)
       .then(
         (r) => {
@@ -91,18 +97,18 @@ export function ClassifyView({ mode, server = '' }: { mode: Mode; server?: strin
     return () => {
       live = false;
     };
-  }, [server, checkpoint, dataset, image, text, policyName, threshold]);
+  }, [server, checkpoint, dataset, image, text, drawn, policyName, threshold]);
 
   const input: ModelInput | null = useMemo(() => {
     if (!clf) return null;
-    if (dataset === 'fashion') return { features: [pixelsToFeatures(fashionImage(image).bytes)] };
+    if (dataset === 'fashion') return { features: [pixelsToFeatures(drawn ?? fashionImage(image).bytes)] };
     if (!clf.tokenizer) return null;
     return { ids: [clf.tokenizer.encodeUnpadded(text, clf.maxTokens ?? 256)] };
-  }, [clf, dataset, image, text]);
+  }, [clf, dataset, image, text, drawn]);
 
   useEffect(() => {
-    if (dataset === 'fashion') drawImage(mainCanvas.current, fashionImage(image).bytes);
-  }, [dataset, image]);
+    if (dataset === 'fashion') drawImage(mainCanvas.current, drawn ?? fashionImage(image).bytes);
+  }, [dataset, image, drawn]);
 
   // every exit's probabilities: once per input
   useEffect(() => {
@@ -127,6 +133,8 @@ export function ClassifyView({ mode, server = '' }: { mode: Mode; server?: strin
     setBusy((b) => b + 1);
     const t0 = performance.now();
     const policy = SLIDER_POLICIES[policyName].make(threshold);
+    // what this run is of, for the page's data attributes: the drawing, a test image or a text
+    const tag = dataset === 'imdb' ? 'text' : drawn ? 'drawn' : `image-${image}`;
     clf.runner
       .run(input, { policy, mode })
       .then(
@@ -134,7 +142,7 @@ export function ClassifyView({ mode, server = '' }: { mode: Mode; server?: strin
           if (!live) return;
           const ms = performance.now() - t0;
           setFirstInferenceMs((f) => f ?? ms);
-          setResult({ ...r.samples[0], mode: r.summary.mode, ms });
+          setResult({ ...r.samples[0], mode: r.summary.mode, ms, threshold, tag });
           setError(null);
         },
         (e) => live && setError(errorText(e)),
@@ -143,7 +151,7 @@ export function ClassifyView({ mode, server = '' }: { mode: Mode; server?: strin
     return () => {
       live = false;
     };
-  }, [clf, input, policyName, threshold, mode]);
+  }, [clf, input, policyName, threshold, mode, dataset, drawn, image]);
 
   const spec = SLIDER_POLICIES[policyName];
   const label = dataset === 'fashion' ? fashionImage(image).label : 0;
@@ -182,22 +190,28 @@ export function ClassifyView({ mode, server = '' }: { mode: Mode; server?: strin
         <div className="panel">
           {dataset === 'fashion' ? (
             <>
-              <canvas ref={mainCanvas} style={{ width: 140, height: 140, imageRendering: 'pixelated' }} />
-              <div className="muted">
-                test image {image}: {FASHION_CLASSES[label]}
-              </div>
+              <canvas
+                ref={mainCanvas}
+                data-testid="shown-image"
+                style={{ width: 140, height: 140, imageRendering: 'pixelated' }}
+              />
+              <div className="muted">{drawn ? 'your drawing' : `test image ${image}: ${FASHION_CLASSES[label]}`}</div>
               <div className="thumbs">
                 {Array.from({ length: THUMBS }, (_, i) => (
                   <canvas
                     // biome-ignore lint/suspicious/noArrayIndexKey: a fixed list of images
                     key={i}
                     data-testid={`thumb-${i}`}
-                    className={i === image ? 'sel' : ''}
+                    className={i === image && !drawn ? 'sel' : ''}
                     ref={(c) => drawImage(c, fashionImage(i).bytes)}
-                    onClick={() => setImage(i)}
+                    onClick={() => {
+                      setImage(i);
+                      setDrawn(null);
+                    }}
                   />
                 ))}
               </div>
+              <DrawPad size={FASHION_SIZE.width} onImage={setDrawn} />
             </>
           ) : (
             <>
@@ -253,7 +267,9 @@ export function ClassifyView({ mode, server = '' }: { mode: Mode; server?: strin
             data-busy={busy > 0 ? '1' : '0'}
             data-exit={result?.exitIndex ?? ''}
             data-prediction={result?.prediction ?? ''}
-            data-threshold={threshold}
+            data-threshold={result?.threshold ?? ''}
+            data-tag={result?.tag ?? ''}
+            data-mode={result?.mode ?? ''}
           >
             {result && (
               <p>
