@@ -86,6 +86,19 @@ else
   log "warning: haproxy is missing and cannot be installed here (needs root on Debian); the server replica test needs it: apt-get install -y haproxy"
 fi
 
+# 3c. Chromium, for the playground's browser tests (apps/playground/test: headless, WebGPU on SwiftShader,
+#     driven by playwright-core); installed only when missing
+if command -v chromium >/dev/null || [ -n "${CHROMIUM_PATH:-}" ]; then
+  log "chromium present"
+elif [ -r /etc/debian_version ] && as_root true; then
+  log "installing chromium (headless browser for the playground tests)"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq chromium >/dev/null
+else
+  log "warning: chromium is missing and cannot be installed here (needs root on Debian); the playground tests need it: apt-get install -y chromium (or set CHROMIUM_PATH)"
+fi
+
 # 4. build
 log "pnpm build"
 pnpm run build >/dev/null

@@ -2,10 +2,13 @@
 //   x (B, Cin, H, W), weight (Cout, Cin, KH, KW), bias (Cout) → y (B, Cout, Ho, Wo),
 //   y[b, o, i, j] = act( Σ_{c, kh, kw} weight[o, c, kh, kw] · x[b, c, i·stride − pad + kh, j·stride − pad + kw] + bias[o] )
 //   with zero padding and Ho = floor((H + 2·pad − KH) / stride) + 1 (Wo likewise).
-// Each invocation keeps a block of 8 output channels × 8 output pixels (consecutive in the flattened
-// Ho·Wo plane) in registers and loops over blocks (grid-stride); no workgroup memory (barriers are
-// expensive on lavapipe).
+// Each invocation keeps a block of tc output channels × tp output pixels (consecutive in the flattened
+// Ho·Wo plane; 8 × 8 by default) in registers and loops over blocks (grid-stride); no workgroup memory
+// (barriers are expensive on lavapipe). SwiftShader (Chromium's fallback adapter) does not finish compiling
+// the 8 × 8 body (over a minute), so selectConv2dSpec gives it 4 × 4 blocks, which compile in under a second;
+// every output sums its terms in the same order whatever the block.
 import { ValidationError } from '../errors.js';
+import type { Device } from '../runtime/device.js';
 import { defineKernel, type Params } from '../runtime/kernel.js';
 import { ACTIVATIONS_WGSL, activationRef } from './elementwise.js';
 import { GRID_STRIDE_MAIN, gridStrideDispatch, gridStrideLoop } from './grid-stride.js';
@@ -15,11 +18,28 @@ export interface Conv2dSpec {
   [k: string]: string | number | boolean;
   bias: boolean;
   act: Conv2dActivation;
+  /** Output channels per invocation (4 or 8; default 8). */
+  tc: number;
+  /** Output pixels per invocation (4 or 8; default 8). */
+  tp: number;
 }
 
-const TC = 8; // output channels per invocation
-const TP = 8; // output pixels per invocation
 const WG = 64;
+const BLOCKS = [4, 8];
+
+function checkBlock(s: Conv2dSpec): void {
+  if (!BLOCKS.includes(s.tc) || !BLOCKS.includes(s.tp)) {
+    throw new ValidationError(
+      `kernel 'conv2d': block tc × tp = ${s.tc} × ${s.tp}; tc and tp must each be one of ${BLOCKS.join(', ')}`,
+    );
+  }
+}
+
+/** The conv2d block for this device: 4 × 4 on SwiftShader (see the file comment), the default elsewhere. */
+export function selectConv2dSpec(device: Device): Partial<Conv2dSpec> {
+  const a = device.adapter;
+  return /swiftshader/i.test(`${a.vendor} ${a.architecture} ${a.description}`) ? { tc: 4, tp: 4 } : {};
+}
 
 /** Output size of one spatial dimension. */
 export const convOutSize = (n: number, k: number, stride: number, pad: number): number =>
@@ -145,12 +165,13 @@ export const conv2d = defineKernel<Conv2dSpec>({
     Ho: 'u32',
     Wo: 'u32',
   },
-  spec: { bias: false, act: 'identity' },
+  spec: { bias: false, act: 'identity', tc: 8, tp: 8 },
   workgroupSize: () => [WG, 1, 1],
   linear: true,
-  dispatch: (p) => gridStrideDispatch(p.B * Math.ceil(p.Cout / TC) * Math.ceil((p.Ho * p.Wo) / TP), WG),
+  dispatch: (p, s) => gridStrideDispatch(p.B * Math.ceil(p.Cout / s.tc) * Math.ceil((p.Ho * p.Wo) / s.tp), WG),
   sizes: (p, s) => {
     checkConv2d(p);
+    checkBlock(s);
     return {
       x: p.B * p.Cin * p.H * p.W,
       weight: p.Cout * p.Cin * p.KH * p.KW,
@@ -158,7 +179,10 @@ export const conv2d = defineKernel<Conv2dSpec>({
       y: p.B * p.Cout * p.Ho * p.Wo,
     };
   },
-  wgsl: (s) => conv2dWgsl(s, TC, TP),
+  wgsl: (s) => {
+    checkBlock(s);
+    return conv2dWgsl(s, s.tc, s.tp);
+  },
   reference: ({ x, weight, bias, y }, p, s) => {
     const f = activationRef[s.act];
     for (let b = 0; b < p.B; b++) {
@@ -220,6 +244,9 @@ function conv2dCases() {
   return [
     c(1, 1, 7, 7, 1, 3, 1, 1),
     c(2, 3, 7, 7, 5, 3, 2, 1, { bias: true, act: 'relu' }),
+    c(2, 3, 7, 7, 5, 3, 2, 1, { bias: true, act: 'relu', tc: 4, tp: 4 }),
+    c(2, 16, 13, 13, 9, 3, 2, 1, { bias: true, act: 'relu', tc: 4, tp: 8 }),
+    c(1, 5, 11, 11, 12, 3, 1, 1, { bias: true, tc: 8, tp: 4 }),
     c(1, 1, 28, 28, 32, 3, 1, 1, { bias: true, act: 'relu' }),
     c(2, 16, 28, 28, 32, 3, 2, 1, { bias: true, act: 'gelu' }),
     c(2, 16, 13, 13, 5, 3, 1, 1, { act: 'silu' }),

@@ -26,7 +26,7 @@ export type { CachedAttentionSpec } from './attention-cached.js';
 export { cachedAttentionBlock } from './attention-cached.js';
 export type { Conv1dSpec } from './conv1d.js';
 export type { Conv2dActivation, Conv2dSpec } from './conv2d.js';
-export { convOutSize } from './conv2d.js';
+export { convOutSize, selectConv2dSpec } from './conv2d.js';
 export type { BinaryOp, UnaryOp } from './elementwise.js';
 export { ACTIVATIONS_WGSL, activationRef } from './elementwise.js';
 export type { ExitSignalArrays, ExitSignalsSpec } from './exit-signals.js';

@@ -4,7 +4,7 @@
 //   x: (B, Cin·H·W) → h: (B, C_i, H_i, W_i) → pooled (B, C_i) | flat (B, C_i·H_i·W_i) → logits (B, C)
 import type { GraphBuilder, TRef } from '../engine/graph.js';
 import type { EarlyExitModel, EncodedBatch, ModelInput, ModelProgram } from '../engine/model.js';
-import { conv2d, convOutSize } from '../kernels/conv2d.js';
+import { conv2d, convOutSize, selectConv2dSpec } from '../kernels/conv2d.js';
 import { globalAvgPool } from '../kernels/pool.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { checkExits, exitHead } from './common.js';
@@ -54,12 +54,13 @@ export class CnnClassifier implements EarlyExitModel {
     const h = b.carry('h', maxRow);
     const conv = (src: TRef, dst: TRef, name: string, cin: number, hwIn: number, cout: number, stride: number) => {
       const hwOut = convOutSize(hwIn, 3, stride, 1);
+      const weight = b.weight(`${name}.weight`);
       b.op(
         conv2d,
-        { x: src, weight: b.weight(`${name}.weight`), bias: b.weight(`${name}.bias`), y: dst },
+        { x: src, weight, bias: b.weight(`${name}.bias`), y: dst },
         (r) => ({ B: r, Cin: cin, H: hwIn, W: hwIn, Cout: cout, KH: 3, KW: 3, stride, pad: 1, Ho: hwOut, Wo: hwOut }),
         {
-          spec: { bias: true, act: 'relu' },
+          spec: { bias: true, act: 'relu', ...selectConv2dSpec(weight.decl.tensor!.device) },
           flopsPerRow: 2 * cin * 9 * cout * hwOut * hwOut + cout * hwOut * hwOut,
           label: name,
         },

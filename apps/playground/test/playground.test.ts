@@ -1,0 +1,338 @@
+// End-to-end tests of the BUILT playground (dist/, `vite build` runs first through turbo's build task) in
+// headless Chromium on WebGPU (SwiftShader), each compared with the same computation in Node on Dawn.
+import { mkdirSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import { buildModel, createGpuDevice, type GpuDevice, Runner } from '@offramp/core';
+import { loadDecoderLM, loadModelDir } from '@offramp/core/node';
+import { confidence, parsePolicyFile, recordTrace } from '@offramp/policies';
+import { checkPolicy } from '@offramp/policies/testing';
+import { createServer } from '@offramp/server';
+import type { BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pointLabel, sweepAll } from '../src/lib/pareto.ts';
+import { compilePolicy, EXAMPLE_POLICY } from '../src/lib/policy-editor.ts';
+import { fashionBatch, fashionImage } from '../src/lib/samples.ts';
+import { APP_DIR, DIST, launch, REPO_ROOT, serveStatic } from './browser.ts';
+
+const SHOTS = join(APP_DIR, 'screenshots');
+let server: Server;
+let base: string;
+let context: BrowserContext;
+let closeBrowser: () => Promise<void>;
+let gpu: GpuDevice;
+let runner: Runner;
+const pageErrors: string[] = [];
+
+beforeAll(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  ({ url: base, server } = await serveStatic(DIST));
+  ({ context, close: closeBrowser } = await launch());
+  gpu = await createGpuDevice();
+  const loaded = await loadModelDir(join(REPO_ROOT, 'checkpoints/fashion-cnn'));
+  const tensors = new Map(
+    [...loaded.tensors].map(([k, t]) => [
+      k,
+      { shape: [...t.shape], data: Float32Array.from(t.data as ArrayLike<number>) },
+    ]),
+  );
+  runner = new Runner(gpu, buildModel(gpu, loaded.config.model, tensors), { maxBatch: 64 });
+});
+
+afterAll(async () => {
+  await closeBrowser?.();
+  server?.close();
+  gpu?.destroy();
+});
+
+async function open(view: string): Promise<Page> {
+  const page = await context.newPage();
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  await page.goto(`${base}#${view}`);
+  return page;
+}
+
+/** Sets a range input the way a user's drag does (React listens to the input event). */
+async function setRange(page: Page, testId: string, value: number): Promise<void> {
+  await page.getByTestId(testId).evaluate((el, v) => {
+    const input = el as HTMLInputElement;
+    const setter = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value')!.set!;
+    setter.call(input, String(v));
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+  }, value);
+}
+
+/**
+ * Waits until the classify result is that of a run at `threshold` (and of `tag`: 'drawn' or `image-<i>`, when
+ * given) and no run is in flight; returns its exit and prediction.
+ */
+async function classifyResult(
+  page: Page,
+  threshold: number,
+  tag?: string,
+): Promise<{ exit: number; prediction: number }> {
+  const result = page.getByTestId('result');
+  await expect
+    .poll(
+      async () =>
+        (await result.getAttribute('data-busy')) === '0' &&
+        Number(await result.getAttribute('data-threshold')) === threshold &&
+        (tag === undefined || (await result.getAttribute('data-tag')) === tag),
+      { timeout: 30_000 },
+    )
+    .toBe(true);
+  return {
+    exit: Number(await result.getAttribute('data-exit')),
+    prediction: Number(await result.getAttribute('data-prediction')),
+  };
+}
+
+async function nodeRun(image: number | Uint8Array, threshold: number) {
+  const bytes = typeof image === 'number' ? fashionImage(image).bytes : image;
+  const features = [Float32Array.from(bytes, (b) => b / 255)];
+  const r = await runner.run({ features }, { policy: confidence({ threshold }), mode: 'device' });
+  return { exit: r.samples[0].exitIndex, prediction: r.samples[0].prediction };
+}
+
+describe('playground (built site, headless Chromium on WebGPU)', () => {
+  it('classifies a Fashion-MNIST test image as Node on Dawn does, and the exit follows the threshold', async () => {
+    // an image whose exit differs between a low and a high threshold (found in Node)
+    const low = 0.5;
+    const high = 0.999;
+    let image = -1;
+    for (let i = 0; i < 32 && image < 0; i++) {
+      const [a, b] = [await nodeRun(i, low), await nodeRun(i, high)];
+      if (a.exit !== b.exit) image = i;
+    }
+    expect(image).toBeGreaterThanOrEqual(0);
+    const page = await open('classify');
+    await expect.poll(() => page.getByTestId('adapter').textContent(), { timeout: 30_000 }).toMatch(/gpu/i);
+    await page.getByTestId(`thumb-${image}`).click();
+    await setRange(page, 'threshold', low);
+    const atLow = await classifyResult(page, low, `image-${image}`);
+    expect(atLow).toEqual(await nodeRun(image, low));
+    await page.getByTestId('exits').waitFor();
+    await page.screenshot({ path: join(SHOTS, 'classify.png') });
+    // every exit's prediction: the argmax at each exit of a full-depth trace in Node
+    const features = [Float32Array.from(fashionImage(image).bytes, (b) => b / 255)];
+    const nodeTrace = await recordTrace(runner, { features });
+    const classes = (await page.getByTestId('exits').locator('th').allTextContents()).slice(3);
+    for (let e = 0; e < nodeTrace.numExits; e++) {
+      const cell = await page.getByTestId(`exit-row-${e}`).locator('td:nth-child(3)').textContent();
+      expect(cell).toBe(classes[nodeTrace.samples[0].argmax[e]]);
+    }
+    await setRange(page, 'threshold', high);
+    const atHigh = await classifyResult(page, high);
+    expect(atHigh).toEqual(await nodeRun(image, high));
+    expect(atHigh.exit).not.toBe(atLow.exit);
+    // host mode (the policy in TypeScript, a readback per exit) decides the same
+    await page.getByTestId('mode').selectOption('host');
+    await expect.poll(() => page.getByTestId('result').getAttribute('data-mode'), { timeout: 30_000 }).toBe('host');
+    expect(await classifyResult(page, high)).toEqual(atHigh);
+    // a drawing on the pad is classified as Node classifies the same pixels
+    const pad = page.getByTestId('drawpad');
+    const box = (await pad.boundingBox())!;
+    // a vertical bar with a cross-piece
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.15);
+    await page.mouse.down();
+    for (let t = 0.15; t <= 0.85; t += 0.05) await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * t);
+    await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.3);
+    await page.mouse.move(box.x + box.width * 0.7, box.y + box.height * 0.3);
+    await page.mouse.up();
+    const got = await classifyResult(page, high, 'drawn');
+    const bytes = await page.getByTestId('shown-image').evaluate((c) => {
+      const canvas = c as HTMLCanvasElement;
+      const d = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+      return Array.from({ length: d.length / 4 }, (_, i) => d[i * 4]);
+    });
+    expect(bytes.length).toBe(784);
+    expect(bytes.filter((b) => b > 128).length).toBeGreaterThan(20);
+    expect(got).toEqual(await nodeRun(Uint8Array.from(bytes), high));
+    await page.screenshot({ path: join(SHOTS, 'draw.png'), fullPage: true });
+    // the checkpoint files went through the Cache API
+    const cached = await page.evaluate(async () => {
+      const cache = await caches.open('offramp-checkpoints-v1');
+      return (await cache.keys()).map((r) => new URL(r.url).pathname).sort();
+    });
+    expect(cached).toEqual(['/checkpoints/fashion-cnn/config.json', '/checkpoints/fashion-cnn/model.safetensors']);
+    const first = Number(await page.getByTestId('first-inference').getAttribute('data-ms'));
+    console.log(`first inference (fashion-cnn, 1 image, incl. pipeline compilation): ${first.toFixed(0)} ms`);
+    await page.close();
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('batch view: the live rows per block are those of the same batch in Node', async () => {
+    const { features } = fashionBatch(64);
+    const want = await runner.run({ features }, { policy: confidence({ threshold: 0.9 }), mode: 'device' });
+    const page = await open('batch');
+    const view = page.getByTestId('batch');
+    await page.getByTestId('live-0').waitFor({ timeout: 30_000 });
+    await expect.poll(() => view.getAttribute('data-busy')).toBe('0');
+    const live = [];
+    for (let b = 0; b < want.summary.rowsPerBlock.length; b++)
+      live.push(Number(await page.getByTestId(`live-${b}`).textContent()));
+    expect(live).toEqual(want.summary.rowsPerBlock);
+    expect(live[0]).toBe(64);
+    expect(live.at(-1)).toBeLessThan(64);
+    await page.screenshot({ path: join(SHOTS, 'batch.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('Pareto explorer: records a trace, its frontier is the one computed in Node, a clicked point runs as simulated and exports a policy file', async () => {
+    const n = 64;
+    const { features, labels } = fashionBatch(n);
+    const nodeTrace = await recordTrace(runner, { features }, labels);
+    const want = sweepAll(nodeTrace).frontier.map((p) => ({
+      policy: p.policy,
+      options: p.options,
+      accuracy: p.accuracy,
+      meanCost: p.meanCost,
+    }));
+    expect(want.length).toBeGreaterThan(1);
+    const page = await open('pareto');
+    await page.getByTestId('trace-size').selectOption(String(n));
+    await page.getByTestId('record').click();
+    const plot = page.getByTestId('pareto-plot');
+    await plot.waitFor({ timeout: 60_000 });
+    const got = JSON.parse((await plot.getAttribute('data-frontier'))!);
+    expect(got.map((p: { policy: string; options: Record<string, unknown> }) => pointLabel(p))).toEqual(
+      want.map((p) => pointLabel(p)),
+    );
+    for (let i = 0; i < want.length; i++) {
+      expect(got[i].accuracy).toBe(want[i].accuracy);
+      expect(got[i].meanCost).toBeCloseTo(want[i].meanCost, 12);
+    }
+    // click the cheapest frontier point that is not the first exit's: it runs on the device as simulated
+    const { points } = sweepAll(nodeTrace);
+    const target = points.find((p) => pointLabel(p) === pointLabel(want[Math.min(1, want.length - 1)]))!;
+    await page.getByTestId(`point-${target.id}`).dispatchEvent('click');
+    const measured = page.getByTestId('measured');
+    await measured.waitFor({ timeout: 30_000 });
+    expect(Number(await measured.getAttribute('data-accuracy'))).toBe(target.accuracy);
+    expect(Number(await measured.getAttribute('data-cost'))).toBeCloseTo(target.meanCost, 6);
+    const file = parsePolicyFile(await page.getByTestId('policy-file').textContent());
+    expect({ name: file.name, options: file.options }).toEqual({ name: target.policy, options: target.options });
+    await page.screenshot({ path: join(SHOTS, 'pareto.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('generate view: streams the Austen decoder token by token with the tokens and exits of Node', async () => {
+    const prompt = 'It is a truth universally acknowledged, that';
+    const n = 16;
+    const threshold = 0.6;
+    const { model: lm, loaded } = await loadDecoderLM(join(REPO_ROOT, 'checkpoints/austen-decoder'), gpu);
+    const want = await lm.generate([loaded.tokenizer!.encode(prompt)], {
+      maxNewTokens: n,
+      exit: { rule: { kind: 'maxProb', threshold } },
+    });
+    lm.dispose();
+    expect(new Set(want.exitBlocks[0]).size).toBeGreaterThan(1);
+    const page = await open('generate');
+    await page.getByTestId('prompt').fill(prompt);
+    await page.getByTestId('max-tokens').fill(String(n));
+    await setRange(page, 'gen-threshold', threshold);
+    await page.getByTestId('generate').click();
+    await expect.poll(() => page.getByTestId('gen-stats').getAttribute('data-done'), { timeout: 60_000 }).toBe('1');
+    const tokens = page.getByTestId('tokens');
+    expect(JSON.parse((await tokens.getAttribute('data-ids'))!)).toEqual(want.tokens[0]);
+    expect(JSON.parse((await tokens.getAttribute('data-exits'))!)).toEqual(want.exitBlocks[0]);
+    expect(await page.getByTestId('gen-stats').textContent()).toMatch(/tokens\/s after it/);
+    console.log(`generate: ${await page.getByTestId('gen-stats').textContent()}`);
+    await page.screenshot({ path: join(SHOTS, 'generate.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('policy editor: the example conforms, a syntax error and a policy that breaks the kit show their errors', async () => {
+    const page = await open('policy');
+    const report = page.getByTestId('policy-report');
+    await page.getByTestId('policy-check').click();
+    await report.waitFor({ timeout: 60_000 });
+    expect(await report.getAttribute('data-ok')).toBe('1');
+    expect(await page.getByTestId('check-failed').count()).toBe(0);
+    await page.screenshot({ path: join(SHOTS, 'policy.png'), fullPage: true });
+
+    // a syntax error: shown in place, no report
+    await page.getByTestId('policy-text').fill(EXAMPLE_POLICY.replace('init: () => null,', 'init: () => null,,'));
+    await page.getByTestId('policy-check').click();
+    await expect(page.getByTestId('policy-error').textContent()).resolves.toMatch(
+      /SyntaxError in the policy text: Unexpected token/,
+    );
+    expect(await report.count()).toBe(0);
+
+    // decide returns one decision too few: the kit's failures are shown, the same checks fail as in Node
+    const broken = EXAMPLE_POLICY.replace(
+      'Array.from(s.maxProb, (p) => p >= Math.fround(o.threshold))',
+      'Array.from(s.maxProb.subarray(1), (p) => p >= Math.fround(o.threshold))',
+    );
+    expect(broken).not.toBe(EXAMPLE_POLICY);
+    const nodeReport = await checkPolicy(compilePolicy(broken), {
+      validOptions: [{ threshold: 0.9 }, { threshold: 0.5 }],
+      gpu,
+    });
+    const wantFailed = nodeReport.checks.filter((c) => !c.ok && !c.skipped).map((c) => c.name);
+    expect(wantFailed.length).toBeGreaterThan(0);
+    await page.getByTestId('policy-text').fill(broken);
+    await page.getByTestId('policy-check').click();
+    await report.waitFor({ timeout: 60_000 });
+    expect(await report.getAttribute('data-ok')).toBe('0');
+    const failed = await page.getByTestId('check-failed').locator('td:nth-child(2)').allTextContents();
+    expect(failed).toEqual(wantFailed);
+    await page.screenshot({ path: join(SHOTS, 'policy-error.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('without WebGPU the page says so and the policy editor still works', async () => {
+    const page = await context.newPage();
+    await page.addInitScript(() => {
+      Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined });
+    });
+    await page.goto(`${base}#classify`);
+    await expect(page.getByTestId('no-webgpu').textContent()).resolves.toMatch(
+      /WebGPU is not available in this browser/,
+    );
+    expect(await page.getByTestId('adapter').textContent()).toBe('no WebGPU');
+    await page.getByTestId('policy-check').click();
+    await expect.poll(() => page.getByTestId('policy-report').getAttribute('data-ok'), { timeout: 30_000 }).toBe('1');
+    await page.screenshot({ path: join(SHOTS, 'no-webgpu.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('server mode: the classify view asks offramp serve and shows its answer, the same as Node', async () => {
+    const srv = await createServer({
+      models: { 'fashion-cnn': join(REPO_ROOT, 'checkpoints/fashion-cnn') },
+      device: 'gpu',
+      cors: true,
+    });
+    try {
+      const url = await srv.listen(0, '127.0.0.1');
+      const page = await open('classify');
+      await page.getByTestId('server').fill(url);
+      await page.getByTestId('thumb-3').click();
+      const result = page.getByTestId('server-result');
+      await expect
+        .poll(
+          async () =>
+            (await result.getAttribute('data-busy')) === '0' && (await result.getAttribute('data-exit')) !== '',
+          {
+            timeout: 30_000,
+          },
+        )
+        .toBe(true);
+      const got = {
+        exit: Number(await result.getAttribute('data-exit')),
+        prediction: Number(await result.getAttribute('data-prediction')),
+      };
+      expect(got).toEqual(await nodeRun(3, 0.9));
+      expect(await result.textContent()).toMatch(/round trip/);
+      await page.screenshot({ path: join(SHOTS, 'server.png'), fullPage: true });
+      // a server that is not there: the error says so in place
+      await page.getByTestId('server').fill('http://127.0.0.1:9');
+      await expect(page.getByTestId('classify-error').textContent()).resolves.toMatch(
+        /no answer from http:\/\/127.0.0.1:9/,
+      );
+      await page.close();
+    } finally {
+      await srv.close();
+    }
+  });
+});
