@@ -46,6 +46,7 @@ export function reliabilitySpec(
             x: { field: 'lo', ...axis, title: 'confidence' },
             x2: { field: 'hi' },
             y: { field: 'accuracy', ...axis, title: 'accuracy in the bin' },
+            y2: { datum: 0 },
             tooltip: [{ field: 'count' }, { field: 'accuracy', format: '.3f' }, { field: 'confidence', format: '.3f' }],
           },
         },
