@@ -8,7 +8,7 @@ export {
   type CascadeSample,
   type CascadeStage,
   type CascadeSummary,
-  gatherRows,
+  gatherInputRows,
 } from './engine/cascade.js';
 export { cascadeCombine } from './engine/cascade-kernels.js';
 export { type PolicyStep, packSignals, runDevicePolicy } from './engine/device-policy.js';

@@ -12,7 +12,7 @@ import type { Device } from '../runtime/device.js';
 import type { GpuDevice } from '../runtime/gpu-device.js';
 import { refMlp } from '../testing-internal/reference-models.js';
 import { mulberry32, randomArray } from '../util/random.js';
-import { Cascade, gatherRows } from './cascade.js';
+import { Cascade, gatherInputRows } from './cascade.js';
 import { cascadeCombine } from './cascade-kernels.js';
 import { type ExitPolicy, maxProbThreshold, neverExit, wgslFloat } from './policy.js';
 import { Runner } from './runner.js';
@@ -189,12 +189,12 @@ describe('Cascade', () => {
     );
   });
 
-  it('gatherRows compacts every input form', () => {
+  it('gatherInputRows compacts every input form', () => {
     const flat = Float32Array.from({ length: 12 }, (_, i) => i);
-    expect(Array.from((gatherRows({ features: flat }, 4, [2, 0]) as { features: Float32Array }).features)).toEqual([
-      6, 7, 8, 0, 1, 2,
-    ]);
-    expect(gatherRows({ ids: [[1], [2, 3], [4]], lengths: [1, 2, 1] }, 3, [1])).toEqual({
+    expect(Array.from((gatherInputRows({ features: flat }, 4, [2, 0]) as { features: Float32Array }).features)).toEqual(
+      [6, 7, 8, 0, 1, 2],
+    );
+    expect(gatherInputRows({ ids: [[1], [2, 3], [4]], lengths: [1, 2, 1] }, 3, [1])).toEqual({
       ids: [[2, 3]],
       lengths: [2],
     });

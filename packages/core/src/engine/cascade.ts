@@ -178,7 +178,7 @@ export class Cascade {
     };
     for (let a = 0; a < n; a += this.maxBatch) {
       const b = Math.min(n, a + this.maxBatch);
-      const chunk = a === 0 && b === n ? input : gatherRows(input, n, range(a, b));
+      const chunk = a === 0 && b === n ? input : gatherInputRows(input, n, range(a, b));
       samples.push(...(await this.runChunk(chunk, b - a, costs, mode, options, summary)));
     }
     for (const s of samples) summary.flops += s.flops;
@@ -262,7 +262,7 @@ export class Cascade {
       const stage = this.stages[k];
       const rows = live.length;
       summary.rowsPerStage[k] += rows;
-      const sub = rows === n ? input : gatherRows(input, n, live);
+      const sub = rows === n ? input : gatherInputRows(input, n, live);
       const r = await stage.runner.run(sub, { policy: stage.policy ?? neverExit(), mode });
       const logits = new Float32Array(rows * C);
       r.samples.forEach((s, i) => {
@@ -378,7 +378,7 @@ async function readRange(dev: Device, t: Tensor, offset: number, length: number)
 }
 
 /** The rows `rows` (indices into a batch of n) of a model input, as a new input (compaction between stages). */
-export function gatherRows(input: ModelInput, n: number, rows: readonly number[]): ModelInput {
+export function gatherInputRows(input: ModelInput, n: number, rows: readonly number[]): ModelInput {
   if ('ids' in input) {
     const ids = rows.map((r) => input.ids[r]);
     return input.lengths ? { ids, lengths: rows.map((r) => input.lengths![r]) } : { ids };
