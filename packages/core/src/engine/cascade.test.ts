@@ -3,14 +3,14 @@
 // averaged in the test); host and device modes give identical results; chunking changes nothing; FLOPs are the
 // sum of what each stage ran; the combination kernel matches its reference.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MlpClassifierConfig } from '../models/config.js';
+import type { EncoderClassifierConfig, MlpClassifierConfig } from '../models/config.js';
 import { buildModel, randomWeights } from '../models/index.js';
 import { checkKernel } from '../runtime/conformance.js';
 import { CpuDevice } from '../runtime/cpu-device.js';
 import { createGpuDevice } from '../runtime/create-device.js';
 import type { Device } from '../runtime/device.js';
 import type { GpuDevice } from '../runtime/gpu-device.js';
-import { refMlp } from '../testing-internal/reference-models.js';
+import { refEncoder, refMlp } from '../testing-internal/reference-models.js';
 import { mulberry32, randomArray } from '../util/random.js';
 import { Cascade, gatherInputRows } from './cascade.js';
 import { cascadeCombine } from './cascade-kernels.js';
@@ -198,6 +198,50 @@ describe('Cascade', () => {
       ids: [[2, 3]],
       lengths: [2],
     });
+  });
+});
+
+describe('Cascade of encoders (token inputs of different lengths)', () => {
+  const enc = (hidden: number, layers: number): EncoderClassifierConfig => ({
+    architecture: 'encoder_classifier',
+    vocab_size: 40,
+    max_position: 32,
+    hidden_size: hidden,
+    num_layers: layers,
+    num_heads: 2,
+    intermediate_size: 2 * hidden,
+    num_classes: 3,
+    exits: { blocks: Array.from({ length: layers }, (_, i) => i), head: 'pooler' },
+  });
+  const ecfgs = [enc(16, 1), enc(24, 2)];
+  const ew = ecfgs.map((c, k) => randomWeights(c, 70 + k));
+  const r = mulberry32(12);
+  const ids = Array.from({ length: 13 }, () =>
+    Array.from({ length: 2 + Math.floor(r() * 6) }, () => 1 + Math.floor(r() * 39)),
+  );
+  it('matches the float64 reference; host and device agree bit for bit', async () => {
+    const probs = ecfgs.map((c, k) => ids.map((x) => softmax64(refEncoder(c, ew[k], x).at(-1)!.logits)));
+    const conf0 = probs[0].map((p) => Math.max(...p));
+    const sortedConf = [...conf0].sort((a, b) => a - b);
+    const wlo = (sortedConf[3] + sortedConf[4]) / 2;
+    const whi = (sortedConf[9] + sortedConf[10]) / 2;
+    const cascade = new Cascade(ecfgs.map((c, k) => new Runner(gpu, buildModel(gpu, c, ew[k]), { maxBatch: 8 })));
+    const host = await cascade.run({ ids }, { policy: windowRule(wlo, whi), mode: 'host' });
+    const device = await cascade.run({ ids }, { policy: windowRule(wlo, whi), mode: 'device' });
+    ids.forEach((_, i) => {
+      const inside = !(conf0[i] > whi || conf0[i] < wlo);
+      const want = inside
+        ? [0, 1, 2].map((j) => Math.log((probs[0][i][j] + probs[1][i][j]) / 2))
+        : probs[0][i].map(Math.log);
+      expect(host.samples[i].stage).toBe(inside ? 1 : 0);
+      for (let j = 0; j < 3; j++) expect(Math.abs(host.samples[i].logits[j] - want[j])).toBeLessThan(5e-5);
+      expect(device.samples[i].stage).toBe(host.samples[i].stage);
+      expect(Array.from(device.samples[i].logits)).toEqual(Array.from(host.samples[i].logits));
+      expect(device.samples[i].flops).toBe(host.samples[i].flops);
+    });
+    const deferred = conf0.filter((c) => !(c > whi || c < wlo)).length;
+    expect(deferred).toBe(6);
+    expect(host.summary.stageCounts).toEqual([13 - deferred, deferred]);
   });
 });
 

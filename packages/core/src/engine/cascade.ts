@@ -164,14 +164,13 @@ export class Cascade {
     const n = this.stages[0].runner.model.batchSize(input);
     if (n === 0) throw new ValidationError('cascade.run: the batch is empty');
     const mode = this.resolveMode(options.policy, options.mode);
-    const costs = this.stageCosts(input);
     const samples: CascadeSample[] = [];
     const t0 = performance.now();
     const summary: CascadeSummary = {
       batchSize: n,
       mode,
-      stageCounts: costs.map(() => 0),
-      rowsPerStage: costs.map(() => 0),
+      stageCounts: this.stages.map(() => 0),
+      rowsPerStage: this.stages.map(() => 0),
       flops: 0,
       fullFlops: 0,
       wallMs: 0,
@@ -179,10 +178,12 @@ export class Cascade {
     for (let a = 0; a < n; a += this.maxBatch) {
       const b = Math.min(n, a + this.maxBatch);
       const chunk = a === 0 && b === n ? input : gatherInputRows(input, n, range(a, b));
+      // full-depth costs of this chunk's sequence-length bucket in each stage
+      const costs = this.stageCosts(chunk);
       samples.push(...(await this.runChunk(chunk, b - a, costs, mode, options, summary)));
+      summary.fullFlops += (b - a) * costs.reduce((x, y) => x + y, 0);
     }
     for (const s of samples) summary.flops += s.flops;
-    summary.fullFlops = n * costs.reduce((x, y) => x + y, 0);
     summary.wallMs = performance.now() - t0;
     return { samples, summary };
   }
