@@ -22,6 +22,7 @@ import { confidence, fitWindow, gate, quantile, reliability, windowPolicy } from
 import { type RunMetrics, runMetrics } from '../src/cascade-metrics.js';
 import { loadEvalData } from '../src/data.js';
 import { loadClassifier } from '../src/model.js';
+import { svgToPng } from '../src/plot.js';
 import { reliabilityImages } from '../src/reliability-plot.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -262,6 +263,47 @@ const relFashion = await reliabilityImages(
 );
 writeFileSync(join(outDir, 'reliability-fashion.svg'), relFashion.svg);
 writeFileSync(join(outDir, 'reliability-fashion.png'), relFashion.png);
+// metric against compute, one point per system
+{
+  const values = results.flatMap(({ sys, m }) =>
+    [
+      ['coverage at 5% risk', m.selective!.coverageAt5],
+      ['misclassification AUROC', m.selective!.misclassificationAuroc],
+      ['OOD AUROC (MNIST)', m.ood!.auroc],
+      ['ECE', m.calibration!.ece],
+    ].map(([metric, value]) => ({ system: sys.name, kind: sys.kind, kflops: m.flopsPerSample / 1000, metric, value })),
+  );
+  const spec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    background: 'white',
+    padding: 12,
+    title: { text: `Fashion-MNIST test (${test.n} images): each metric against compute`, anchor: 'start' },
+    config: { font: 'DejaVu Sans', axis: { grid: true, gridColor: '#e6e6e6' } },
+    data: { values },
+    facet: { field: 'metric', type: 'nominal', title: null },
+    columns: 2,
+    resolve: { scale: { y: 'independent' } },
+    spec: {
+      width: 300,
+      height: 220,
+      mark: { type: 'point', filled: true, size: 70 },
+      encoding: {
+        x: { field: 'kflops', type: 'quantitative', title: 'kFLOPs per image', scale: { zero: false } },
+        y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false } },
+        color: { field: 'kind', type: 'nominal', title: 'system', scale: { scheme: 'tableau10' } },
+        shape: { field: 'kind', type: 'nominal', title: 'system' },
+        tooltip: [{ field: 'system' }, { field: 'value', format: '.4f' }, { field: 'kflops', format: '.1f' }],
+      },
+    },
+  };
+  const vl = await import('vega-lite');
+  const vega = await import('vega');
+  const view = new vega.View(vega.parse(vl.compile(spec as never).spec), { renderer: 'none' });
+  const svg = await view.toSVG();
+  view.finalize();
+  writeFileSync(join(outDir, 'metrics-vs-compute.svg'), svg);
+  writeFileSync(join(outDir, 'metrics-vs-compute.png'), (await svgToPng(svg)).png);
+}
 if (jei.length) {
   const lv = Math.max(
     0,
@@ -323,6 +365,8 @@ lines.push(
         : "The window cascade does not reach the large model's coverage at 5% risk here: the claim does not reproduce on these models."
   } The window cascade's coverage against the full ensemble's: ${pct(winBest.m.selective!.coverageAt5)}% against ${pct(ens.selective!.coverageAt5)}% at ${pct(winBest.m.flopsPerSample / ens.flopsPerSample, 0)}% of the ensemble's compute.`,
 );
+lines.push('');
+lines.push('![each metric against compute](results-cascades/metrics-vs-compute.png)');
 lines.push('');
 lines.push('![reliability diagrams, Fashion-MNIST](results-cascades/reliability-fashion.png)');
 lines.push('');
