@@ -38,7 +38,10 @@ export interface CascadeRunOptions {
    * `costFraction` the share of the whole cascade's full-depth FLOPs spent by then. The last stage takes all.
    */
   policy: ExitPolicy<any>;
-  /** 'auto' (default): device mode on a GPU when the policy and every stage policy have a WGSL form. */
+  /**
+   * 'auto' (default): device mode on a GPU when the policy and every stage policy have a WGSL form and no stage
+   * runs on the ONNX Runtime CPU path (there, host mode, as a runner alone).
+   */
   mode?: ExecutionMode | 'auto';
   /** Keep each sample's stage logits (one array per stage it ran). */
   members?: boolean;
@@ -139,7 +142,10 @@ export class Cascade {
     const m = mode ?? 'auto';
     const gpu = this.device instanceof GpuDevice;
     const stagesOk = this.stages.every((s) => (s.policy ?? neverExit()).device);
-    if (m === 'auto') return gpu && policy.device && stagesOk && !policy.needs?.includes('logits') ? 'device' : 'host';
+    // auto: as a runner alone would: host mode where the stages run on ONNX Runtime's CPU path
+    const ort = this.stages.some((s) => s.runner.ort);
+    if (m === 'auto')
+      return gpu && !ort && policy.device && stagesOk && !policy.needs?.includes('logits') ? 'device' : 'host';
     if (m === 'device') {
       if (!gpu)
         throw new ValidationError(
