@@ -142,6 +142,18 @@ describe('Cascade', () => {
     expect(device.summary.stageCounts).toEqual(host.summary.stageCounts);
   });
 
+  it('overlapping runs give what each gives alone', async () => {
+    const { cascade } = cascadeOn(gpu);
+    const alone = await cascade.run({ features }, { policy: windowRule(lo, hi), mode: 'device' });
+    const [a, b] = await Promise.all([
+      cascade.run({ features }, { policy: windowRule(lo, hi), mode: 'device' }),
+      cascade.run({ features: features.slice(0, 5) }, { policy: neverExit(), mode: 'host' }),
+    ]);
+    expect(a.samples.map((s) => s.stage)).toEqual(alone.samples.map((s) => s.stage));
+    expect(a.samples.map((s) => Array.from(s.logits))).toEqual(alone.samples.map((s) => Array.from(s.logits)));
+    expect(b.summary.stageCounts).toEqual([0, 0, 5]);
+  });
+
   it('the CPU device agrees with the GPU', async () => {
     const g = await cascadeOn(gpu).cascade.run({ features }, { policy: windowRule(lo, hi), mode: 'host' });
     const c = await cascadeOn(cpu).cascade.run({ features }, { policy: windowRule(lo, hi) });

@@ -102,6 +102,7 @@ export class Cascade {
   private readonly stages: CascadeStage[];
   private bufs: Buffers | null = null;
   private stateSize = 0;
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(stages: readonly (CascadeStage | Runner)[], options: CascadeOptions = {}) {
     if (!Array.isArray(stages) || stages.length < 1 || stages.length > 16)
@@ -164,7 +165,17 @@ export class Cascade {
     return 'host';
   }
 
-  async run(input: ModelInput, options: CascadeRunOptions): Promise<CascadeResult> {
+  /**
+   * Runs the cascade on a batch. Overlapping calls are safe: they share the cascade's device buffers, so they
+   * run one after another in call order.
+   */
+  run(input: ModelInput, options: CascadeRunOptions): Promise<CascadeResult> {
+    const next = this.queue.then(() => this.runNow(input, options));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async runNow(input: ModelInput, options: CascadeRunOptions): Promise<CascadeResult> {
     if (!options || typeof options.policy?.decide !== 'function')
       throw new ValidationError('cascade.run: options.policy must be an exit policy (the deferral rule)');
     const n = this.stages[0].runner.model.batchSize(input);
@@ -254,9 +265,11 @@ export class Cascade {
     if (mode === 'device') {
       const dp = policy.device!;
       decide = decideKernel({ name: policy.name, device: dp }, S, C);
+      // laid out with this policy's stride (the buffer may be larger, from a policy with more state)
+      const ss = Math.max(1, dp.stateSize);
       const init = new Float32Array(this.maxBatch * this.stateSize);
       const iv = dp.initState ?? [];
-      for (let s = 0; s < n; s++) for (let k = 0; k < this.stateSize; k++) init[s * this.stateSize + k] = iv[k] ?? 0;
+      for (let s = 0; s < n; s++) for (let k = 0; k < ss; k++) init[s * ss + k] = iv[k] ?? 0;
       dev.write(bufs.state!, init);
     }
 
