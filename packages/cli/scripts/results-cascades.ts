@@ -311,7 +311,7 @@ if (jei.length) {
     jei
       .slice(3 * lv, 3 * lv + 3)
       .map((j) => ({ name: `${j.name}: ${j.rule.replace(/ \(.*\)$/, '')}`, reliability: j.rel })),
-    `IMDB test (${jei.length ? imdb[0] : ''}): reliability at the exit taken`,
+    `IMDB: ${imdb[0]}; reliability at the exit taken (gates against thresholds, same compute)`,
   );
   writeFileSync(join(outDir, 'reliability-imdb.png'), relImdb.png);
 }
