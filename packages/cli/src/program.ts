@@ -115,12 +115,28 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
     program
       .command('eval')
       .description('evaluate exit policies on a model: trace once, sweep offline, re-run the chosen settings for real')
-      .requiredOption('-m, --model <dir>', 'model directory (config.json + model.safetensors) or a shipped model name')
+      .requiredOption(
+        '-m, --model <dir>',
+        'model directory (config.json + model.safetensors), a shipped model name, or a cascade spec (.json listing stage model folders)',
+      )
       .option(
         '-d, --data <name|file>',
         "dataset (fashion-mnist, mnist, imdb, sentiment) or a .jsonl / .csv file; default: the model's own dataset",
       )
       .addOption(new Option('--split <split>', 'split of a named dataset').choices(['test', 'train']).default('test'))
+      .option(
+        '--metrics <list>',
+        'uncertainty metrics of the full output instead of a policy sweep: selective, ood, calibration (comma-separated) or all; the default for a cascade spec is selective,calibration',
+      )
+      .option(
+        '--ood-data <name|file>',
+        'out-of-distribution inputs for --metrics ood (default for fashion-mnist: mnist)',
+      )
+      .addOption(
+        new Option('--score <kind>', 'uncertainty score of --metrics')
+          .choices(['maxProb', 'entropy'])
+          .default('maxProb'),
+      )
       .option(
         '-p, --policies <list>',
         "policies: names (swept), name:key=value (one setting), file:PATH.json, module:PACKAGE, or 'all'; comma-separated, repeatable",
@@ -175,13 +191,27 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
           'offramp eval -m checkpoints/imdb-encoder -d imdb -p confidence,entropy,patience --sweep',
           'offramp eval -m my-model -d data.jsonl -p entropy:threshold=0.3 -p file:entropy.policy.json --json > results.json',
           'offramp eval -m checkpoints/fashion-cnn -p module:offramp-policy-steady:threshold=0.8',
+          'offramp eval -m cascade.json -d fashion-mnist --metrics selective,ood,calibration -o cascade-eval',
         ]),
       ),
   ).action(
-    act(async (o: Parameters<typeof import('./commands/eval.js').evalCommand>[0] & Common) => {
-      const { evalCommand } = await import('./commands/eval.js');
-      await evalCommand(o, loggerFor(o));
-    }),
+    act(
+      async (
+        o: Parameters<typeof import('./commands/eval.js').evalCommand>[0] &
+          Omit<Parameters<typeof import('./commands/eval-metrics.js').evalMetricsCommand>[0], 'metrics'> & {
+            metrics?: string;
+          } & Common,
+      ) => {
+        const { isCascadeSpecPath } = await import('./cascade-spec.js');
+        if (o.metrics !== undefined || isCascadeSpecPath(o.model)) {
+          const { evalMetricsCommand } = await import('./commands/eval-metrics.js');
+          await evalMetricsCommand({ ...o, metrics: o.metrics ?? 'selective,calibration' }, loggerFor(o));
+          return;
+        }
+        const { evalCommand } = await import('./commands/eval.js');
+        await evalCommand(o, loggerFor(o));
+      },
+    ),
   );
 
   withCommon(

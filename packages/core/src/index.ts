@@ -1,5 +1,16 @@
 // @offramp/core: early-exit neural networks on WebGPU.
 
+export {
+  Cascade,
+  type CascadeOptions,
+  type CascadeResult,
+  type CascadeRunOptions,
+  type CascadeSample,
+  type CascadeStage,
+  type CascadeSummary,
+  gatherInputRows,
+} from './engine/cascade.js';
+export { cascadeCombine } from './engine/cascade-kernels.js';
 export { type PolicyStep, packSignals, runDevicePolicy } from './engine/device-policy.js';
 export { type CarriedDecl, GraphBuilder, type OpDecl, type TensorDecl, type TRef } from './engine/graph.js';
 export * from './engine/hooks.js';

@@ -80,3 +80,4 @@ export {
   validateOptions,
 } from './registry.js';
 export * from './token/index.js';
+export * from './uncertainty/index.js';
