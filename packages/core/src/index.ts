@@ -39,7 +39,6 @@ export * from './generation/index.js';
 export * from './generation/interface.js';
 export { generateRecompute, type RecomputeResult } from './generation/recompute.js';
 export * from './generation/signals.js';
-export { type TokenSink, tokenStreamer } from './generation/stream.js';
 export { generateSkipDecode, type SkipDecodeSchedule, skipDepth, skipPlan } from './generation/skipdecode.js';
 export {
   GENERATION_STRATEGIES,
@@ -48,6 +47,7 @@ export {
   type StrategyOptions,
   type StrategyResult,
 } from './generation/strategies.js';
+export { type TokenSink, tokenStreamer } from './generation/stream.js';
 export * from './kernels/index.js';
 export { sampleTokens } from './kernels/sample.js';
 export * from './models/config.js';
