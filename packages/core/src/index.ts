@@ -1,5 +1,6 @@
 // @offramp/core: early-exit neural networks on WebGPU.
 
+export * from './embeddings/index.js';
 export { type PolicyStep, packSignals, runDevicePolicy } from './engine/device-policy.js';
 export { type CarriedDecl, GraphBuilder, type OpDecl, type TensorDecl, type TRef } from './engine/graph.js';
 export * from './engine/hooks.js';
