@@ -63,6 +63,8 @@ interface VariantResult {
   training: unknown;
   /** Embedding width p; one index scan costs 2·N·p FLOPs. */
   dim: number;
+  hidden: number;
+  maxPosition: number;
 }
 
 function ranksAt(
@@ -143,7 +145,17 @@ for (const [variant] of VARIANTS) {
   let training: unknown = null;
   const trainingFile = path.join(dir, 'training.json');
   if (existsSync(trainingFile)) training = JSON.parse(readFileSync(trainingFile, 'utf8'));
-  results.push({ variant, dir: path.relative(root, dir), exits, dynamic, embedSeconds, training, dim: p });
+  results.push({
+    variant,
+    dir: path.relative(root, dir),
+    exits,
+    dynamic,
+    embedSeconds,
+    training,
+    dim: p,
+    hidden: m.config.hidden_size,
+    maxPosition: m.config.max_position,
+  });
   console.log(
     `${variant}: ${exits.map((e) => `exit ${e.exit} R@1 ${pct(e.textToCode.recallAt1)} MRR ${e.textToCode.mrr.toFixed(3)}`).join('; ')} (${embedSeconds.toFixed(0)} s)`,
   );
@@ -151,6 +163,41 @@ for (const [variant] of VARIANTS) {
 }
 if (results.length === 0 || !tokensForBm25)
   throw new Error('no model could be loaded: train them first (pnpm train:code-search)');
+
+// the stage-0 bag-of-embeddings (token embeddings before the blocks are trained), when its cache is there
+let boe: { textToCode: RetrievalMetrics; codeToCode: RetrievalMetrics; file: string } | null = null;
+{
+  const t = results[0].training as { seed?: number } | null;
+  const dim = results[0].hidden;
+  const file = path.join(
+    root,
+    '.data',
+    'runs',
+    `code-search-stage0-${t?.seed ?? 1234}-${results[0].maxPosition}-${dim}.json`,
+  );
+  if (existsSync(file)) {
+    const table = Float32Array.from((JSON.parse(readFileSync(file, 'utf8')) as { table: number[] }).table);
+    const bag = (rows: number[][]) => {
+      const out = new Float32Array(rows.length * dim);
+      rows.forEach((r, i) => {
+        for (const t2 of r) for (let k = 0; k < dim; k++) out[i * dim + k] += table[t2 * dim + k];
+        let n = 0;
+        for (let k = 0; k < dim; k++) n += out[i * dim + k] ** 2;
+        n = Math.max(Math.sqrt(n), 1e-12);
+        for (let k = 0; k < dim; k++) out[i * dim + k] /= n;
+      });
+      return out;
+    };
+    const qv = bag(tokensForBm25.queries);
+    const cv = bag(tokensForBm25.codes);
+    const rv = bag(tokensForBm25.refactored);
+    boe = {
+      textToCode: metricsFromRanks(ranksAt(qv, cv, dim, test.length).ranks),
+      codeToCode: metricsFromRanks(ranksAt(rv, cv, dim, test.length).ranks),
+      file: path.relative(root, file),
+    };
+  }
+}
 
 const bm = new Bm25(tokensForBm25.codes);
 const bmRanks = tokensForBm25.queries.map((q, i) => rankOf(bm.scores(q), i));
@@ -167,6 +214,7 @@ const json = {
     train_modules: data.trainModules.length,
   },
   bm25,
+  bag_of_embeddings: boe,
   results,
 };
 writeFileSync(a.out.replace(/\.md$/, '.json'), `${JSON.stringify(json, null, 2)}\n`);
@@ -201,6 +249,10 @@ for (const r of results) {
 L.push(
   `| BM25 (k1 1.2, b 0.75, same BPE tokens) | – | ${pct(bm25.textToCode.recallAt1)} % | ${pct(bm25.textToCode.recallAt10)} % | ${bm25.textToCode.mrr.toFixed(3)} | – |`,
 );
+if (boe)
+  L.push(
+    `| bag of embeddings (stage 0: mean of the token embeddings, no blocks) | – | ${pct(boe.textToCode.recallAt1)} % | ${pct(boe.textToCode.recallAt10)} % | ${boe.textToCode.mrr.toFixed(3)} | – |`,
+  );
 L.push('');
 L.push('## Code-to-code (function → its refactored form), per exit');
 L.push('');
@@ -216,6 +268,10 @@ for (const r of results) {
 L.push(
   `| BM25 | – | ${pct(bm25.codeToCode.recallAt1)} % | ${pct(bm25.codeToCode.recallAt10)} % | ${bm25.codeToCode.mrr.toFixed(3)} |`,
 );
+if (boe)
+  L.push(
+    `| bag of embeddings (stage 0) | – | ${pct(boe.codeToCode.recallAt1)} % | ${pct(boe.codeToCode.recallAt10)} % | ${boe.codeToCode.mrr.toFixed(3)} |`,
+  );
 L.push('');
 L.push('## Per-query dynamic exit (text-to-code)');
 L.push('');
@@ -236,6 +292,45 @@ for (const r of results) {
     );
   }
 }
+L.push('');
+L.push('## What the numbers say');
+L.push('');
+for (const r of results) {
+  const best = r.exits.reduce((b, e) => (e.textToCode.mrr > b.textToCode.mrr ? e : b));
+  const fixedCost = (e: ExitRow) => e.queryFlops + 2 * test.length * r.dim;
+  // a dynamic point "beats" the fixed exits when no fixed exit is at least as good for at most its cost
+  const wins = r.dynamic.filter(
+    (d) => !r.exits.some((e) => e.textToCode.mrr >= d.metrics.mrr && fixedCost(e) <= d.flops),
+  );
+  L.push(
+    `- **${r.variant}**: MRR by exit ${r.exits.map((e) => e.textToCode.mrr.toFixed(3)).join(' → ')}; best exit ${best.exit} (${pct(best.textToCode.recallAt1)} % recall@1). ` +
+      (wins.length
+        ? `The dynamic exit has ${wins.length} threshold(s) that no fixed exit matches at equal or lower cost (best: MRR ${Math.max(...wins.map((w) => w.metrics.mrr)).toFixed(3)}).`
+        : 'No dynamic-exit threshold beats the fixed exits: every point is matched or bettered by a fixed exit at equal or lower cost.'),
+  );
+}
+const lastExit = (v: string) => results.find((r) => r.variant === v)?.exits;
+const ex0 = ['mose', 'independent', 'last']
+  .map((v) => [v, lastExit(v)?.[0]?.textToCode.mrr] as const)
+  .filter(([, x]) => x !== undefined);
+if (ex0.length > 1)
+  L.push(
+    `- Exit 0 (a third of the depth), MRR by training: ${ex0.map(([v, x]) => `${v} ${x!.toFixed(3)}`).join(', ')}.`,
+  );
+const bestNeural = Math.max(...results.flatMap((r) => r.exits.map((e) => e.textToCode.mrr)));
+L.push(
+  `- BM25 over the same tokens reaches MRR ${bm25.textToCode.mrr.toFixed(3)} on text-to-code against ${bestNeural.toFixed(3)} for the best neural exit${boe ? ` and ${boe.textToCode.mrr.toFixed(3)} for the stage-0 bag of embeddings` : ''}; on code-to-code ${bm25.codeToCode.mrr.toFixed(3)} (renaming leaves most tokens in place).`,
+);
+const tr = results[0].training as {
+  steps?: number;
+  batch_size?: number;
+  train_pairs?: number;
+  seconds?: number;
+} | null;
+if (tr?.steps && tr.batch_size && tr.train_pairs)
+  L.push(
+    `- Training budget: ${tr.steps} steps of ${tr.batch_size} pairs (${((tr.steps * tr.batch_size) / tr.train_pairs).toFixed(2)} epochs, about ${Math.round((tr.seconds ?? 0) / 60)} min per run on a shared 2-core machine, tfjs WebGPU backend on lavapipe). The models are far from converged; the comparisons between trainings and exits are at this budget only.`,
+  );
 L.push('');
 L.push('<!-- findings -->');
 writeFileSync(a.out, `${L.join('\n')}\n`);
