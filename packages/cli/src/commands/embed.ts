@@ -7,7 +7,7 @@
 // the index>, "dim": p, "count": N, "exits": E, "exit_blocks": [...] }, docs.jsonl (N lines {"id", "text"}),
 // exit-{j}.f32 (N·p little-endian float32, row i = document i at exit j). Every read is bounded and checked
 // (keys, types, sizes exact, vectors finite and of unit length).
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createDevice } from '@offramp/core';
 import { readBoundedFile, readBoundedText } from '@offramp/core/node';

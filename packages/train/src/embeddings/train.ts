@@ -88,7 +88,6 @@ export function lengthBuckets(codes: readonly number[][], batchSize: number, ran
 export async function trainEmbedder(model: TfEmbedder, o: EmbedTrainOptions): Promise<EmbedTrainResult> {
   const tau = o.tau ?? 0.05;
   const mult = o.padMultiple ?? 32;
-  const n = o.queries.length;
   const rand = mulberry32(o.seed);
   const opt = tf.train.adam(o.lr);
   const vars = [...model.params.values()];
