@@ -14,6 +14,7 @@ import {
 } from '@offramp/core';
 import { buildTruncatedGpt2Tokenizer, encodeTexts, loadBpeTokenizer } from '@offramp/train/embeddings';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { modelKind } from '../model.js';
 import { Logger } from '../util/log.js';
 import { embedCommand, indexCommand, openIndex, parseExit, searchCommand } from './embed.js';
 
@@ -102,6 +103,10 @@ describe('offramp embed', () => {
     );
     expect(() => parseExit('auto', 2, ['all'])).toThrow(/got 'auto'/);
     expect(parseExit(undefined, 3, [])).toBe(2);
+    // the classifier commands point to these commands instead of misreading the folder
+    expect(() => modelKind(model)).toThrow(
+      /multi-exit embedder \(architecture encoder_embedder\): use `offramp embed`/,
+    );
   });
 });
 
