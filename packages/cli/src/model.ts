@@ -69,6 +69,10 @@ export function modelKind(dir: string): ModelKind {
       `${p} holds ${Array.isArray(json) ? 'an array' : json === null ? 'null' : `a ${typeof json}`}; a model config is a JSON object`,
     );
   if ('offramp_format' in json) return 'classifier';
+  if ((json as Record<string, unknown>).architecture === 'encoder_embedder')
+    throw new RuntimeError(
+      `${dir} holds a multi-exit embedder (architecture encoder_embedder): use \`offramp embed\`, \`offramp index\` and \`offramp search\``,
+    );
   const keys = Object.keys(json);
   const modelType = (json as Record<string, unknown>).model_type;
   if ((typeof modelType === 'string' && /mamba/i.test(modelType)) || keys.some((k) => MAMBA_KEYS.includes(k)))

@@ -474,6 +474,69 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
 
   withCommon(
     program
+      .command('embed')
+      .description('unit-length embeddings of texts from a multi-exit embedder folder, at one exit or all')
+      .argument('<texts...>', 'texts to embed')
+      .requiredOption('-m, --model <dir>', 'embedder folder (config.json, model.safetensors, tokenizer.json)')
+      .option('--exit <k>', "exit index, or 'all' (default: the last exit)")
+      .addOption(deviceOption())
+      .addHelpText('after', examples(['offramp embed -m checkpoints/code-search --exit 0 "Return the file size."'])),
+  ).action(
+    act(async (texts: string[], o: { model: string; exit?: string; device?: 'gpu' | 'cpu' | 'auto' } & Common) => {
+      const { embedCommand } = await import('./commands/embed.js');
+      await embedCommand(texts, o, loggerFor(o));
+    }),
+  );
+  withCommon(
+    program
+      .command('index')
+      .description('embed a document set at every exit of an embedder into an index folder for `offramp search`')
+      .requiredOption('-m, --model <dir>', 'embedder folder')
+      .requiredOption('--docs <file>', 'documents: JSON Lines of {"id", "text"} (.jsonl) or one per line')
+      .requiredOption('-o, --out <dir>', 'index folder to write')
+      .addOption(deviceOption())
+      .addHelpText('after', examples(['offramp index -m checkpoints/code-search --docs functions.jsonl -o my-index'])),
+  ).action(
+    act(async (o: { model: string; docs: string; out: string; device?: 'gpu' | 'cpu' | 'auto' } & Common) => {
+      const { indexCommand } = await import('./commands/embed.js');
+      await indexCommand(o, loggerFor(o));
+    }),
+  );
+  withCommon(
+    program
+      .command('search')
+      .description(
+        "search an index folder: at one exit, or 'auto' (stop at the first exit whose top-1 − top-2 margin reaches --margin)",
+      )
+      .argument('<query>', 'the query text')
+      .requiredOption('--index <dir>', 'index folder written by `offramp index`')
+      .option('--exit <k>', "exit index or 'auto' (default: the last exit)")
+      .option('-k, --top <n>', 'results to show', int('--top', 1, 1000), 5)
+      .option('--margin <m>', 'top-1 − top-2 margin that stops --exit auto', real('--margin', 0, 2), 0.05)
+      .option('-m, --model <dir>', 'embedder folder (default: the one the index was built with)')
+      .addOption(deviceOption())
+      .addHelpText('after', examples(['offramp search --index my-index --exit auto "parse an HTTP header"'])),
+  ).action(
+    act(
+      async (
+        query: string,
+        o: {
+          index: string;
+          exit?: string;
+          top?: number;
+          margin?: number;
+          model?: string;
+          device?: 'gpu' | 'cpu' | 'auto';
+        } & Common,
+      ) => {
+        const { searchCommand } = await import('./commands/embed.js');
+        await searchCommand(query, o, loggerFor(o));
+      },
+    ),
+  );
+
+  withCommon(
+    program
       .command('serve')
       .description(
         'serve models over HTTP: classifiers (POST /v1/classify), language models, Mamba or Llama-style decoders (OpenAI-compatible /v1/completions, /v1/chat/completions), GET /v1/models, /metrics, /docs/json',

@@ -1,5 +1,6 @@
 // @offramp/core: early-exit neural networks on WebGPU.
 
+export * from './embeddings/index.js';
 export {
   Cascade,
   type CascadeOptions,

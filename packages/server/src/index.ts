@@ -3,6 +3,7 @@
 // decode steps, Prometheus metrics and an OpenAPI document.
 
 export * from './completions.js';
+export { type EmbeddingsPluginOptions, embeddingsPlugin } from './embeddings.js';
 export { DeviceLostError, RecoveringError } from './faults.js';
 export { InputError, LimitError, type ServedModel } from './models.js';
 export { type BatchInfo, BatchScheduler, QueueFullError } from './scheduler.js';

@@ -11,6 +11,7 @@ import { embedding } from './embedding.js';
 import { exitSignals } from './exit-signals.js';
 import { gatherRows, gatherRowsIndirect } from './gather-rows.js';
 import { layerNorm } from './layer-norm.js';
+import { maskedMean } from './masked-mean.js';
 import { matmul } from './matmul.js';
 import { pixelShuffle, upsample2x } from './pixel-shuffle.js';
 import { globalAvgPool } from './pool.js';
@@ -83,6 +84,7 @@ export const kernels = {
   conv1dStep,
   conv2d,
   globalAvgPool,
+  maskedMean,
   pixelShuffle,
   upsample2x,
 } as const;

@@ -111,56 +111,11 @@ export class EncoderClassifier implements EarlyExitModel {
   program(b: GraphBuilder, T: number): ModelProgram {
     const c = this.config;
     const d = c.hidden_size;
-    const ff = c.intermediate_size;
-    const H = c.num_heads;
     const eps = c.layer_norm_eps ?? 1e-5;
-    const h = b.carry('h', T * d);
-    const lengths = b.carry('lengths', 1, 'u32');
-    const ids = b.input('ids', T, 'u32');
+    const { h, stem, block } = encoderBackbone(b, T, c);
     return {
-      stem: () => {
-        // a token table larger than one storage binding runs as one dispatch per row window
-        const windows = b.weightRows('embeddings.token.weight', d);
-        const pos = b.weight('embeddings.position.weight');
-        const out = b.next(h);
-        windows.forEach((w, k) => {
-          b.op(
-            embedding,
-            { ids, table: w.ref, pos, y: out },
-            (r) => ({ n: r * T, dim: d, vocab: w.rows, seqLen: T, addPosition: 1, idBase: w.rowStart }),
-            {
-              spec: { chunk: windows.length > 1 },
-              flopsPerRow: k === 0 ? T * d : 0,
-              label: `embeddings${windows.length > 1 ? `.${k}` : ''}`,
-            },
-          );
-        });
-      },
-      block: (i) => {
-        const p = `blocks.${i}`;
-        const x = b.cur(h);
-        const t1 = layerNormOp(b, x, `${p}.ln1`, { cols: d, rowsPerSample: T, eps });
-        const qkv = linear(b, t1, `${p}.attn.qkv`, { inF: d, outF: 3 * d, rowsPerSample: T });
-        const att = b.scratch(`${p}.attn.ctx`, T * d);
-        b.op(
-          attention,
-          { qkv, lengths: b.cur(lengths), out: att },
-          (r) => ({ B: r, T, d, heads: H, scale: 1 / Math.sqrt(d / H) }),
-          {
-            // the head size fixed at build: unrolled per-head loops (3.3× faster at dh 16 on lavapipe)
-            spec: { causal: false, headDim4: Math.ceil(d / H / 4) },
-            flopsPerRow: 4 * T * T * d + 5 * H * T * T,
-            label: `${p}.attn`,
-          },
-        );
-        const o = linear(b, att, `${p}.attn.out`, { inF: d, outF: d, rowsPerSample: T });
-        const mid = b.scratch(`${p}.mid`, T * d);
-        addOp(b, x, o, mid, T * d, `${p}.residual1`);
-        const t4 = layerNormOp(b, mid, `${p}.ln2`, { cols: d, rowsPerSample: T, eps });
-        const f1 = linear(b, t4, `${p}.mlp.fc1`, { inF: d, outF: ff, rowsPerSample: T }, 'gelu');
-        const f2 = linear(b, f1, `${p}.mlp.fc2`, { inF: ff, outF: d, rowsPerSample: T });
-        addOp(b, mid, f2, b.next(h), T * d, `${p}.residual2`);
-      },
+      stem,
+      block,
       exit: (j) => {
         const p = `exits.${j}`;
         const pooled = b.scratch(`${p}.cls`, d);
@@ -179,4 +134,71 @@ export class EncoderClassifier implements EarlyExitModel {
   dispose(): void {
     for (const t of this.weights.values()) t.dispose();
   }
+}
+
+/** Sizes the encoder's stem and blocks read (the classifier's config, or the embedder's). */
+export interface EncoderBackboneConfig {
+  hidden_size: number;
+  intermediate_size: number;
+  num_heads: number;
+  layer_norm_eps?: number;
+}
+
+/**
+ * The encoder's stem (token + position embeddings) and pre-LN blocks on a builder, for programs of sequence
+ * length T, with the carried hidden state h (B, T, d) and the valid lengths (B): shared by the classifier and
+ * the embedder (embeddings/model.ts).
+ */
+export function encoderBackbone(b: GraphBuilder, T: number, c: EncoderBackboneConfig) {
+  const d = c.hidden_size;
+  const ff = c.intermediate_size;
+  const H = c.num_heads;
+  const eps = c.layer_norm_eps ?? 1e-5;
+  const h = b.carry('h', T * d);
+  const lengths = b.carry('lengths', 1, 'u32');
+  const ids = b.input('ids', T, 'u32');
+  const stem = () => {
+    // a token table larger than one storage binding runs as one dispatch per row window
+    const windows = b.weightRows('embeddings.token.weight', d);
+    const pos = b.weight('embeddings.position.weight');
+    const out = b.next(h);
+    windows.forEach((w, k) => {
+      b.op(
+        embedding,
+        { ids, table: w.ref, pos, y: out },
+        (r) => ({ n: r * T, dim: d, vocab: w.rows, seqLen: T, addPosition: 1, idBase: w.rowStart }),
+        {
+          spec: { chunk: windows.length > 1 },
+          flopsPerRow: k === 0 ? T * d : 0,
+          label: `embeddings${windows.length > 1 ? `.${k}` : ''}`,
+        },
+      );
+    });
+  };
+  const block = (i: number) => {
+    const p = `blocks.${i}`;
+    const x = b.cur(h);
+    const t1 = layerNormOp(b, x, `${p}.ln1`, { cols: d, rowsPerSample: T, eps });
+    const qkv = linear(b, t1, `${p}.attn.qkv`, { inF: d, outF: 3 * d, rowsPerSample: T });
+    const att = b.scratch(`${p}.attn.ctx`, T * d);
+    b.op(
+      attention,
+      { qkv, lengths: b.cur(lengths), out: att },
+      (r) => ({ B: r, T, d, heads: H, scale: 1 / Math.sqrt(d / H) }),
+      {
+        // the head size fixed at build: unrolled per-head loops (3.3× faster at dh 16 on lavapipe)
+        spec: { causal: false, headDim4: Math.ceil(d / H / 4) },
+        flopsPerRow: 4 * T * T * d + 5 * H * T * T,
+        label: `${p}.attn`,
+      },
+    );
+    const o = linear(b, att, `${p}.attn.out`, { inF: d, outF: d, rowsPerSample: T });
+    const mid = b.scratch(`${p}.mid`, T * d);
+    addOp(b, x, o, mid, T * d, `${p}.residual1`);
+    const t4 = layerNormOp(b, mid, `${p}.ln2`, { cols: d, rowsPerSample: T, eps });
+    const f1 = linear(b, t4, `${p}.mlp.fc1`, { inF: d, outF: ff, rowsPerSample: T }, 'gelu');
+    const f2 = linear(b, f1, `${p}.mlp.fc2`, { inF: ff, outF: d, rowsPerSample: T });
+    addOp(b, mid, f2, b.next(h), T * d, `${p}.residual2`);
+  };
+  return { h, lengths, ids, stem, block };
 }

@@ -21,10 +21,11 @@ import {
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { CODE_SEARCH_FILE, CODE_SEARCH_LICENSE_FILE, fetchCodeSearch } from './code-search.js';
 import { CLI_FETCH_COMMAND, checkoutRoot, type DataOptions, FETCH_COMMAND, resolveDataDir } from './paths.js';
 
 /** The datasets `fetchDatasets` knows, in the order it fetches them. */
-export const DATASET_NAMES = ['fashion-mnist', 'mnist', 'imdb', 'sentiment', 'austen', 'kjv'] as const;
+export const DATASET_NAMES = ['fashion-mnist', 'mnist', 'imdb', 'sentiment', 'austen', 'kjv', 'code-search'] as const;
 export type DatasetName = (typeof DATASET_NAMES)[number];
 
 /** The command that fetches data where this runs: `pnpm data` in a checkout, else `offramp data fetch`. */
@@ -266,6 +267,17 @@ const DATASETS: Dataset[] = [
       const bytes = statSync(path.join(dataDir, 'kjv', 'kjv.txt')).size;
       check(bytes > 4_300_000 && bytes < 4_500_000, `kjv.txt is ${bytes} bytes, expected about 4.4 MB`);
       return `${fmt(k.verses.length)} verses in ${k.books.length} books, ${mb(bytes)} with references, ${fmt(k.text.length)} characters of text`;
+    },
+  },
+  {
+    name: 'code-search',
+    files: [CODE_SEARCH_FILE, CODE_SEARCH_LICENSE_FILE],
+    fetch: (dir, step, tempDir) => fetchCodeSearch(dir, step, tempDir, extractDeb),
+    async verify(dataDir) {
+      const m = await import('./code-search.js');
+      const s = m.loadCodeSearch({ dataDir });
+      check(s.extracted > 4000 && s.extracted < 7000, `code-search has ${s.extracted} pairs, expected about 5,100`);
+      return `${fmt(s.extracted)} functions with docstrings; ${fmt(s.train.length)} train / ${fmt(s.test.length)} test pairs in ${s.trainModules.length} / ${s.testModules.length} modules`;
     },
   },
 ];

@@ -1,0 +1,208 @@
+// Text-to-code and code-to-code retrieval pairs mined from the Python standard library that Debian ships
+// (libpython3.11-minimal + libpython3.11-stdlib, fetched with apt-get download + dpkg-deb -x). Python's own
+// `ast` module (code-search-extract.ts) extracts every function or method with a docstring: the query is the
+// docstring's summary sentence, the document the function without its docstring, and the refactored form (names
+// renamed, comments and layout normalised) the code-to-code partner. The loader dedupes near-identical bodies
+// (equal refactored forms) and splits by top-level module, so no module is in both train and test.
+
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { mulberry32, ValidationError } from '@offramp/core';
+import { corruptFile, type DataOptions, readCacheFile } from './cache.js';
+import { EXTRACT_PY } from './code-search-extract.js';
+import { shuffleInPlace } from './split.js';
+
+export const CODE_SEARCH_FILE = 'pairs.jsonl';
+export const CODE_SEARCH_LICENSE_FILE = 'LICENSE-python.txt';
+/** The Debian packages the sources come from (the interpreter package runs the extraction when needed). */
+export const CODE_SEARCH_DEBS = ['libpython3.11-minimal', 'libpython3.11-stdlib'] as const;
+export const CODE_SEARCH_INTERPRETER_DEB = 'python3.11-minimal';
+export const CODE_SEARCH_SPLIT_SEED = 20261202;
+/** Queries shorter than this many words say too little to retrieve by. */
+export const MIN_QUERY_WORDS = 3;
+
+/** One extracted function. */
+export interface CodePair {
+  /** Source file relative to the library folder, e.g. 'email/utils.py'. */
+  path: string;
+  line: number;
+  name: string;
+  /** The docstring's summary sentence. */
+  query: string;
+  /** The function's source from its `def` line, without the docstring (decorators left out). */
+  code: string;
+  /** The same function re-printed by ast.unparse, named f, parameters and locals renamed v0, v1, ... */
+  refactored: string;
+  /** Top-level module or package: the split unit. */
+  module: string;
+}
+
+export interface CodeSearchSplit {
+  train: CodePair[];
+  test: CodePair[];
+  trainModules: string[];
+  testModules: string[];
+  /** Rows dropped as near-duplicates (same refactored form as an earlier row) and for short queries. */
+  dropped: { duplicates: number; shortQueries: number };
+  /** Rows in the file before filtering. */
+  extracted: number;
+}
+
+/** The split unit of a path: its first folder, or the file name without `.py`. */
+export function moduleOf(p: string): string {
+  const first = p.split('/')[0];
+  return first.endsWith('.py') ? first.slice(0, -3) : first;
+}
+
+/** Parses the JSON Lines written by the extractor; `source` names the file in errors. */
+export function parseCodePairs(text: string, source: string): CodePair[] {
+  const out: CodePair[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    if (lines[i] === '') continue;
+    let o: unknown;
+    try {
+      o = JSON.parse(lines[i]);
+    } catch (e) {
+      throw corruptFile(source, `line ${i + 1} is not JSON`, e);
+    }
+    const r = o as Record<string, unknown>;
+    for (const k of ['path', 'name', 'query', 'code', 'refactored']) {
+      if (typeof r[k] !== 'string' || (r[k] as string).length === 0) {
+        throw corruptFile(source, `line ${i + 1}: field "${k}" must be a non-empty string`);
+      }
+    }
+    if (!Number.isInteger(r.line) || (r.line as number) < 1) {
+      throw corruptFile(source, `line ${i + 1}: field "line" must be a positive integer`);
+    }
+    const p = r.path as string;
+    out.push({
+      path: p,
+      line: r.line as number,
+      name: r.name as string,
+      query: r.query as string,
+      code: r.code as string,
+      refactored: r.refactored as string,
+      module: moduleOf(p),
+    });
+  }
+  return out;
+}
+
+/**
+ * Dedupes (the first of rows with equal refactored forms is kept), drops queries under MIN_QUERY_WORDS
+ * words, and splits by module: modules in a seeded random order go to test until it holds `testFraction` of
+ * the rows. Both halves keep file order.
+ */
+export function splitCodePairs(
+  rows: readonly CodePair[],
+  testFraction = 0.2,
+  seed = CODE_SEARCH_SPLIT_SEED,
+): CodeSearchSplit {
+  if (!(testFraction > 0 && testFraction < 1)) {
+    throw new ValidationError(`testFraction is ${testFraction}; expected a number in (0, 1)`);
+  }
+  const seen = new Set<string>();
+  let duplicates = 0;
+  let shortQueries = 0;
+  const kept: CodePair[] = [];
+  for (const r of rows) {
+    if (r.query.split(/\s+/).filter(Boolean).length < MIN_QUERY_WORDS) {
+      shortQueries++;
+      continue;
+    }
+    if (seen.has(r.refactored)) {
+      duplicates++;
+      continue;
+    }
+    seen.add(r.refactored);
+    kept.push(r);
+  }
+  const count = new Map<string, number>();
+  for (const r of kept) count.set(r.module, (count.get(r.module) ?? 0) + 1);
+  const modules = shuffleInPlace([...count.keys()].sort(), mulberry32(seed));
+  const test = new Set<string>();
+  let n = 0;
+  for (const m of modules) {
+    if (n >= testFraction * kept.length) break;
+    test.add(m);
+    n += count.get(m)!;
+  }
+  return {
+    train: kept.filter((r) => !test.has(r.module)),
+    test: kept.filter((r) => test.has(r.module)),
+    trainModules: modules.filter((m) => !test.has(m)).sort(),
+    testModules: [...test].sort(),
+    dropped: { duplicates, shortQueries },
+    extracted: rows.length,
+  };
+}
+
+/** Loads the cached pairs and splits them (see splitCodePairs). */
+export function loadCodeSearch(options?: DataOptions & { testFraction?: number; seed?: number }): CodeSearchSplit {
+  const text = readCacheFile('code-search', CODE_SEARCH_FILE, options).toString('utf8');
+  const rows = parseCodePairs(text, CODE_SEARCH_FILE);
+  return splitCodePairs(rows, options?.testFraction, options?.seed);
+}
+
+/** Runs the extractor over `root` with `python` (argv[0] and an environment); returns the JSON Lines. */
+export function runExtractor(python: string, env: NodeJS.ProcessEnv, root: string, work: string): string {
+  const script = path.join(work, 'extract.py');
+  writeFileSync(script, EXTRACT_PY);
+  const r = spawnSync(python, [script, root], { encoding: 'utf8', env, maxBuffer: 256 * 1024 * 1024 });
+  if (r.error) throw new Error(`${python} could not start: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`${python} ${script} failed (exit ${r.status}): ${r.stderr.slice(-600)}`);
+  return r.stdout;
+}
+
+type ExtractDeb = (pkg: string, work: string) => string;
+type Step = <T>(what: string, run: () => T) => T;
+
+/**
+ * Writes pairs.jsonl and the Python licence into `dir`. The Python sources are Debian's; the extractor runs on
+ * Debian's own python3.11 interpreter extracted beside them (so the ast is the same on every machine), or on
+ * `python3` from PATH when the extracted interpreter cannot start.
+ */
+export function fetchCodeSearch(dir: string, step: Step, tempDir: () => string, extractDeb: ExtractDeb): void {
+  const work = tempDir();
+  const roots = CODE_SEARCH_DEBS.map((pkg) =>
+    step(`apt-get download ${pkg} + dpkg-deb -x`, () => extractDeb(pkg, work)),
+  );
+  const interp = step(`apt-get download ${CODE_SEARCH_INTERPRETER_DEB} + dpkg-deb -x`, () =>
+    extractDeb(CODE_SEARCH_INTERPRETER_DEB, work),
+  );
+  // one library folder: the minimal package's modules and the stdlib package's, side by side
+  const lib = path.join(work, 'lib');
+  step('merging the two library folders', () => {
+    for (const root of roots) {
+      const src = path.join(root, 'usr/lib/python3.11');
+      if (!existsSync(src)) throw new Error(`${src} is missing from the extracted package`);
+      const cp = spawnSync('cp', ['-a', `${src}/.`, lib], { encoding: 'utf8' });
+      if (cp.status !== 0) throw new Error(`copying ${src} failed: ${cp.stderr}`);
+    }
+  });
+  const home = path.join(work, 'home');
+  step('merging the interpreter with its library', () => {
+    spawnSync('mkdir', ['-p', path.join(home, 'usr/lib')]);
+    const ln = spawnSync('cp', ['-as', lib, path.join(home, 'usr/lib/python3.11')], { encoding: 'utf8' });
+    if (ln.status !== 0) throw new Error(`linking the library failed: ${ln.stderr}`);
+  });
+  const pairs = step('extracting functions with docstrings (python ast)', () => {
+    const env = { ...process.env, PYTHONHOME: path.join(home, 'usr'), PYTHONDONTWRITEBYTECODE: '1' };
+    try {
+      return runExtractor(path.join(interp, 'usr/bin/python3.11'), env, lib, work);
+    } catch (first) {
+      try {
+        const { PYTHONHOME: _, ...plain } = process.env;
+        return runExtractor('python3', { ...plain, PYTHONDONTWRITEBYTECODE: '1' }, lib, work);
+      } catch (second) {
+        throw new Error(
+          `no Python interpreter could run the extractor: Debian's python3.11 (${(first as Error).message}); python3 on PATH (${(second as Error).message}). Fix: \`sudo apt-get install python3\`, then fetch again`,
+        );
+      }
+    }
+  });
+  writeFileSync(path.join(dir, CODE_SEARCH_FILE), pairs);
+  copyFileSync(path.join(lib, 'LICENSE.txt'), path.join(dir, CODE_SEARCH_LICENSE_FILE));
+}

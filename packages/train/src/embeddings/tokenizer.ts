@@ -1,0 +1,81 @@
+// The code-search tokenizer: GPT-2's byte-level BPE cut to its first `merges` merges (a valid BPE of its own:
+// the 256 byte tokens plus one token per kept merge, ids unchanged), plus a <|pad|> token. Code is put on one
+// line first (runs of whitespace → one space) so indentation does not eat the context.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { FormatError } from '@offramp/core';
+import { type BpeTokenizer, gpt3EncoderDir, loadBpeTokenizer } from '../tokenizers/bpe.js';
+import { readJsonFile, writeJsonFile } from '../tokenizers/json.js';
+
+export const PAD_TOKEN = '<|pad|>';
+export const CODE_TOKENIZER_FILE = 'tokenizer.json';
+
+/** Writes the tokenizer.json of GPT-2's BPE with its first `merges` merges; returns the vocabulary size. */
+export function buildTruncatedGpt2Tokenizer(outPath: string, merges: number): { vocabSize: number; padId: number } {
+  const dir = gpt3EncoderDir();
+  const encoder = readJsonFile(path.join(dir, 'encoder.json'), 'GPT-2 encoder') as Record<string, number>;
+  const lines = readFileSync(path.join(dir, 'vocab.bpe'), 'utf8').split('\n').slice(1).filter(Boolean);
+  if (!Number.isInteger(merges) || merges < 1 || merges > lines.length) {
+    throw new FormatError(`merges is ${merges}; expected an integer in [1, ${lines.length}]`);
+  }
+  const vocab: Record<string, number> = {};
+  for (const [tok, id] of Object.entries(encoder)) if (id < 256) vocab[tok] = id;
+  const kept = lines.slice(0, merges);
+  kept.forEach((line, k) => {
+    const [a, b] = line.split(' ');
+    const id = encoder[a + b];
+    // GPT-2 numbers merged tokens by merge rank: the k-th merge makes id 256 + k
+    if (id !== 256 + k) throw new FormatError(`vocab.bpe merge ${k} (${line}) has id ${id}; expected ${256 + k}`);
+    vocab[a + b] = id;
+  });
+  const padId = 256 + merges;
+  vocab[PAD_TOKEN] = padId;
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+  writeJsonFile(outPath, {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [
+      {
+        id: padId,
+        content: PAD_TOKEN,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: true,
+        special: true,
+      },
+    ],
+    normalizer: null,
+    pre_tokenizer: byteLevel,
+    post_processor: { ...byteLevel, trim_offsets: false },
+    decoder: byteLevel,
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges: kept,
+    },
+  });
+  return { vocabSize: padId + 1, padId };
+}
+
+/** Text as the code-search model reads it: whitespace runs collapsed to one space, trimmed. */
+export function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
+}
+
+/** Token ids of each text (one line, at most `maxLen` ids, at least one: an empty text gives [pad]). */
+export function encodeTexts(tok: BpeTokenizer, texts: readonly string[], maxLen: number, padId: number): number[][] {
+  return texts.map((t) => {
+    const ids = Array.from(tok.encode(oneLine(t)).subarray(0, maxLen));
+    return ids.length > 0 ? ids : [padId];
+  });
+}
+
+export { loadBpeTokenizer };

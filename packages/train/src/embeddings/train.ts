@@ -1,0 +1,193 @@
+// Contrastive training of the multi-exit embedder (tfjs): InfoNCE with in-batch negatives (symmetric, query →
+// code and code → query, temperature τ) and, per variant,
+//   'mose':        InfoNCE at every exit + self-distillation from the last exit: KL(softmax(S_L/τ) ‖ softmax(S_j/τ))
+//                  for every lower exit j, rows and columns, the last exit's similarities held constant
+//   'independent': InfoNCE at every exit, no distillation
+//   'last':        InfoNCE at the last exit only (the baseline: lower exits get no training signal of their own)
+// S_j = Q_j · C_jᵀ (unit-length embeddings of the batch's queries and codes at exit j).
+import { mulberry32 } from '@offramp/core';
+import * as tf from '@tensorflow/tfjs';
+import { shuffleInPlace } from '../data/split.js';
+import { stopGradient } from '../training/models.js';
+import { padBatch, type TfEmbedder } from './model.js';
+
+export const EMBED_VARIANTS = ['mose', 'independent', 'last'] as const;
+export type EmbedVariant = (typeof EMBED_VARIANTS)[number];
+
+export interface EmbedTrainOptions {
+  variant: EmbedVariant;
+  /** Token ids of each training pair's query and code. */
+  queries: number[][];
+  codes: number[][];
+  padId: number;
+  steps: number;
+  batchSize: number;
+  lr: number;
+  /** Temperature of the similarities (default 0.05). */
+  tau?: number;
+  /** Weight of the distillation terms ('mose'; default 1). */
+  distillWeight?: number;
+  seed: number;
+  /** Code rows are padded up to a multiple of this (fewer distinct shapes to compile). */
+  padMultiple?: number;
+  log?: (line: string) => void;
+}
+
+export interface EmbedTrainResult {
+  steps: number;
+  seconds: number;
+  /** Mean loss over each tenth of the run. */
+  lossCurve: number[];
+}
+
+function infoNce(S: tf.Tensor2D): tf.Scalar {
+  const B = S.shape[0];
+  const eye = tf.eye(B);
+  const rows = tf.neg(tf.mean(tf.sum(tf.mul(eye, tf.logSoftmax(S, 1)), 1)));
+  const cols = tf.neg(tf.mean(tf.sum(tf.mul(eye, tf.logSoftmax(tf.transpose(S), 1)), 1)));
+  return tf.mul(0.5, tf.add(rows, cols)) as tf.Scalar;
+}
+
+function kl(teacher: tf.Tensor2D, student: tf.Tensor2D): tf.Scalar {
+  const lp = tf.logSoftmax(teacher, 1);
+  return tf.mean(tf.sum(tf.mul(tf.exp(lp), tf.sub(lp, tf.logSoftmax(student, 1))), 1)) as tf.Scalar;
+}
+
+/** The variant's loss on one batch's per-exit similarity matrices (already divided by τ). */
+export function embedLoss(variant: EmbedVariant, S: tf.Tensor2D[], distillWeight = 1): tf.Scalar {
+  const E = S.length;
+  if (variant === 'last') return infoNce(S[E - 1]);
+  let loss = tf.div(tf.addN(S.map(infoNce)), E) as tf.Scalar;
+  if (variant === 'mose' && E > 1) {
+    const t = stopGradient(S[E - 1]);
+    const tT = tf.transpose(t) as tf.Tensor2D;
+    const terms = S.slice(0, -1).map((s) => tf.mul(0.5, tf.add(kl(t, s), kl(tT, tf.transpose(s) as tf.Tensor2D))));
+    loss = tf.add(loss, tf.mul(distillWeight / (E - 1), tf.addN(terms))) as tf.Scalar;
+  }
+  return loss;
+}
+
+/**
+ * One epoch's order: shuffled, then cut into groups of 8 batches, each group sorted by code length, so a batch
+ * holds codes of similar length (little padding) while its members stay random; batch order shuffled.
+ */
+export function lengthBuckets(codes: readonly number[][], batchSize: number, rand: () => number): number[] {
+  const all = shuffleInPlace(
+    Array.from({ length: codes.length }, (_, i) => i),
+    rand,
+  );
+  const batches: number[][] = [];
+  const group = 8 * batchSize;
+  for (let g = 0; g < all.length; g += group) {
+    const part = all.slice(g, g + group).sort((a, b) => codes[a].length - codes[b].length);
+    for (let b = 0; b + batchSize <= part.length; b += batchSize) batches.push(part.slice(b, b + batchSize));
+  }
+  return shuffleInPlace(batches, rand).flat();
+}
+
+export async function trainEmbedder(model: TfEmbedder, o: EmbedTrainOptions): Promise<EmbedTrainResult> {
+  const tau = o.tau ?? 0.05;
+  const mult = o.padMultiple ?? 32;
+  const rand = mulberry32(o.seed);
+  const opt = tf.train.adam(o.lr);
+  const vars = [...model.params.values()];
+  let order: number[] = [];
+  const losses: number[] = [];
+  const t0 = performance.now();
+  for (let step = 0; step < o.steps; step++) {
+    if (order.length < o.batchSize) order = lengthBuckets(o.codes, o.batchSize, rand);
+    const idx = order.splice(0, o.batchSize);
+    const qRows = idx.map((i) => o.queries[i]);
+    const cRows = idx.map((i) => o.codes[i]);
+    const q = padBatch(qRows, o.padId, 16);
+    const c = padBatch(cRows, o.padId, mult);
+    const cIds = c.ids;
+    const cLen = c.lengths;
+    const loss = opt.minimize(
+      () => {
+        const qe = model.embed(q.ids, q.lengths);
+        const ce = model.embed(cIds, cLen);
+        const S = qe.map((x, j) => tf.div(tf.matMul(x, ce[j], false, true), tau) as tf.Tensor2D);
+        return embedLoss(o.variant, S, o.distillWeight);
+      },
+      true,
+      vars,
+    ) as tf.Scalar;
+    losses.push((await loss.data())[0]);
+    tf.dispose([loss, q.ids, q.lengths, cIds, cLen]);
+    if (o.log && (step % 20 === 0 || step < 10 || step === o.steps - 1)) {
+      const s = (performance.now() - t0) / 1000;
+      o.log(`step ${step + 1}/${o.steps}: loss ${losses[losses.length - 1].toFixed(4)} (${s.toFixed(0)} s)`);
+    }
+  }
+  opt.dispose();
+  const tenth = Math.max(1, Math.floor(losses.length / 10));
+  const lossCurve: number[] = [];
+  for (let s = 0; s < losses.length; s += tenth) {
+    const part = losses.slice(s, s + tenth);
+    lossCurve.push(part.reduce((a, b) => a + b, 0) / part.length);
+  }
+  return { steps: o.steps, seconds: (performance.now() - t0) / 1000, lossCurve };
+}
+
+export interface PretrainOptions {
+  vocabSize: number;
+  dim: number;
+  queries: number[][];
+  codes: number[][];
+  padId: number;
+  steps: number;
+  batchSize: number;
+  lr: number;
+  seed: number;
+  tau?: number;
+  log?: (line: string) => void;
+}
+
+/**
+ * Stage 0: token embeddings trained as a bag-of-embeddings dual encoder (the unit-length mean of a text's token
+ * embeddings) with the same symmetric InfoNCE; cheap (no blocks), it gives the encoder a useful start.
+ */
+export async function pretrainTokenEmbeddings(
+  o: PretrainOptions,
+): Promise<{ table: Float32Array; seconds: number; loss: number }> {
+  const rand = mulberry32(o.seed);
+  const table = tf.variable(
+    tf.randomNormal([o.vocabSize, o.dim], 0, 0.02, 'float32', o.seed),
+    true,
+    `pretrain${o.seed}`,
+  );
+  const tau = o.tau ?? 0.05;
+  const opt = tf.train.adam(o.lr);
+  const bag = (rows: number[][]) => {
+    const p = padBatch(rows, o.padId, 16);
+    const T = p.ids.shape[1];
+    const valid = tf.cast(tf.less(tf.range(0, T, 1, 'int32').expandDims(0), p.lengths.expandDims(1)), 'float32');
+    const e = tf.sum(tf.mul(tf.gather(table, p.ids), valid.expandDims(2)), 1) as tf.Tensor2D;
+    return { e: tf.div(e, tf.maximum(tf.norm(e, 2, 1, true), 1e-12)) as tf.Tensor2D, dispose: [p.ids, p.lengths] };
+  };
+  let order: number[] = [];
+  let last = 0;
+  const t0 = performance.now();
+  for (let step = 0; step < o.steps; step++) {
+    if (order.length < o.batchSize) order = lengthBuckets(o.codes, o.batchSize, rand);
+    const idx = order.splice(0, o.batchSize);
+    const loss = opt.minimize(
+      () => {
+        const q = bag(idx.map((i) => o.queries[i]));
+        const c = bag(idx.map((i) => o.codes[i]));
+        return embedLoss('last', [tf.div(tf.matMul(q.e, c.e, false, true), tau) as tf.Tensor2D]);
+      },
+      true,
+      [table],
+    ) as tf.Scalar;
+    last = (await loss.data())[0];
+    loss.dispose();
+    if (o.log && (step % 50 === 0 || step === o.steps - 1))
+      o.log(`stage 0 step ${step + 1}/${o.steps}: loss ${last.toFixed(4)}`);
+  }
+  opt.dispose();
+  const out = Float32Array.from(await table.data());
+  table.dispose();
+  return { table: out, seconds: (performance.now() - t0) / 1000, loss: last };
+}
