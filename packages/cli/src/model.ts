@@ -45,8 +45,18 @@ function isLink(p: string): boolean {
   }
 }
 
-/** Which loader a directory needs, from its config.json. */
+/** Which loader a directory needs, from its config.json (an embedder is refused: see servableKind). */
 export function modelKind(dir: string): ModelKind {
+  const kind = servableKind(dir);
+  if (kind === 'embedder')
+    throw new RuntimeError(
+      `${dir} holds a multi-exit embedder (architecture encoder_embedder): use \`offramp embed\`, \`offramp index\` and \`offramp search\`, or serve it (\`offramp serve\` answers /v1/embeddings)`,
+    );
+  return kind;
+}
+
+/** What a directory holds, from its config.json: a classifier, a language model or a multi-exit embedder. */
+export function servableKind(dir: string): ModelKind | 'embedder' {
   const p = join(dir, 'config.json');
   if (!existsSync(p) && !isLink(p)) {
     const isDir = existsSync(dir) && statSync(dir).isDirectory();
@@ -69,10 +79,7 @@ export function modelKind(dir: string): ModelKind {
       `${p} holds ${Array.isArray(json) ? 'an array' : json === null ? 'null' : `a ${typeof json}`}; a model config is a JSON object`,
     );
   if ('offramp_format' in json) return 'classifier';
-  if ((json as Record<string, unknown>).architecture === 'encoder_embedder')
-    throw new RuntimeError(
-      `${dir} holds a multi-exit embedder (architecture encoder_embedder): use \`offramp embed\`, \`offramp index\` and \`offramp search\``,
-    );
+  if ((json as Record<string, unknown>).architecture === 'encoder_embedder') return 'embedder';
   const keys = Object.keys(json);
   const modelType = (json as Record<string, unknown>).model_type;
   if ((typeof modelType === 'string' && /mamba/i.test(modelType)) || keys.some((k) => MAMBA_KEYS.includes(k)))

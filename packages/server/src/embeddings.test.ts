@@ -18,6 +18,7 @@ import fastify, { type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { embeddingsPlugin } from './embeddings.js';
+import { createServer } from './server.js';
 
 let dir: string;
 let device: Device;
@@ -111,5 +112,39 @@ describe('POST /v1/embeddings', () => {
     expect(r.statusCode).toBe(400);
     r = await post({ model: 'tiny', input: 'a', temperature: 1 });
     expect(r.statusCode).toBe(400);
+  });
+
+  it('is served by createServer from a folder: listed in /v1/models, warmed up, the same vectors as the loaded embedder', async () => {
+    const srv = await createServer({ models: { code: dir }, device, logger: false, warmup: true });
+    try {
+      const list = await srv.app.inject({ method: 'GET', url: '/v1/models' });
+      expect(list.statusCode).toBe(200);
+      const entry = list.json().data.find((d: { id: string }) => d.id === 'code');
+      expect(entry).toMatchObject({
+        kind: 'embedder',
+        architecture: 'encoder_embedder',
+        num_blocks: 2,
+        exit_blocks: [0, 1],
+        dimensions: 8,
+        max_position: 32,
+        routes: ['/v1/embeddings'],
+      });
+      const texts = ['def f(x): return x', 'identity function'];
+      const res = await srv.app.inject({
+        method: 'POST',
+        url: '/v1/embeddings',
+        payload: { model: 'code', input: texts, exit: 0 },
+      });
+      expect(res.statusCode, res.body).toBe(200);
+      const want = await m.embedTexts(texts, { exit: 0 });
+      const got = res.json().data.map((d: { embedding: number[] }) => d.embedding);
+      expect(got).toEqual([0, 1].map((i) => Array.from(want.vectors[0].subarray(i * 8, (i + 1) * 8))));
+      // an embedder takes no classifier limits
+      await expect(
+        createServer({ models: { code: { path: dir, defaultPolicy: 'never' } }, device, logger: false }),
+      ).rejects.toThrow(/is an embedder: maxSeqLen and defaultPolicy do not apply/);
+    } finally {
+      await srv.close();
+    }
   });
 });

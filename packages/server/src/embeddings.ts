@@ -15,6 +15,11 @@ export interface EmbeddingsPluginOptions {
   maxInputs?: number;
   /** Longest text in characters (default 32768); the model keeps its first max_position tokens. */
   maxChars?: number;
+  /**
+   * Maps an error thrown while embedding (the server uses it to answer a lost GPU device with 503 and to
+   * start its recovery). Default: the error itself.
+   */
+  mapError?: (e: unknown, model: string, embedder: LoadedEmbedder) => unknown;
 }
 
 export function embeddingsPlugin(options: EmbeddingsPluginOptions): FastifyPluginAsync {
@@ -70,7 +75,12 @@ export function embeddingsPlugin(options: EmbeddingsPluginOptions): FastifyPlugi
       }
       const texts = typeof r.input === 'string' ? [r.input] : r.input;
       const tokens = m.tokenize(texts).reduce((s, x) => s + x.length, 0);
-      const out = await m.embedTexts(texts, { exit });
+      let out: Awaited<ReturnType<LoadedEmbedder['embedTexts']>>;
+      try {
+        out = await m.embedTexts(texts, { exit });
+      } catch (e) {
+        throw options.mapError ? options.mapError(e, r.model, m) : e;
+      }
       const p = out.dim;
       return {
         object: 'list',

@@ -97,6 +97,17 @@ export const ModelsResponse = z.object({
         max_batch: z.number().int(),
         max_seq_len: z.number().int().optional(),
       }),
+      z.object({
+        id: z.string(),
+        object: z.literal('model'),
+        kind: z.literal('embedder'),
+        architecture: z.string(),
+        num_blocks: z.number().int(),
+        exit_blocks: z.array(z.number().int()),
+        dimensions: z.number().int(),
+        max_position: z.number().int(),
+        routes: z.array(z.string()),
+      }),
     ]),
   ),
 });

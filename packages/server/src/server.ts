@@ -16,6 +16,7 @@ import {
   ValidationError,
 } from '@offramp/core';
 import { parsePolicySpec, policyFromSpec } from '@offramp/policies';
+import type { LoadedEmbedder } from '@offramp/train/embeddings';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
@@ -26,6 +27,7 @@ import {
 } from 'fastify-type-provider-zod';
 import { completionsPlugin } from './completions.js';
 import { type LoadedLm, loadLm } from './completions-model.js';
+import { embeddingsPlugin } from './embeddings.js';
 import { DeviceLostError, isDeviceFault, RecoveringError } from './faults.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { encodeInput, folderKind, InputError, loadServedModel, type ServedModel } from './models.js';
@@ -59,7 +61,8 @@ export interface ServerOptions {
   /**
    * Served models: request name → model folder, or a ModelEntry with per-model limits (requests name a
    * model, never a path). Offramp classifiers (config.json with offramp_format) answer /v1/classify; Mamba
-   * language models answer the OpenAI-compatible /v1/completions and /v1/chat/completions.
+   * and Llama-style language models answer the OpenAI-compatible /v1/completions and /v1/chat/completions;
+   * multi-exit embedders (architecture encoder_embedder) answer the OpenAI-compatible /v1/embeddings.
    */
   models: Record<string, string | ModelEntry>;
   /**
@@ -117,6 +120,8 @@ export interface OfframpContext {
   models: Map<string, ServedModel>;
   /** The language models (completions routes), by name. */
   lms: Map<string, LoadedLm>;
+  /** The multi-exit embedders (/v1/embeddings), by name. */
+  embedders: Map<string, LoadedEmbedder>;
   scheduler: BatchScheduler;
   metrics: ServerMetrics;
   /** The device in use now (a new one after a recovery). */
@@ -201,7 +206,14 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
   const lms = new Map<string, LoadedLm>();
   /** The language models as the completions plugin sees them (the same object across recoveries). */
   const lmRecord: Record<string, LoadedLm> = {};
-  type Loaded = { models: Map<string, ServedModel>; lms: Map<string, LoadedLm> };
+  const embedders = new Map<string, LoadedEmbedder>();
+  /** The embedders as the embeddings plugin sees them (the same object across recoveries). */
+  const embedderRecord: Record<string, LoadedEmbedder> = {};
+  type Loaded = {
+    models: Map<string, ServedModel>;
+    lms: Map<string, LoadedLm>;
+    embedders: Map<string, LoadedEmbedder>;
+  };
   const disposeLoaded = (l: Loaded, err?: Error) => {
     for (const m of l.models.values()) {
       try {
@@ -219,15 +231,32 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
         /* a lost device may refuse */
       }
     }
+    for (const e of l.embedders.values()) {
+      try {
+        e.dispose();
+      } catch {
+        /* a lost device may refuse */
+      }
+    }
   };
   /** Loads every configured model onto `dev` (all or none). */
   const loadAll = async (dev: Device): Promise<Loaded> => {
-    const out: Loaded = { models: new Map(), lms: new Map() };
+    const out: Loaded = { models: new Map(), lms: new Map(), embedders: new Map() };
     try {
       for (const [n, e] of entries) {
         const seq = e.maxSeqLen ?? options.maxSeqLen;
         const mb = e.maxBatch ?? maxBatch;
-        if (folderKind(e.path) === 'language-model') {
+        const kind = folderKind(e.path);
+        if (kind === 'embedder') {
+          if (e.maxSeqLen !== undefined || e.defaultPolicy !== undefined)
+            throw new Error(
+              `model '${n}' is an embedder: maxSeqLen and defaultPolicy do not apply (it reads up to its max_position tokens and has no exit policy; requests choose the exit)`,
+            );
+          const { loadEmbedder } = await import('@offramp/train/embeddings');
+          out.embedders.set(n, await loadEmbedder(e.path, dev, { maxBatch: mb }));
+          continue;
+        }
+        if (kind === 'language-model') {
           const lm = await loadLm(dev, e.path, { maxBatch: mb, maxQueue });
           if (seq !== undefined) lm.maxSeqLen = seq;
           out.lms.set(n, lm);
@@ -259,6 +288,12 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
       lms.set(n, lm);
       lmRecord[n] = lm;
     }
+    embedders.clear();
+    for (const k of Object.keys(embedderRecord)) delete embedderRecord[k];
+    for (const [n, e] of l.embedders) {
+      embedders.set(n, e);
+      embedderRecord[n] = e;
+    }
   };
   let loadMs = performance.now();
   try {
@@ -286,7 +321,7 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
     const failed = scheduler.failAll(err);
     app.log.error({ reason, failedRequests: failed }, 'GPU device lost: recreating it and reloading the models');
     const old = device;
-    disposeLoaded({ models: new Map(models), lms: new Map(lms) }, err);
+    disposeLoaded({ models: new Map(models), lms: new Map(lms), embedders: new Map(embedders) }, err);
     try {
       if (ownDevice) old.destroy();
     } catch {
@@ -407,6 +442,7 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
   const context: OfframpContext = {
     models,
     lms,
+    embedders,
     scheduler,
     metrics,
     get device() {
@@ -576,13 +612,24 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
         id,
         object: 'model' as const,
         kind: 'language-model' as const,
-        architecture: 'mamba',
+        architecture: lm.backend.kind === 'decoder' ? 'llama' : 'mamba',
         num_blocks: lm.backend.L,
         exit_blocks: [...lm.backend.exits],
         vocab_size: lm.backend.V,
         routes: ['/v1/completions', '/v1/chat/completions'],
         max_batch: lm.scheduler.maxBatch,
         ...(lm.maxSeqLen !== undefined ? { max_seq_len: lm.maxSeqLen } : {}),
+      })),
+      ...[...embedders.entries()].map(([id, e]) => ({
+        id,
+        object: 'model' as const,
+        kind: 'embedder' as const,
+        architecture: e.config.architecture,
+        num_blocks: e.config.num_layers,
+        exit_blocks: [...e.config.exit_blocks],
+        dimensions: e.config.embedding_dim,
+        max_position: e.config.max_position,
+        routes: ['/v1/embeddings'],
       })),
     ],
   }));
@@ -678,6 +725,14 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
         mapError: (e, name, lm) => modelError(e, lms.get(name) !== lm),
       }),
     );
+  if (embedders.size)
+    await app.register(
+      embeddingsPlugin({
+        models: embedderRecord,
+        maxInputs: maxBatch * 16,
+        mapError: (e, name, m) => modelError(e, embedders.get(name) !== m),
+      }),
+    );
   for (const plugin of options.plugins ?? []) await app.register(plugin);
   await app.ready();
   if (options.warmup) await warmUp();
@@ -699,6 +754,16 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
         url: '/v1/completions',
         headers,
         payload: { model: name, prompt: 'a', max_tokens: 2 },
+      });
+      if (r.statusCode !== 200)
+        app.log.warn({ model: name, status: r.statusCode, body: r.body }, 'warm-up request failed');
+    }
+    for (const name of embedders.keys()) {
+      const r = await app.inject({
+        method: 'POST',
+        url: '/v1/embeddings',
+        headers,
+        payload: { model: name, input: 'warm up the pipelines' },
       });
       if (r.statusCode !== 200)
         app.log.warn({ model: name, status: r.statusCode, body: r.body }, 'warm-up request failed');
@@ -726,7 +791,7 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
         closingDown = true;
         await recovering;
         await scheduler.drain();
-        disposeLoaded({ models, lms });
+        disposeLoaded({ models, lms, embedders });
         if (ownDevice) device.destroy();
       })();
       return closing;

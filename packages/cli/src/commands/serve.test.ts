@@ -5,11 +5,12 @@ import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { applyModelLimits, parseModelArgs } from './serve.js';
 
-it('takes classifiers and Mamba language models, by shipped name or NAME=FOLDER', () => {
-  const m = parseModelArgs(['fashion-cnn', 'lm=austen-mamba']);
-  expect(Object.keys(m)).toEqual(['fashion-cnn', 'lm']);
+it('takes classifiers, language models and embedders, by shipped name or NAME=FOLDER', () => {
+  const m = parseModelArgs(['fashion-cnn', 'lm=austen-mamba', 'code=code-search']);
+  expect(Object.keys(m)).toEqual(['fashion-cnn', 'lm', 'code']);
   expect(m['fashion-cnn']).toMatch(/checkpoints[/\\]fashion-cnn$/);
   expect(m.lm).toMatch(/checkpoints[/\\]austen-mamba$/);
+  expect(m.code).toMatch(/checkpoints[/\\]code-search$/);
 });
 
 it('refuses a folder whose config.json is neither, a bad name and a name given twice', () => {

@@ -2,7 +2,7 @@
 // then a graceful stop (no new requests; those in flight are answered) and exit 0.
 import { createServer, type ModelEntry } from '@offramp/server';
 import { UsageError } from '../errors.js';
-import { modelKind, resolveModelDir } from '../model.js';
+import { resolveModelDir, servableKind } from '../model.js';
 import type { Logger } from '../util/log.js';
 
 export interface ServeOptions {
@@ -37,7 +37,9 @@ export function parseModelArgs(specs: readonly string[]): Record<string, string>
       throw new UsageError(`--model '${s}': the name '${name}' must be letters, digits, '.', '_' or '-'`);
     if (Object.hasOwn(out, name)) throw new UsageError(`--model: the name '${name}' is given twice`);
     const dir = resolveModelDir(where);
-    modelKind(dir); // a classifier (/v1/classify) or a language model, Mamba or Llama-style (completions); anything else is refused here
+    // a classifier (/v1/classify), a language model, Mamba or Llama-style (completions), or a multi-exit
+    // embedder (/v1/embeddings); anything else is refused here
+    servableKind(dir);
     out[name] = dir;
   }
   return out;
