@@ -14,6 +14,7 @@ import { layerNorm } from './layer-norm.js';
 import { matmul } from './matmul.js';
 import { pixelShuffle, upsample2x } from './pixel-shuffle.js';
 import { globalAvgPool } from './pool.js';
+import { qualityScore } from './quality-score.js';
 import { rmsNorm } from './rms-norm.js';
 import { ropeCacheWrite } from './rope.js';
 import { scatterRows } from './scatter-rows.js';
@@ -34,6 +35,8 @@ export { readSignals, SIGNALS_PER_ROW } from './exit-signals.js';
 export type { MatmulSpec } from './matmul.js';
 export { isCpuRasteriser, selectMatmulSpec } from './matmul.js';
 export type { UpsampleSpec } from './pixel-shuffle.js';
+export type { BlockScore, QualityScoreResult } from './quality-score-reference.js';
+export { QUALITY_THRESHOLD_JPEG, qualityScoreReference } from './quality-score-reference.js';
 export type { RopeCacheWriteSpec } from './rope.js';
 export {
   attention,
@@ -52,6 +55,7 @@ export {
   layerNorm,
   matmul,
   pixelShuffle,
+  qualityScore,
   rmsNorm,
   ropeCacheWrite,
   scatterRows,
@@ -85,4 +89,5 @@ export const kernels = {
   globalAvgPool,
   pixelShuffle,
   upsample2x,
+  qualityScore,
 } as const;
