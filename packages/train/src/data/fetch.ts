@@ -21,10 +21,11 @@ import {
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { IMAGE_FILES, IMAGE_SOURCES, loadImages, SKIMAGE_DATA_PATH } from './images.js';
 import { CLI_FETCH_COMMAND, checkoutRoot, type DataOptions, FETCH_COMMAND, resolveDataDir } from './paths.js';
 
 /** The datasets `fetchDatasets` knows, in the order it fetches them. */
-export const DATASET_NAMES = ['fashion-mnist', 'mnist', 'imdb', 'sentiment', 'austen', 'kjv'] as const;
+export const DATASET_NAMES = ['fashion-mnist', 'mnist', 'imdb', 'sentiment', 'austen', 'kjv', 'images'] as const;
 export type DatasetName = (typeof DATASET_NAMES)[number];
 
 /** The command that fetches data where this runs: `pnpm data` in a checkout, else `offramp data fetch`. */
@@ -266,6 +267,25 @@ const DATASETS: Dataset[] = [
       const bytes = statSync(path.join(dataDir, 'kjv', 'kjv.txt')).size;
       check(bytes > 4_300_000 && bytes < 4_500_000, `kjv.txt is ${bytes} bytes, expected about 4.4 MB`);
       return `${fmt(k.verses.length)} verses in ${k.books.length} books, ${mb(bytes)} with references, ${fmt(k.text.length)} characters of text`;
+    },
+  },
+  {
+    name: 'images',
+    files: IMAGE_FILES,
+    fetch(dir, step, tempDir) {
+      const work = tempDir();
+      const root = step('apt-get download python3-skimage (21 MB) + dpkg-deb -x', () =>
+        extractDeb('python3-skimage', work),
+      );
+      copyInto(dir, path.join(root, SKIMAGE_DATA_PATH), this.files);
+      rmSync(work, { recursive: true, force: true });
+    },
+    async verify(dataDir) {
+      const train = loadImages('train', { dataDir });
+      const test = loadImages('test', { dataDir });
+      check(train.length + test.length === IMAGE_SOURCES.length, 'images: not every image loaded');
+      const pixels = [...train, ...test].reduce((s, i) => s + i.image.width * i.image.height, 0);
+      return `${train.length} training and ${test.length} held-out images (scikit-image), ${fmt(pixels)} pixels`;
     },
   },
 ];
