@@ -4,6 +4,7 @@
 import { attention } from './attention.js';
 import { cachedAttention } from './attention-cached.js';
 import { attentionDecode, kvAppend } from './attention-decode.js';
+import { channelScale, concatChannels } from './channel-ops.js';
 import { conv1dCausal, conv1dStep } from './conv1d.js';
 import { conv2d } from './conv2d.js';
 import { binary, unary } from './elementwise.js';
@@ -43,6 +44,8 @@ export {
   attentionDecode,
   binary,
   cachedAttention,
+  channelScale,
+  concatChannels,
   conv1dCausal,
   conv1dStep,
   conv2d,
@@ -90,4 +93,6 @@ export const kernels = {
   pixelShuffle,
   upsample2x,
   qualityScore,
+  concatChannels,
+  channelScale,
 } as const;
