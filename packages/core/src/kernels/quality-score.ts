@@ -232,3 +232,14 @@ export const qualityScore = defineKernel({
   ],
   tolerance: 'accumulate',
 });
+
+/**
+ * FLOPs of the score of one H×W image: per 8×8 block two 8×8×8 products for the moments (about 2·1024) and
+ * the centring, plus for a textured block the 3×3 blur, the blurred block's moments and the similarity.
+ * Counted as if every block were textured (an upper bound).
+ */
+export function qualityScoreFlops(H: number, W: number, C = 1): number {
+  const blocks = Math.max(0, Math.floor(H / 8) - 1) * Math.max(0, Math.floor(W / 8) - 1);
+  const moments = 2 * 2 * 512 + 4 * 64;
+  return blocks * (2 * moments + 18 * 64 + 6 * 64) + (C === 3 ? 5 * H * W : 0);
+}
