@@ -1,6 +1,9 @@
 // The RBQE enhancer through the Runner on the GPU against the float64 forward (testing-internal): every exit's
 // output image, the quality score the engine writes into the gate signal, per-sample exits in host mode,
 // FLOPs per exit; padding helpers and validation.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { definePolicy, neverExit } from '../engine/policy.js';
 import { Runner } from '../engine/runner.js';
@@ -9,6 +12,7 @@ import { createGpuDevice } from '../runtime/create-device.js';
 import type { GpuDevice } from '../runtime/gpu-device.js';
 import { refEnhancer } from '../testing-internal/enhancer-reference.js';
 import { mulberry32 } from '../util/random.js';
+import { loadEnhancerDir, saveEnhancerDir } from '../weights/enhancer-dir.js';
 import {
   cropPlane,
   type EnhancerConfig,
@@ -19,6 +23,7 @@ import {
   randomEnhancerWeights,
   uploadEnhancerWeights,
 } from './enhancer.js';
+import { ImageEnhancer } from './image-enhancer.js';
 
 const cfg: EnhancerConfig = { architecture: 'rbqe_enhancer', levels: 3, channels: 8, attention_hidden: 4 };
 const H = 40;
@@ -131,5 +136,60 @@ describe('enhancer helpers and validation', () => {
     bad.delete('node.0.1.weight');
     expect(() => uploadEnhancerWeights(gpu, cfg, bad)).toThrow(/'node\.0\.1\.weight' is missing/);
     for (const t of w.values()) t.dispose();
+  });
+});
+
+describe('ImageEnhancer: any size, mixed sizes, folders', () => {
+  it('pads, groups sizes, crops back to the float64 forward of the padded image, and rejects huge images', async () => {
+    const host = randomEnhancerWeights(cfg, 3);
+    const enh = new ImageEnhancer(gpu, cfg, host, { maxPixels: 64 * 64 });
+    const rand = mulberry32(8);
+    const sizes = [
+      [37, 45],
+      [40, 48],
+      [33, 41],
+    ];
+    const imgs = sizes.map(([h, w]) => ({
+      width: w,
+      height: h,
+      data: Float32Array.from({ length: h * w }, () => rand()),
+    }));
+    const out = await enh.enhance(imgs, { policy: neverExit() });
+    for (const [i, img] of imgs.entries()) {
+      const ph = padUp(img.height, 8);
+      const pw = padUp(img.width, 8);
+      const ref = refEnhancer(cfg, host, padReplicate(img.data, img.height, img.width, ph, pw), ph, pw)[cfg.levels - 1];
+      const want = cropPlane(ref, pw, img.height, img.width).map((v) => Math.min(1, Math.max(0, v)));
+      expect([out[i].width, out[i].height]).toEqual([img.width, img.height]);
+      expect(maxAbsDiff(out[i].data, want)).toBeLessThan(1e-4);
+      expect(out[i].exitIndex).toBe(cfg.levels - 1);
+    }
+    const flops = enh.flopsPerExit(45, 37);
+    expect(flops).toHaveLength(cfg.levels);
+    expect(flops[0]).toBeLessThan(flops[2]);
+    await expect(
+      enh.enhance([{ width: 100, height: 90, data: new Float32Array(9000) }], { policy: neverExit() }),
+    ).rejects.toThrow(/100×90 \(9,000 pixels\); at most 4,096 pixels/);
+    await expect(
+      enh.enhance([{ width: 8, height: 90, data: new Float32Array(720) }], { policy: neverExit() }),
+    ).rejects.toThrow(/at least 16×16/);
+    enh.dispose();
+  });
+
+  it('saves and loads a model folder; a classifier folder is refused by name', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rbqe-'));
+    const host = randomEnhancerWeights(cfg, 4);
+    saveEnhancerDir(dir, cfg, host, { note: 'test' });
+    const back = loadEnhancerDir(dir);
+    expect(back.config).toEqual(cfg);
+    expect(back.meta).toEqual({ note: 'test' });
+    for (const [name, t] of host) expect(Array.from(back.tensors.get(name)?.data ?? [])).toEqual(Array.from(t.data));
+    writeFileSync(
+      path.join(dir, 'config.json'),
+      JSON.stringify({ offramp_format: 1, model: { architecture: 'cnn_classifier' } }),
+    );
+    expect(() => loadEnhancerDir(dir)).toThrow(/'cnn_classifier' is not an image enhancer/);
+    expect(() => loadEnhancerDir(path.join(dir, 'nope'))).toThrow(/does not exist/);
+    rmSync(dir, { recursive: true });
   });
 });

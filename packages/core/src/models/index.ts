@@ -59,4 +59,5 @@ export * from './decoder-lm.js';
 export * from './decoder-random.js';
 export { DecoderReference, type ReferenceCache } from './decoder-reference.js';
 export * from './enhancer.js';
+export * from './image-enhancer.js';
 export * from './sampling.js';
