@@ -2,7 +2,7 @@
 // exits jointly (sum of per-exit MSE), random crops of the scikit-image training images, blind over JPEG
 // quality 10..50. Resumable: `pnpm train:rbqe --resume` continues from the work folder (weights, Adam state,
 // step, random state). The time budget (--minutes) counts across resumes.
-//   pnpm train:rbqe [--minutes 9] [--resume] [--batch 8] [--crop 32] [--lr 0.002] [--max-steps N] [--seed N]
+//   pnpm train:rbqe [--minutes 20] [--resume] [--batch 8] [--crop 32] [--lr 0.002] [--max-steps N] [--seed N]
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -35,7 +35,7 @@ const { values: a } = parseArgs({
 });
 if (a.help) {
   console.log(
-    'pnpm train:rbqe [--minutes 9] [--resume] [--batch 8] [--crop 32] [--lr 0.002] [--max-steps N] [--seed 7] [--backend webgpu|cpu] [--out DIR] [--work-dir DIR] [--checkpoint-every 50]',
+    'pnpm train:rbqe [--minutes 20] [--resume] [--batch 8] [--crop 32] [--lr 0.002] [--max-steps N] [--seed 7] [--backend webgpu|cpu] [--out DIR] [--work-dir DIR] [--checkpoint-every 50]',
   );
   process.exit(0);
 }
@@ -53,7 +53,7 @@ export const RBQE_CONFIG: EnhancerConfig = {
   attention_hidden: 4,
 };
 const cfg = RBQE_CONFIG;
-const minutes = num(a.minutes, 9, 'minutes');
+const minutes = num(a.minutes, 20, 'minutes');
 const batch = num(a.batch, 8, 'batch');
 const crop = num(a.crop, 32, 'crop');
 const lr = num(a.lr, 2e-3, 'lr');
@@ -91,11 +91,17 @@ if (a.resume && existsSync(join(workDir, 'adam.safetensors'))) {
 const rng = new Rng(state.rng);
 
 async function checkpoint(): Promise<void> {
-  saveTensors(join(workDir, 'weights.safetensors'), fromTf(cfg, w));
+  saveTensors(join(workDir, 'weights.safetensors'), await fromTf(cfg, w));
   const opt = await optimizer.getWeights();
   saveTensors(
     join(workDir, 'adam.safetensors'),
-    new Map(opt.map((o) => [o.name, { shape: o.tensor.shape, data: Float32Array.from(o.tensor.dataSync()) }])),
+    new Map(
+      await Promise.all(
+        opt.map(
+          async (o) => [o.name, { shape: o.tensor.shape, data: Float32Array.from(await o.tensor.data()) }] as const,
+        ),
+      ),
+    ),
   );
   state.rng = rng.state;
   const tmp = `${statePath}.tmp`;
@@ -113,7 +119,7 @@ while (state.seconds < budget && state.step < maxSteps) {
     const xt = tf.tensor4d(x, [batch, crop, crop, 1]);
     const yt = tf.tensor4d(y, [batch, crop, crop, 1]);
     const { value, grads } = tf.variableGrads(() => jointLoss(forwardTf(cfg, w, xt), yt), vars);
-    optimizer.applyGradients(grads);
+    optimizer.applyGradients(grads as Parameters<typeof optimizer.applyGradients>[0]);
     return value;
   });
   const lv = (await loss.data())[0];
@@ -145,9 +151,9 @@ for (const { image } of test) {
     c.data.set(image.data.subarray((y0 + r) * image.width + x0, (y0 + r) * image.width + x0 + s), r * s);
   for (const [qi, q] of JPEG_QUALITIES.entries()) {
     const d = jpegDegrade(c, q);
-    const outs = tf.tidy(() =>
-      forwardTf(cfg, w, tf.tensor4d(d.data, [1, s, s, 1])).map((o) => o.clipByValue(0, 1).dataSync() as Float32Array),
-    );
+    const outT = tf.tidy(() => forwardTf(cfg, w, tf.tensor4d(d.data, [1, s, s, 1])).map((o) => o.clipByValue(0, 1)));
+    const outs = await Promise.all(outT.map(async (o) => Float32Array.from(await o.data())));
+    for (const o of outT) o.dispose();
     perQ[qi][0] += psnr(d, c) / test.length;
     outs.forEach((o, k) => {
       perQ[qi][k + 1] += psnr({ width: s, height: s, data: o }, c) / test.length;
@@ -162,7 +168,7 @@ for (const [qi, q] of JPEG_QUALITIES.entries()) {
       .join(' | ')} |`,
   );
 }
-const host2 = fromTf(cfg, w);
+const host2 = await fromTf(cfg, w);
 const params = [...host2.values()].reduce((s, t) => s + t.data.length, 0);
 saveEnhancerDir(outDir, cfg, host2, {
   name: NAME,

@@ -37,7 +37,7 @@ describe('rbqe training model', () => {
   it('tfjs forward equals the engine at every exit after a save / load round trip', async () => {
     const host = randomEnhancerWeights(cfg, 12);
     const w = toTf(cfg, host);
-    const back = fromTf(cfg, w);
+    const back = await fromTf(cfg, w);
     for (const [name, t] of host) expect(Array.from(back.get(name)?.data ?? [])).toEqual(Array.from(t.data));
     const dir = mkdtempSync(join(tmpdir(), 'rbqe-parity-'));
     saveEnhancerDir(dir, cfg, back);

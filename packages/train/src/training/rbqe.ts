@@ -18,24 +18,28 @@ export function toTf(cfg: EnhancerConfig, host: Map<string, HostTensor>): TfWeig
     if (!t) throw new Error(`weight '${name}' is missing`);
     const v =
       shape.length === 4
-        ? tf.tidy(() => tf.tensor4d(t.data, shape as [number, number, number, number]).transpose([2, 3, 1, 0]))
-        : tf.tensor(t.data, shape);
+        ? tf.tidy(() =>
+            tf.tensor4d(t.data as Float32Array, shape as [number, number, number, number]).transpose([2, 3, 1, 0]),
+          )
+        : tf.tensor(t.data as Float32Array, shape);
     out.set(name, tf.variable(v, true, name));
     v.dispose();
   }
   return out;
 }
 
-/** tfjs variables → engine layout. */
-export function fromTf(cfg: EnhancerConfig, w: TfWeights): Map<string, HostTensor> {
-  const out = new Map<string, HostTensor>();
+/** tfjs variables → engine layout (reads back asynchronously: the WebGPU backend has no synchronous read in Node). */
+export async function fromTf(
+  cfg: EnhancerConfig,
+  w: TfWeights,
+): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [name, shape] of enhancerTensorSpec(cfg)) {
     const v = w.get(name)!;
-    const data =
-      shape.length === 4
-        ? tf.tidy(() => v.transpose([3, 2, 0, 1]).dataSync() as Float32Array)
-        : (v.dataSync() as Float32Array);
-    out.set(name, { shape, data: Float32Array.from(data) });
+    const t = shape.length === 4 ? v.transpose([3, 2, 0, 1]) : v.clone();
+    const data = Float32Array.from(await t.data());
+    t.dispose();
+    out.set(name, { shape, data });
   }
   return out;
 }
