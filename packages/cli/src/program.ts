@@ -446,6 +446,30 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
 
   withCommon(
     program
+      .command('enhance')
+      .description('remove JPEG artefacts from a photo with an RBQE enhancer, exiting early per image (writes a PNG)')
+      .requiredOption('-m, --model <dir>', 'enhancer model directory (e.g. checkpoints/rbqe)')
+      .requiredOption('-i, --in <file>', 'input image (JPEG or PNG)')
+      .requiredOption('-o, --out <file>', 'output PNG')
+      .option('-p, --policy <spec>', 'exit policy (default quality, threshold 0.67)', 'quality')
+      .option('--max-pixels <n>', 'largest input accepted, in pixels (default 2048·2048)', int('--max-pixels', 256))
+      .addOption(deviceOption())
+      .addHelpText(
+        'after',
+        examples([
+          'offramp enhance --model checkpoints/rbqe --in photo.jpg --out photo.png',
+          'offramp enhance -m checkpoints/rbqe -i photo.jpg -o photo.png --policy quality:threshold=0.5',
+        ]),
+      ),
+  ).action(
+    act(async (o: import('./commands/enhance.js').EnhanceOptions & Common) => {
+      const { enhanceCommand } = await import('./commands/enhance.js');
+      await enhanceCommand(o, loggerFor(o));
+    }),
+  );
+
+  withCommon(
+    program
       .command('inspect')
       .description(
         'validate a model directory and show its architecture, exits, parameters, FLOPs per block and tensors',
@@ -620,7 +644,7 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
       .description(
         'fetch datasets into the cache ($OFFRAMP_DATA_DIR, the checkout .data/, else ~/.cache/offramp) and check them',
       )
-      .argument('[names...]', 'datasets: fashion-mnist, mnist, imdb, sentiment, austen, kjv (default: all)')
+      .argument('[names...]', 'datasets: fashion-mnist, mnist, imdb, sentiment, austen, kjv, images (default: all)')
       .option('--force', 'fetch again even when cached')
       .addHelpText(
         'after',

@@ -6,7 +6,7 @@
 // Usage: pnpm data [--quiet] [--force] [--only=name,name]
 //   --quiet  print nothing for cached datasets, one line at the end
 //   --force  fetch again even when cached
-//   --only   fetch only these datasets (fashion-mnist, mnist, imdb, sentiment, austen, kjv, code-search)
+//   --only   fetch only these datasets (fashion-mnist, mnist, imdb, sentiment, austen, kjv, code-search, images)
 
 import { DATASET_NAMES, type FetchEvent, fetchDatasets } from '../src/data/fetch.js';
 import { FETCH_COMMAND } from '../src/data/paths.js';

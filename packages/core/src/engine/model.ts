@@ -14,6 +14,11 @@ export interface ExitHeadOut {
   /** The pooled hidden state (rows, poolDim) used for the saturation (cosine) signal. */
   pooled: TRef;
   poolDim: number;
+  /**
+   * The exit's output is an image (`logits` holds it, NCHW, classes = channels·height·width): the engine
+   * writes its no-reference quality score (RBQE, kernel `qualityScore`) into the gate signal, replacing σ(gate).
+   */
+  image?: { channels: 1 | 3; height: number; width: number };
 }
 
 export interface ModelProgram {

@@ -4,6 +4,7 @@
 // arguments, and per-group tables that set them from the live-row count, so running issues dispatches only.
 import { ValidationError } from '../errors.js';
 import { exitSignals } from '../kernels/exit-signals.js';
+import { qualityScore, qualityScoreFlops } from '../kernels/quality-score.js';
 import type { Device } from '../runtime/device.js';
 import { type DType, viewTyped } from '../runtime/dtype.js';
 import { GpuDevice } from '../runtime/gpu-device.js';
@@ -176,13 +177,25 @@ export class Program {
         (r) => ({ rows: r, classes: head.classes, dim: head.poolDim }),
         { spec: { gate: Boolean(head.gateLogit), similarity: hasPrev }, label: `exit${j}.signals` },
       );
+      if (head.image) {
+        // an image exit: its quality score goes into the gate slot (counted as part of the head's FLOPs)
+        const { channels, height, width } = head.image;
+        b.enter('head', j);
+        b.op(
+          qualityScore,
+          { x: head.logits, y: sys.signals },
+          (r) => ({ B: r, C: channels, H: height, W: width, yStride: 8, yOffset: 4 }),
+          { flopsPerRow: qualityScoreFlops(height, width), label: `exit${j}.quality` },
+        );
+        b.enter('engine', j);
+      }
       exits.push({
         index: j,
         block: i,
         classes: head.classes,
         decideAt: b.ops.length,
         logits: head.logits,
-        hasGate: Boolean(head.gateLogit),
+        hasGate: Boolean(head.gateLogit) || Boolean(head.image),
       });
       b.op(
         retireRows,

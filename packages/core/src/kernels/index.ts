@@ -4,6 +4,7 @@
 import { attention } from './attention.js';
 import { cachedAttention } from './attention-cached.js';
 import { attentionDecode, kvAppend } from './attention-decode.js';
+import { channelScale, concatChannels } from './channel-ops.js';
 import { conv1dCausal, conv1dStep } from './conv1d.js';
 import { conv2d } from './conv2d.js';
 import { binary, unary } from './elementwise.js';
@@ -15,6 +16,7 @@ import { maskedMean } from './masked-mean.js';
 import { matmul } from './matmul.js';
 import { pixelShuffle, upsample2x } from './pixel-shuffle.js';
 import { globalAvgPool } from './pool.js';
+import { qualityScore } from './quality-score.js';
 import { rmsNorm } from './rms-norm.js';
 import { ropeCacheWrite } from './rope.js';
 import { scatterRows } from './scatter-rows.js';
@@ -35,12 +37,16 @@ export { readSignals, SIGNALS_PER_ROW } from './exit-signals.js';
 export type { MatmulSpec } from './matmul.js';
 export { isCpuRasteriser, selectMatmulSpec } from './matmul.js';
 export type { UpsampleSpec } from './pixel-shuffle.js';
+export type { BlockScore, QualityScoreResult } from './quality-score-reference.js';
+export { QUALITY_THRESHOLD_JPEG, qualityScoreReference } from './quality-score-reference.js';
 export type { RopeCacheWriteSpec } from './rope.js';
 export {
   attention,
   attentionDecode,
   binary,
   cachedAttention,
+  channelScale,
+  concatChannels,
   conv1dCausal,
   conv1dStep,
   conv2d,
@@ -53,6 +59,7 @@ export {
   layerNorm,
   matmul,
   pixelShuffle,
+  qualityScore,
   rmsNorm,
   ropeCacheWrite,
   scatterRows,
@@ -87,4 +94,7 @@ export const kernels = {
   maskedMean,
   pixelShuffle,
   upsample2x,
+  qualityScore,
+  concatChannels,
+  channelScale,
 } as const;

@@ -58,4 +58,6 @@ export * from './decoder-config.js';
 export * from './decoder-lm.js';
 export * from './decoder-random.js';
 export { DecoderReference, type ReferenceCache } from './decoder-reference.js';
+export * from './enhancer.js';
+export * from './image-enhancer.js';
 export * from './sampling.js';

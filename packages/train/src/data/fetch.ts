@@ -22,10 +22,20 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { CODE_SEARCH_FILE, CODE_SEARCH_LICENSE_FILE, fetchCodeSearch } from './code-search.js';
+import { IMAGE_FILES, IMAGE_SOURCES, loadImages, SKIMAGE_DATA_PATH } from './images.js';
 import { CLI_FETCH_COMMAND, checkoutRoot, type DataOptions, FETCH_COMMAND, resolveDataDir } from './paths.js';
 
 /** The datasets `fetchDatasets` knows, in the order it fetches them. */
-export const DATASET_NAMES = ['fashion-mnist', 'mnist', 'imdb', 'sentiment', 'austen', 'kjv', 'code-search'] as const;
+export const DATASET_NAMES = [
+  'fashion-mnist',
+  'mnist',
+  'imdb',
+  'sentiment',
+  'austen',
+  'kjv',
+  'code-search',
+  'images',
+] as const;
 export type DatasetName = (typeof DATASET_NAMES)[number];
 
 /** The command that fetches data where this runs: `pnpm data` in a checkout, else `offramp data fetch`. */
@@ -278,6 +288,25 @@ const DATASETS: Dataset[] = [
       const s = m.loadCodeSearch({ dataDir });
       check(s.extracted > 4000 && s.extracted < 7000, `code-search has ${s.extracted} pairs, expected about 5,100`);
       return `${fmt(s.extracted)} functions with docstrings; ${fmt(s.train.length)} train / ${fmt(s.test.length)} test pairs in ${s.trainModules.length} / ${s.testModules.length} modules`;
+    },
+  },
+  {
+    name: 'images',
+    files: IMAGE_FILES,
+    fetch(dir, step, tempDir) {
+      const work = tempDir();
+      const root = step('apt-get download python3-skimage (21 MB) + dpkg-deb -x', () =>
+        extractDeb('python3-skimage', work),
+      );
+      copyInto(dir, path.join(root, SKIMAGE_DATA_PATH), this.files);
+      rmSync(work, { recursive: true, force: true });
+    },
+    async verify(dataDir) {
+      const train = loadImages('train', { dataDir });
+      const test = loadImages('test', { dataDir });
+      check(train.length + test.length === IMAGE_SOURCES.length, 'images: not every image loaded');
+      const pixels = [...train, ...test].reduce((s, i) => s + i.image.width * i.image.height, 0);
+      return `${train.length} training and ${test.length} held-out images (scikit-image), ${fmt(pixels)} pixels`;
     },
   },
 ];
