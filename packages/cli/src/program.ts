@@ -644,7 +644,10 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
       .description(
         'fetch datasets into the cache ($OFFRAMP_DATA_DIR, the checkout .data/, else ~/.cache/offramp) and check them',
       )
-      .argument('[names...]', 'datasets: fashion-mnist, mnist, imdb, sentiment, austen, kjv, images (default: all)')
+      .argument(
+        '[names...]',
+        'datasets: fashion-mnist, mnist, imdb, sentiment, austen, kjv, code-search, images (default: all)',
+      )
       .option('--force', 'fetch again even when cached')
       .addHelpText(
         'after',
