@@ -5,6 +5,7 @@ export * from './data/austen.js';
 export * from './data/cache.js';
 export * from './data/fetch.js';
 export * from './data/idx.js';
+export * from './data/image-codec.js';
 export * from './data/images.js';
 export * from './data/imdb.js';
 export * from './data/kjv.js';

@@ -6,11 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type EnhancerConfig, randomEnhancerWeights } from '@offramp/core';
 import { saveEnhancerDir } from '@offramp/core/node';
+import { decodeImage, jpegSize, rgbaToYcc, yccToRgba } from '@offramp/train';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Logger } from '../util/log.js';
-import { decodeImage, enhanceCommand, jpegSize, rgbaToYcc, yccToRgba } from './enhance.js';
+import { enhanceCommand } from './enhance.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'offramp-enhance-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -2,7 +2,7 @@
 // pass with early exit: the exit is decided per image by a policy (default `quality`, RBQE's no-reference
 // quality score computed on the GPU). Colour images are enhanced on their luma (BT.601 Y); the chroma of the
 // decoded input is kept. Writes a PNG; prints the exit taken, the quality scores seen and the time.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { Device } from '@offramp/core';
 import { RuntimeError, UsageError } from '../errors.js';
 import { resolveModelDir } from '../model.js';
@@ -20,106 +20,18 @@ export interface EnhanceOptions {
 
 export const DEFAULT_MAX_PIXELS = 2048 * 2048;
 
-export interface DecodedImage {
-  width: number;
-  height: number;
-  /** RGBA bytes. */
-  rgba: Uint8Array;
-  format: 'jpeg' | 'png';
-}
+/** Largest input file read, in bytes (a 2048 × 2048 RGBA PNG stored without compression is 16 MiB). */
+export const MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024;
 
-const isPng = (b: Uint8Array) => b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
-const isJpeg = (b: Uint8Array) => b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
-
-/** Width and height from a JPEG's frame header (SOFn), without decoding; null when there is none. */
-export function jpegSize(b: Uint8Array): { width: number; height: number } | null {
-  let i = 2;
-  while (i + 9 < b.length) {
-    if (b[i] !== 0xff) return null;
-    const m = b[i + 1];
-    if (m === 0xff) {
-      i++;
-      continue;
-    }
-    const len = (b[i + 2] << 8) | b[i + 3];
-    const sof = m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc;
-    if (sof) return { height: (b[i + 5] << 8) | b[i + 6], width: (b[i + 7] << 8) | b[i + 8] };
-    if (m === 0xda || len < 2) return null;
-    i += 2 + len;
+/** Decodes an input file, with the codec's errors as the CLI's (usage: not an image, too large; runtime: damaged). */
+async function decodeInput(bytes: Uint8Array, file: string, maxPixels: number) {
+  const { decodeImage, ImageDecodeError } = await import('@offramp/train');
+  try {
+    return await decodeImage(bytes, file, maxPixels, '--max-pixels');
+  } catch (e) {
+    if (!(e instanceof ImageDecodeError)) throw e;
+    throw e.reason === 'damaged' ? new RuntimeError(e.message, { cause: e }) : new UsageError(e.message, { cause: e });
   }
-  return null;
-}
-
-/** Decodes a JPEG or PNG file's bytes after checking its size against `maxPixels`; errors say what is wrong. */
-export async function decodeImage(bytes: Uint8Array, file: string, maxPixels: number): Promise<DecodedImage> {
-  const tooBig = (w: number, h: number) =>
-    new UsageError(
-      `${file} is ${w}×${h} (${(w * h).toLocaleString('en-US')} pixels); at most ${maxPixels.toLocaleString('en-US')} pixels are accepted (--max-pixels); downscale or crop it first`,
-    );
-  if (isPng(bytes)) {
-    if (bytes.length < 24) throw new RuntimeError(`${file}: truncated PNG (${bytes.length} bytes, no image header)`);
-    const w = ((bytes[16] << 24) | (bytes[17] << 16) | (bytes[18] << 8) | bytes[19]) >>> 0;
-    const h = ((bytes[20] << 24) | (bytes[21] << 16) | (bytes[22] << 8) | bytes[23]) >>> 0;
-    if (w * h > maxPixels) throw tooBig(w, h);
-    const { PNG } = await import('pngjs');
-    try {
-      const png = PNG.sync.read(Buffer.from(bytes));
-      return { width: png.width, height: png.height, rgba: new Uint8Array(png.data), format: 'png' };
-    } catch (e) {
-      throw new RuntimeError(`${file}: damaged or truncated PNG (${(e as Error).message})`, { cause: e });
-    }
-  }
-  if (isJpeg(bytes)) {
-    const size = jpegSize(bytes);
-    if (!size) throw new RuntimeError(`${file}: truncated or damaged JPEG (no frame header with the image size)`);
-    if (size.width * size.height > maxPixels) throw tooBig(size.width, size.height);
-    const jpeg = (await import('jpeg-js')).default;
-    try {
-      const d = jpeg.decode(bytes, {
-        useTArray: true,
-        formatAsRGBA: true,
-        tolerantDecoding: false,
-        maxResolutionInMP: Math.ceil(maxPixels / 1e6) + 1,
-        maxMemoryUsageInMB: 2048,
-      });
-      return { width: d.width, height: d.height, rgba: d.data, format: 'jpeg' };
-    } catch (e) {
-      throw new RuntimeError(`${file}: truncated or damaged JPEG (${(e as Error).message})`, { cause: e });
-    }
-  }
-  const head = Array.from(bytes.subarray(0, 4), (v) => v.toString(16).padStart(2, '0')).join(' ');
-  throw new UsageError(
-    `${file} is not a JPEG or PNG image (it starts with bytes ${head || 'nothing: the file is empty'})`,
-  );
-}
-
-/** BT.601 full-range Y, Cb, Cr planes (Y in [0, 1], chroma centred on 0) of RGBA bytes. */
-export function rgbaToYcc(rgba: Uint8Array, n: number): { y: Float32Array; cb: Float32Array; cr: Float32Array } {
-  const y = new Float32Array(n);
-  const cb = new Float32Array(n);
-  const cr = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const r = rgba[4 * i] / 255;
-    const g = rgba[4 * i + 1] / 255;
-    const b = rgba[4 * i + 2] / 255;
-    y[i] = 0.299 * r + 0.587 * g + 0.114 * b;
-    cb[i] = -0.168736 * r - 0.331264 * g + 0.5 * b;
-    cr[i] = 0.5 * r - 0.418688 * g - 0.081312 * b;
-  }
-  return { y, cb, cr };
-}
-
-/** RGBA bytes from Y, Cb, Cr (inverse of rgbaToYcc, rounded and clamped). */
-export function yccToRgba(y: Float32Array, cb: Float32Array, cr: Float32Array): Uint8Array {
-  const out = new Uint8Array(y.length * 4);
-  const q = (v: number) => Math.round(Math.min(1, Math.max(0, v)) * 255);
-  for (let i = 0; i < y.length; i++) {
-    out[4 * i] = q(y[i] + 1.402 * cr[i]);
-    out[4 * i + 1] = q(y[i] - 0.344136 * cb[i] - 0.714136 * cr[i]);
-    out[4 * i + 2] = q(y[i] + 1.772 * cb[i]);
-    out[4 * i + 3] = 255;
-  }
-  return out;
 }
 
 async function openDevice(kind: EnhanceOptions['device']): Promise<Device> {
@@ -167,13 +79,16 @@ export async function enhanceCommand(o: EnhanceOptions, log: Logger): Promise<En
   }
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(o.in);
+    // bounded: a regular file (a FIFO or a device is refused) of at most MAX_IMAGE_FILE_BYTES
+    const { readBoundedFileSync } = await import('@offramp/core/node');
+    bytes = readBoundedFileSync(o.in, { maxBytes: MAX_IMAGE_FILE_BYTES, what: 'a JPEG or PNG image' });
   } catch (e) {
     throw new RuntimeError(`cannot read ${o.in}: ${(e as Error).message}`, { cause: e });
   }
   const maxPixels = o.maxPixels ?? DEFAULT_MAX_PIXELS;
-  const img = await decodeImage(bytes, o.in, maxPixels);
+  const img = await decodeInput(bytes, o.in, maxPixels);
   const n = img.width * img.height;
+  const { rgbaToYcc, yccToRgba, encodePng } = await import('@offramp/train');
   const { y, cb, cr } = rgbaToYcc(img.rgba, n);
   const device = await openDevice(o.device);
   const { ImageEnhancer } = await import('@offramp/core');
@@ -187,10 +102,7 @@ export async function enhanceCommand(o: EnhanceOptions, log: Logger): Promise<En
   const t0 = performance.now();
   const [res] = await enh.enhance([{ width: img.width, height: img.height, data: y }], { policy, trace: true });
   const ms = performance.now() - t0;
-  const { PNG } = await import('pngjs');
-  const png = new PNG({ width: img.width, height: img.height });
-  png.data = Buffer.from(yccToRgba(res.data, cb, cr));
-  writeFileSync(o.out, PNG.sync.write(png));
+  writeFileSync(o.out, await encodePng(img.width, img.height, yccToRgba(res.data, cb, cr)));
   enh.dispose();
   device.destroy();
   const result: EnhanceResult = {

@@ -176,6 +176,35 @@ describe('ImageEnhancer: any size, mixed sizes, folders', () => {
     enh.dispose();
   });
 
+  it('keeps at most maxSizes compiled sizes (least recently used idle ones go) and gives the same images after', async () => {
+    const host = randomEnhancerWeights(cfg, 4);
+    const small = new ImageEnhancer(gpu, cfg, host, { maxSizes: 2 });
+    const rand = mulberry32(9);
+    const img = (h: number, w: number) => ({
+      width: w,
+      height: h,
+      data: Float32Array.from({ length: h * w }, () => rand()),
+    });
+    const a = img(16, 16);
+    const imgs = [a, img(24, 16), img(16, 24), a];
+    const first: Float32Array[] = [];
+    for (const x of imgs) {
+      const [r] = await small.enhance([x], { policy: neverExit() });
+      first.push(r.data);
+      expect(small.cachedSizes).toBeLessThanOrEqual(2);
+    }
+    // the 16×16 runner was evicted by the third size and built again for the fourth image
+    expect(maxAbsDiff(first[3], first[0])).toBe(0);
+    // all four in one call (three sizes) still keeps two and matches
+    const all = await small.enhance(imgs, { policy: neverExit() });
+    all.forEach((r, i) => {
+      expect(maxAbsDiff(r.data, first[i])).toBe(0);
+    });
+    expect(small.cachedSizes).toBeLessThanOrEqual(2);
+    expect(() => new ImageEnhancer(gpu, cfg, host, { maxSizes: 0 })).toThrow(/maxSizes must be a positive integer/);
+    small.dispose();
+  });
+
   it('saves and loads a model folder; a classifier folder is refused by name', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'rbqe-'));
     const host = randomEnhancerWeights(cfg, 4);

@@ -44,14 +44,21 @@ export interface ImageEnhancerOptions {
   maxPixels?: number;
   /** Most images of one size per batch (default 8). */
   maxBatch?: number;
+  /**
+   * Most padded sizes whose compiled programs are kept (default 16): past it, the least recently used idle
+   * size's runner is disposed, so a stream of images of ever new sizes (a server) holds bounded memory.
+   */
+  maxSizes?: number;
 }
 
 export class ImageEnhancer {
   readonly multiple: number;
   readonly maxPixels: number;
   private readonly weights: Map<string, Tensor>;
-  private readonly runners = new Map<string, { model: RbqeEnhancer; runner: Runner }>();
+  /** Runners per padded size, in least-recently-used order (a Map keeps insertion order). */
+  private readonly runners = new Map<string, { model: RbqeEnhancer; runner: Runner; busy: number }>();
   private readonly maxBatch: number;
+  private readonly maxSizes: number;
 
   constructor(
     readonly device: Device,
@@ -62,6 +69,9 @@ export class ImageEnhancer {
     this.weights = uploadEnhancerWeights(device, config, tensors);
     this.multiple = 2 ** config.levels;
     this.maxBatch = options.maxBatch ?? 8;
+    this.maxSizes = options.maxSizes ?? 16;
+    if (!Number.isInteger(this.maxSizes) || this.maxSizes < 1)
+      throw new ValidationError(`ImageEnhancer: maxSizes must be a positive integer, got ${options.maxSizes}`);
     // the widest per-image tensor is the concatenation at full size: 2·channels maps
     const fit = Math.floor(device.limits.maxStorageBufferBindingSize / (4 * 2 * config.channels));
     this.maxPixels = Math.min(options.maxPixels ?? fit, fit);
@@ -83,16 +93,34 @@ export class ImageEnhancer {
     if (img.data.length !== w * h) throw new ValidationError(`${what}: ${img.data.length} values for ${w}×${h} pixels`);
   }
 
-  private runnerFor(ph: number, pw: number): { model: RbqeEnhancer; runner: Runner } {
+  private runnerFor(ph: number, pw: number): { model: RbqeEnhancer; runner: Runner; busy: number } {
     const key = `${ph}x${pw}`;
     let r = this.runners.get(key);
-    if (!r) {
+    if (r) {
+      this.runners.delete(key); // most recently used goes last
+    } else {
       const model = new RbqeEnhancer(this.config, this.weights, ph, pw);
       const fit = Math.max(1, Math.floor(this.maxPixels / (ph * pw)));
-      r = { model, runner: new Runner(this.device, model, { maxBatch: Math.min(this.maxBatch, fit) }) };
-      this.runners.set(key, r);
+      r = { model, runner: new Runner(this.device, model, { maxBatch: Math.min(this.maxBatch, fit) }), busy: 0 };
     }
+    this.runners.set(key, r);
+    this.evict();
     return r;
+  }
+
+  /** Disposes the least recently used idle runners while more than maxSizes sizes are kept. */
+  private evict(): void {
+    for (const [key, r] of this.runners) {
+      if (this.runners.size <= this.maxSizes) return;
+      if (r.busy > 0) continue;
+      r.runner.dispose();
+      this.runners.delete(key);
+    }
+  }
+
+  /** Padded sizes whose programs are kept now. */
+  get cachedSizes(): number {
+    return this.runners.size;
   }
 
   /** FLOPs of each exit for an image of this size (padded). */
@@ -111,9 +139,19 @@ export class ImageEnhancer {
     const out: EnhancedImage[] = new Array(images.length);
     for (const [key, idx] of groups) {
       const [ph, pw] = key.split('x').map(Number);
-      const { runner } = this.runnerFor(ph, pw);
+      const entry = this.runnerFor(ph, pw);
       const features = idx.map((i) => padReplicate(images[i].data, images[i].height, images[i].width, ph, pw));
-      const res = await runner.run({ features }, { policy: options.policy, mode: options.mode, trace: options.trace });
+      entry.busy++;
+      let res: Awaited<ReturnType<Runner['run']>>;
+      try {
+        res = await entry.runner.run(
+          { features },
+          { policy: options.policy, mode: options.mode, trace: options.trace },
+        );
+      } finally {
+        entry.busy--;
+      }
+      this.evict();
       for (const [k, i] of idx.entries()) {
         const s = res.samples[k];
         const { width, height } = images[i];
