@@ -1,10 +1,11 @@
 // The RBQE enhancer's folder: config.json `{ offramp_format: 1, model: EnhancerConfig, meta }` and
 // model.safetensors (F32), the same layout as the classifiers' folders. Node only (reads and writes files).
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { FormatError, ValidationError } from '../errors.js';
 import type { HostTensor } from '../models/common.js';
 import { checkEnhancerConfig, checkEnhancerWeights, type EnhancerConfig } from '../models/enhancer.js';
+import { FILE_LIMITS, readBoundedFileSync, readBoundedTextSync } from '../util/files.js';
 import { parseSafetensors, writeSafetensors } from './safetensors.js';
 
 export interface EnhancerDir {
@@ -23,12 +24,14 @@ export function loadEnhancerDir(dir: string): EnhancerDir {
   for (const p of [cfgPath, wPath])
     if (!existsSync(p)) throw new ValidationError(`model folder ${dir}: ${path.basename(p)} is missing`);
   let json: { offramp_format?: unknown; model?: EnhancerConfig; meta?: Record<string, unknown> };
+  // bounded reads: regular files within the config and weights caps
+  const text = readBoundedTextSync(cfgPath, { maxBytes: FILE_LIMITS.json, what: 'the enhancer config' });
   try {
-    json = JSON.parse(readFileSync(cfgPath, 'utf8'));
+    json = JSON.parse(text);
   } catch (e) {
     throw new FormatError(`${cfgPath}: not valid JSON (${(e as Error).message})`);
   }
-  if (json.offramp_format !== 1 || !json.model) {
+  if (!json || typeof json !== 'object' || json.offramp_format !== 1 || !json.model) {
     throw new FormatError(`${cfgPath}: expected { "offramp_format": 1, "model": { ... } }`);
   }
   if (json.model.architecture !== 'rbqe_enhancer') {
@@ -37,7 +40,10 @@ export function loadEnhancerDir(dir: string): EnhancerDir {
     );
   }
   checkEnhancerConfig(json.model);
-  const file = parseSafetensors(readFileSync(wPath), { copy: true });
+  const file = parseSafetensors(
+    readBoundedFileSync(wPath, { maxBytes: FILE_LIMITS.weights, what: 'the enhancer weights' }),
+    { copy: true },
+  );
   const tensors = new Map<string, HostTensor>();
   for (const [name, t] of file.tensors) {
     if (!(t.data instanceof Float32Array)) throw new FormatError(`${wPath}: tensor '${name}' is not floating point`);
