@@ -17,14 +17,17 @@ import { FASHION_MNIST_CLASS_NAMES, MNIST_CLASS_NAMES, SENTIMENT_CLASS_NAMES, Wo
 import { PNG } from 'pngjs';
 
 /**
- * What a model folder holds, from its config.json: an Offramp classifier (`offramp_format`), a multi-exit
- * embedder (`architecture: encoder_embedder`) or a Hugging Face-style language model (Mamba or Llama). The
+ * What a model folder holds, from its config.json: an Offramp classifier (`offramp_format`), an image
+ * enhancer (`offramp_format` with architecture rbqe_enhancer), a multi-exit embedder (`architecture: encoder_embedder`) or a Hugging Face-style language model (Mamba or Llama). The
  * read is bounded; a folder that is none of these is refused by its loader.
  */
-export function folderKind(dir: string): 'classifier' | 'embedder' | 'language-model' {
+export function folderKind(dir: string): 'classifier' | 'embedder' | 'enhancer' | 'language-model' {
   const file = join(dir, 'config.json');
   const json = parseJsonText(readBoundedTextSync(file, { maxBytes: FILE_LIMITS.json, what: 'a model config' }), file);
-  if (json && typeof json === 'object' && 'offramp_format' in json) return 'classifier';
+  if (json && typeof json === 'object' && 'offramp_format' in json) {
+    const model = (json as { model?: { architecture?: unknown } }).model;
+    return model && typeof model === 'object' && model.architecture === 'rbqe_enhancer' ? 'enhancer' : 'classifier';
+  }
   if (json && typeof json === 'object' && (json as Record<string, unknown>).architecture === 'encoder_embedder')
     return 'embedder';
   return 'language-model';

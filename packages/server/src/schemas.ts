@@ -108,6 +108,15 @@ export const ModelsResponse = z.object({
         max_position: z.number().int(),
         routes: z.array(z.string()),
       }),
+      z.object({
+        id: z.string(),
+        object: z.literal('model'),
+        kind: z.literal('enhancer'),
+        architecture: z.string(),
+        num_exits: z.number().int(),
+        max_pixels: z.number().int(),
+        routes: z.array(z.string()),
+      }),
     ]),
   ),
 });

@@ -28,6 +28,13 @@ import {
 import { completionsPlugin } from './completions.js';
 import { type LoadedLm, loadLm } from './completions-model.js';
 import { embeddingsPlugin } from './embeddings.js';
+import {
+  DEFAULT_MAX_IMAGE_BYTES,
+  DEFAULT_MAX_IMAGE_PIXELS,
+  enhanceRoute,
+  loadServedEnhancer,
+  type ServedEnhancer,
+} from './enhance.js';
 import { DeviceLostError, isDeviceFault, RecoveringError } from './faults.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { encodeInput, folderKind, InputError, loadServedModel, type ServedModel } from './models.js';
@@ -62,7 +69,8 @@ export interface ServerOptions {
    * Served models: request name → model folder, or a ModelEntry with per-model limits (requests name a
    * model, never a path). Offramp classifiers (config.json with offramp_format) answer /v1/classify; Mamba
    * and Llama-style language models answer the OpenAI-compatible /v1/completions and /v1/chat/completions;
-   * multi-exit embedders (architecture encoder_embedder) answer the OpenAI-compatible /v1/embeddings.
+   * multi-exit embedders (architecture encoder_embedder) answer the OpenAI-compatible /v1/embeddings; image
+   * enhancers (architecture rbqe_enhancer) answer /v1/enhance.
    */
   models: Record<string, string | ModelEntry>;
   /**
@@ -82,8 +90,12 @@ export interface ServerOptions {
   maxQueue?: number;
   /** Batches of one model running at once. Default 2. */
   concurrency?: number;
-  /** Largest request body in bytes. Default 1 MiB. */
+  /** Largest request body in bytes. Default 1 MiB (/v1/enhance has its own: see maxImageBytes). */
   bodyLimit?: number;
+  /** /v1/enhance: largest image file in bytes (the body may hold its base64). Default 8 MiB. */
+  maxImageBytes?: number;
+  /** /v1/enhance: largest image in pixels (default 2048 × 2048, or less when the device holds less). */
+  maxImagePixels?: number;
   /** A request's whole time in the server (receiving it and waiting for its answer), in ms. Default 30 000. */
   requestTimeoutMs?: number;
   /** Bearer token required on every route but /health and /ready. Default: $OFFRAMP_API_KEY, else none. */
@@ -122,6 +134,8 @@ export interface OfframpContext {
   lms: Map<string, LoadedLm>;
   /** The multi-exit embedders (/v1/embeddings), by name. */
   embedders: Map<string, LoadedEmbedder>;
+  /** The image enhancers (/v1/enhance), by name. */
+  enhancers: Map<string, ServedEnhancer>;
   scheduler: BatchScheduler;
   metrics: ServerMetrics;
   /** The device in use now (a new one after a recovery). */
@@ -209,10 +223,12 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
   const embedders = new Map<string, LoadedEmbedder>();
   /** The embedders as the embeddings plugin sees them (the same object across recoveries). */
   const embedderRecord: Record<string, LoadedEmbedder> = {};
+  const enhancers = new Map<string, ServedEnhancer>();
   type Loaded = {
     models: Map<string, ServedModel>;
     lms: Map<string, LoadedLm>;
     embedders: Map<string, LoadedEmbedder>;
+    enhancers: Map<string, ServedEnhancer>;
   };
   const disposeLoaded = (l: Loaded, err?: Error) => {
     for (const m of l.models.values()) {
@@ -238,15 +254,30 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
         /* a lost device may refuse */
       }
     }
+    for (const e of l.enhancers.values()) {
+      try {
+        e.enhancer.dispose();
+      } catch {
+        /* a lost device may refuse */
+      }
+    }
   };
   /** Loads every configured model onto `dev` (all or none). */
   const loadAll = async (dev: Device): Promise<Loaded> => {
-    const out: Loaded = { models: new Map(), lms: new Map(), embedders: new Map() };
+    const out: Loaded = { models: new Map(), lms: new Map(), embedders: new Map(), enhancers: new Map() };
     try {
       for (const [n, e] of entries) {
         const seq = e.maxSeqLen ?? options.maxSeqLen;
         const mb = e.maxBatch ?? maxBatch;
         const kind = folderKind(e.path);
+        if (kind === 'enhancer') {
+          if (e.maxSeqLen !== undefined || e.defaultPolicy !== undefined || e.maxBatch !== undefined)
+            throw new Error(
+              `model '${n}' is an image enhancer: maxSeqLen, maxBatch and defaultPolicy do not apply (one image per request; requests name a policy, default quality)`,
+            );
+          out.enhancers.set(n, loadServedEnhancer(dev, n, e.path, options.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS));
+          continue;
+        }
         if (kind === 'embedder') {
           if (e.maxSeqLen !== undefined || e.defaultPolicy !== undefined)
             throw new Error(
@@ -288,6 +319,8 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
       lms.set(n, lm);
       lmRecord[n] = lm;
     }
+    enhancers.clear();
+    for (const [n, e] of l.enhancers) enhancers.set(n, e);
     embedders.clear();
     for (const k of Object.keys(embedderRecord)) delete embedderRecord[k];
     for (const [n, e] of l.embedders) {
@@ -321,7 +354,15 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
     const failed = scheduler.failAll(err);
     app.log.error({ reason, failedRequests: failed }, 'GPU device lost: recreating it and reloading the models');
     const old = device;
-    disposeLoaded({ models: new Map(models), lms: new Map(lms), embedders: new Map(embedders) }, err);
+    disposeLoaded(
+      {
+        models: new Map(models),
+        lms: new Map(lms),
+        embedders: new Map(embedders),
+        enhancers: new Map(enhancers),
+      },
+      err,
+    );
     try {
       if (ownDevice) old.destroy();
     } catch {
@@ -443,6 +484,7 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
     models,
     lms,
     embedders,
+    enhancers,
     scheduler,
     metrics,
     get device() {
@@ -631,6 +673,15 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
         max_position: e.config.max_position,
         routes: ['/v1/embeddings'],
       })),
+      ...[...enhancers.values()].map((e) => ({
+        id: e.name,
+        object: 'model' as const,
+        kind: 'enhancer' as const,
+        architecture: 'rbqe_enhancer',
+        num_exits: e.numExits,
+        max_pixels: e.enhancer.maxPixels,
+        routes: ['/v1/enhance'],
+      })),
     ],
   }));
 
@@ -725,6 +776,15 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
         mapError: (e, name, lm) => modelError(e, lms.get(name) !== lm),
       }),
     );
+  if (enhancers.size)
+    await app.register(
+      enhanceRoute({
+        enhancers,
+        policy,
+        maxImageBytes: options.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES,
+        mapError: (e, served) => modelError(e, enhancers.get(served.name) !== served),
+      }),
+    );
   if (embedders.size)
     await app.register(
       embeddingsPlugin({
@@ -757,6 +817,20 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
       });
       if (r.statusCode !== 200)
         app.log.warn({ model: name, status: r.statusCode, body: r.body }, 'warm-up request failed');
+    }
+    if (enhancers.size) {
+      const { encodePng } = await import('@offramp/train');
+      const blank = Buffer.from(await encodePng(16, 16, new Uint8Array(16 * 16 * 4).fill(128))).toString('base64');
+      for (const name of enhancers.keys()) {
+        const r = await app.inject({
+          method: 'POST',
+          url: '/v1/enhance',
+          headers,
+          payload: { model: name, image: blank },
+        });
+        if (r.statusCode !== 200)
+          app.log.warn({ model: name, status: r.statusCode, body: r.body }, 'warm-up request failed');
+      }
     }
     for (const name of embedders.keys()) {
       const r = await app.inject({
@@ -791,7 +865,7 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
         closingDown = true;
         await recovering;
         await scheduler.drain();
-        disposeLoaded({ models, lms, embedders });
+        disposeLoaded({ models, lms, embedders, enhancers });
         if (ownDevice) device.destroy();
       })();
       return closing;
