@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { FormatError } from '@offramp/core';
-import { type BpeTokenizer, gpt3EncoderDir, loadBpeTokenizer } from '../tokenizers/bpe.js';
+import { type BpeTokenizer, byteLevelBpeJson, gpt3EncoderDir, loadBpeTokenizer } from '../tokenizers/bpe.js';
 import { readJsonFile, writeJsonFile } from '../tokenizers/json.js';
 
 export const PAD_TOKEN = '<|pad|>';
@@ -30,38 +30,7 @@ export function buildTruncatedGpt2Tokenizer(outPath: string, merges: number): { 
   });
   const padId = 256 + merges;
   vocab[PAD_TOKEN] = padId;
-  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
-  writeJsonFile(outPath, {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: [
-      {
-        id: padId,
-        content: PAD_TOKEN,
-        single_word: false,
-        lstrip: false,
-        rstrip: false,
-        normalized: true,
-        special: true,
-      },
-    ],
-    normalizer: null,
-    pre_tokenizer: byteLevel,
-    post_processor: { ...byteLevel, trim_offsets: false },
-    decoder: byteLevel,
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      vocab,
-      merges: kept,
-    },
-  });
+  writeJsonFile(outPath, byteLevelBpeJson(vocab, kept, { id: padId, content: PAD_TOKEN }));
   return { vocabSize: padId + 1, padId };
 }
 

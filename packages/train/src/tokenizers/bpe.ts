@@ -140,15 +140,29 @@ export function buildGpt2TokenizerJson(
     }
     merges.push(line);
   }
+  const tokenizer = byteLevelBpeJson(vocab, merges, { id: eot, content: GPT2_END_OF_TEXT });
+  writeJsonFile(outPath, tokenizer);
+  return { vocabSize: byId.length, merges: merges.length };
+}
+
+/**
+ * The tokenizer.json object of a byte-level BPE (GPT-2's pre-tokenizer, post-processor and decoder) with one
+ * special token, in the layout @huggingface/tokenizers reads.
+ */
+export function byteLevelBpeJson(
+  vocab: Record<string, number>,
+  merges: readonly string[],
+  special: { id: number; content: string },
+) {
   const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
-  const tokenizer = {
+  return {
     version: '1.0',
     truncation: null,
     padding: null,
     added_tokens: [
       {
-        id: eot,
-        content: GPT2_END_OF_TEXT,
+        id: special.id,
+        content: special.content,
         single_word: false,
         lstrip: false,
         rstrip: false,
@@ -169,9 +183,7 @@ export function buildGpt2TokenizerJson(
       fuse_unk: false,
       byte_fallback: false,
       vocab,
-      merges,
+      merges: [...merges],
     },
   };
-  writeJsonFile(outPath, tokenizer);
-  return { vocabSize: byId.length, merges: merges.length };
 }
