@@ -47,7 +47,9 @@ export async function embed(
     );
   }
   if (runner.backend === 'ort-cpu') {
-    throw new ValidationError("embed: the ONNX Runtime CPU path has no embedder; use a 'gpu' or 'cpu' device");
+    throw new ValidationError(
+      "embed: the ONNX Runtime CPU path has no embedder; create the embedder's Runner with { ort: false } (it then runs on the device's WebGPU kernels) or use a 'gpu' or 'cpu' device",
+    );
   }
   const E = model.exitBlocks.length;
   const p = model.numClasses;

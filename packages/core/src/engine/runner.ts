@@ -68,6 +68,12 @@ export interface RunnerOptions {
    * arrival order. Overlapping `run()` calls are always safe: they never share a program's buffers.
    */
   concurrency?: number;
+  /**
+   * Take the ONNX Runtime CPU path when the device has one attached (createDevice 'auto' on a software
+   * adapter). Default true; false runs on the device's own kernels, for models the ONNX path does not
+   * translate (embedders, image enhancers).
+   */
+  ort?: boolean;
 }
 
 /** The programs of one sequence-length bucket, and the runs waiting for one of them. */
@@ -112,7 +118,7 @@ export class Runner {
     }
     this.compiled = (options.compiled ?? true) && device instanceof GpuDevice;
     this.bindingLimit = options.bindingLimit;
-    const ortCpu = ortCpuOf(device);
+    const ortCpu = options.ort === false ? null : ortCpuOf(device);
     this.ort = ortCpu ? new OrtRunner(ortCpu, device, model) : null;
   }
 

@@ -101,7 +101,9 @@ export class ImageEnhancer {
     } else {
       const model = new RbqeEnhancer(this.config, this.weights, ph, pw);
       const fit = Math.max(1, Math.floor(this.maxPixels / (ph * pw)));
-      r = { model, runner: new Runner(this.device, model, { maxBatch: Math.min(this.maxBatch, fit) }), busy: 0 };
+      // the ONNX Runtime CPU path does not translate the enhancer: its own kernels always
+      const runner = new Runner(this.device, model, { maxBatch: Math.min(this.maxBatch, fit), ort: false });
+      r = { model, runner, busy: 0 };
     }
     this.runners.set(key, r);
     this.evict();

@@ -75,6 +75,14 @@ describe.skipIf(Boolean(ortError))('createDevice with the ONNX Runtime path', ()
     for (let i = 0; i < 2; i++)
       for (let c = 0; c < 3; c++)
         expect(Math.abs(device.samples[i].logits[c] - auto.samples[i].logits[c])).toBeLessThan(2e-4);
+    // { ort: false } keeps a runner on the device's kernels (models the ONNX path does not translate)
+    const own = new Runner(dev, model, { ort: false });
+    expect(own.backend).toBe('webgpu');
+    const hostOwn = await own.run(x, { policy: neverExit(), mode: 'host' });
+    expect(hostOwn.summary.backend).toBe('webgpu');
+    for (let i = 0; i < 2; i++)
+      expect(Array.from(hostOwn.samples[i].logits)).toEqual(Array.from(device.samples[i].logits));
+    own.dispose();
     runner.dispose();
     model.dispose();
   });

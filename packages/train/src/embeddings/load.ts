@@ -53,7 +53,8 @@ export async function loadEmbedder(
     );
   }
   const model = buildEmbedder(device, config, host);
-  const runner = new Runner(device, model, { maxBatch: options.maxBatch ?? 32 });
+  // the ONNX Runtime CPU path does not translate the embedder: its own kernels always
+  const runner = new Runner(device, model, { maxBatch: options.maxBatch ?? 32, ort: false });
   const pad = config.pad_token_id ?? 0;
   const tokenize = (texts: readonly string[]) => encodeTexts(tokenizer, texts, config.max_position, pad);
   return {
