@@ -5,9 +5,11 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { buildModel, createGpuDevice, type GpuDevice, Runner } from '@offramp/core';
 import { loadDecoderLM, loadModelDir } from '@offramp/core/node';
+import { loadMambaLM } from '@offramp/mamba/node';
 import { confidence, parsePolicyFile, recordTrace } from '@offramp/policies';
 import { checkPolicy } from '@offramp/policies/testing';
 import { createServer } from '@offramp/server';
+import { CharTokenizer } from '@offramp/train';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pointLabel, sweepAll } from '../src/lib/pareto.ts';
@@ -239,6 +241,44 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
     expect(await page.getByTestId('gen-stats').textContent()).toMatch(/tokens\/s after it/);
     console.log(`generate: ${await page.getByTestId('gen-stats').textContent()}`);
     await page.screenshot({ path: join(SHOTS, 'generate.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('generate view: streams the Austen Mamba token by token with the tokens and exits of Node', async () => {
+    const prompt = 'It is a truth universally acknowledged, that';
+    const n = 16;
+    const threshold = 0.7;
+    // Node as the CLI does it for a Mamba folder: loadMambaLM and the char tokenizer read from its file
+    const dir = join(REPO_ROOT, 'checkpoints/austen-mamba');
+    const tokenizer = CharTokenizer.load(join(dir, 'char-tokenizer.json'));
+    const { model: lm } = await loadMambaLM(gpu, dir);
+    const want = await lm.generate([Array.from(tokenizer.encode(prompt))], {
+      maxNewTokens: n,
+      exit: { rule: { kind: 'maxProb', threshold } },
+    });
+    lm.dispose();
+    // the threshold makes tokens leave from more than one block, so the exits are a real check
+    expect(new Set(want.exitBlocks[0]).size).toBeGreaterThan(1);
+    const page = await open('generate');
+    await page.getByTestId('gen-model').selectOption('mamba');
+    await page.getByTestId('prompt').fill(prompt);
+    await page.getByTestId('max-tokens').fill(String(n));
+    await setRange(page, 'gen-threshold', threshold);
+    await page.getByTestId('generate').click();
+    // an error shown in the page ends the wait and is what the failure shows
+    const doneOrError = async () =>
+      (await page.locator('.error').count())
+        ? await page.locator('.error').textContent()
+        : await page.getByTestId('gen-stats').getAttribute('data-done');
+    await expect.poll(doneOrError, { timeout: 60_000 }).toBe('1');
+    const tokens = page.getByTestId('tokens');
+    expect(await tokens.getAttribute('data-model')).toBe('mamba');
+    expect(JSON.parse((await tokens.getAttribute('data-ids'))!)).toEqual(want.tokens[0]);
+    expect(JSON.parse((await tokens.getAttribute('data-exits'))!)).toEqual(want.exitBlocks[0]);
+    expect(await tokens.textContent()).toBe(prompt + tokenizer.decode(want.tokens[0]));
+    expect(await page.getByTestId('gen-stats').textContent()).toMatch(/tokens\/s after it/);
+    console.log(`generate (Mamba): ${await page.getByTestId('gen-stats').textContent()}`);
+    await page.screenshot({ path: join(SHOTS, 'generate-mamba.png'), fullPage: true });
     await page.close();
   });
 

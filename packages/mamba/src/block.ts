@@ -47,6 +47,8 @@ export interface BlockWeights {
   dtB: Tensor;
   A_log: Tensor;
   Dskip: Tensor;
+  /** (2, D): dt_proj.bias then D, one binding for the prefill scan (keeps it within 10 storage buffers). */
+  scanChan: Tensor;
   outW: Tensor;
   outB?: Tensor;
 }
@@ -133,6 +135,9 @@ export function uploadBlock(device: Device, t: Map<string, HostTensor>, prefix: 
     device.tensor('f32', shape, data, `${prefix}.${label}`);
   const inW = get('mixer.in_proj.weight');
   const xW = get('mixer.x_proj.weight');
+  const scanChan = new Float32Array(2 * D);
+  scanChan.set(get('mixer.dt_proj.bias'), 0);
+  scanChan.set(get('mixer.D'), D);
   const w: BlockWeights = {
     dims,
     norm: up([d], get('norm.weight'), 'norm'),
@@ -146,6 +151,7 @@ export function uploadBlock(device: Device, t: Map<string, HostTensor>, prefix: 
     dtB: up([D], get('mixer.dt_proj.bias'), 'dt_proj.bias'),
     A_log: up([D, N], get('mixer.A_log'), 'A_log'),
     Dskip: up([D], get('mixer.D'), 'D'),
+    scanChan: up([2, D], scanChan, 'scan_chan'),
     outW: up([out, D], get('mixer.out_proj.weight'), 'out_proj'),
   };
   if (has('mixer.in_proj.bias')) {
@@ -211,11 +217,10 @@ export function blockPrefill(
     {
       x: xc,
       delta: dpre,
-      dtBias: w.dtB,
+      chan: w.scanChan,
       A_log: w.A_log,
       Bm,
       Cm,
-      Dskip: w.Dskip,
       z,
       lengths: lens,
       y,

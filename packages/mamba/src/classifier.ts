@@ -287,11 +287,10 @@ export class MambaSequenceClassifier implements EarlyExitModel {
           {
             x: xc,
             delta: dpre,
-            dtBias: b.weight(`${p}.dtB`),
+            chan: b.weight(`${p}.scanChan`),
             A_log: b.weight(`${p}.A_log`),
             Bm,
             Cm,
-            Dskip: b.weight(`${p}.Dskip`),
             z,
             lengths: b.cur(lengths),
             y,

@@ -1,16 +1,69 @@
 import { useRef, useState } from 'react';
-import { type LoadedDecoder, loadDecoder, type StreamedToken, streamGreedy } from '../lib/decoder.ts';
+import { loadDecoder, type StreamedToken, streamGreedy } from '../lib/decoder.ts';
+import { loadMamba, streamGreedyMamba } from '../lib/mamba.ts';
 import { errorText } from '../lib/state.ts';
 
 const PALETTE = ['#d7f0e5', '#bfe3f5', '#fbe6b8', '#f9cdb3', '#e9c2e8', '#ffffff'];
 
-/** The Austen decoder streaming text greedily, each token coloured by the block it left from. */
+export type LmChoice = 'decoder' | 'mamba';
+
+const LM_NAMES: Record<LmChoice, string> = { decoder: 'Austen decoder', mamba: 'Austen Mamba' };
+
+/** What the view needs of a loaded language model (the decoder's or the Mamba's). */
+interface LoadedLm {
+  numLayers: number;
+  exits: readonly number[];
+  /** Most new tokens after this prompt (the decoder's positions; the Mamba has none). */
+  budget(prompt: string, wanted: number): number;
+  stream(
+    prompt: string,
+    maxNewTokens: number,
+    threshold: number,
+    onToken: (t: StreamedToken) => void,
+    shouldStop: () => boolean,
+  ): Promise<StreamedToken[]>;
+}
+
+async function loadLm(choice: LmChoice): Promise<LoadedLm> {
+  if (choice === 'decoder') {
+    const d = await loadDecoder();
+    return {
+      numLayers: d.numLayers,
+      exits: d.exits,
+      budget: (prompt, wanted) => {
+        const n = Math.min(wanted, d.maxPositions - d.tokenizer.encode(prompt).length);
+        if (n < 1) throw new Error(`the prompt fills the model's ${d.maxPositions} positions; shorten it`);
+        return n;
+      },
+      stream: (prompt, n, threshold, onToken, shouldStop) =>
+        streamGreedy(d, prompt, n, { kind: 'maxProb', threshold }, onToken, shouldStop),
+    };
+  }
+  const m = await loadMamba();
+  return {
+    numLayers: m.numLayers,
+    exits: m.exits,
+    budget: (prompt, wanted) => {
+      const len = m.tokenizer.encode(prompt).length;
+      if (len > m.maxPromptTokens)
+        throw new Error(
+          `the prompt is ${len} tokens, more than the ${m.maxPromptTokens} the Mamba prefills; shorten it`,
+        );
+      return wanted;
+    },
+    stream: (prompt, n, threshold, onToken, shouldStop) =>
+      streamGreedyMamba(m, prompt, n, { kind: 'maxProb', threshold }, onToken, shouldStop),
+  };
+}
+
+/** The Austen decoder or Mamba streaming text greedily, each token coloured by the block it left from. */
 export function GenerateView() {
+  const [choice, setChoice] = useState<LmChoice>('decoder');
   const [prompt, setPrompt] = useState('It is a truth universally acknowledged, that');
   const [maxTokens, setMaxTokens] = useState(60);
   const [threshold, setThreshold] = useState(0.6);
   const [tokens, setTokens] = useState<StreamedToken[]>([]);
-  const [dec, setDec] = useState<LoadedDecoder | null>(null);
+  const [dec, setDec] = useState<(LoadedLm & { choice: LmChoice }) | null>(null);
   const [running, setRunning] = useState(false);
   /** Decode rate: tokens after the first per second since the first. */
   const [rate, setRate] = useState<number | null>(null);
@@ -27,18 +80,17 @@ export function GenerateView() {
     setRunning(true);
     stop.current = false;
     try {
-      const d = await loadDecoder();
-      setDec(d);
-      const budget = Math.min(maxTokens, d.maxPositions - d.tokenizer.encode(prompt).length);
-      if (budget < 1) throw new Error(`the prompt fills the model's ${d.maxPositions} positions; shorten it`);
+      if (prompt.length === 0) throw new Error('the prompt is empty; give the text to continue');
+      const lm = await loadLm(choice);
+      setDec({ ...lm, choice });
+      const budget = lm.budget(prompt, maxTokens);
       const t0 = performance.now();
       let n = 0;
       let tFirst = 0;
-      await streamGreedy(
-        d,
+      await lm.stream(
         prompt,
         budget,
-        { kind: 'maxProb', threshold },
+        threshold,
         (t) => {
           n++;
           const now = performance.now();
@@ -57,13 +109,23 @@ export function GenerateView() {
     }
   };
 
+  const shown = dec?.choice === choice ? dec : null;
   const L = dec?.numLayers ?? 6;
   const meanDepth = tokens.length ? tokens.reduce((a, t) => a + t.exitBlock + 1, 0) / (tokens.length * L) : null;
   return (
     <div className="panel">
       <p>
-        Austen decoder (6 blocks, exits after blocks {dec ? dec.exits.join(', ') : '1–5'}), greedy, a token leaves when
-        its exit's max probability ≥ τ ={' '}
+        <select
+          value={choice}
+          onChange={(e) => setChoice(e.target.value as LmChoice)}
+          disabled={running}
+          data-testid="gen-model"
+        >
+          <option value="decoder">{LM_NAMES.decoder}</option>
+          <option value="mamba">{LM_NAMES.mamba}</option>
+        </select>{' '}
+        ({shown ? `${shown.numLayers} blocks, exits after blocks ${shown.exits.join(', ')}` : '6 blocks'}), greedy, a
+        token leaves when its exit's max probability ≥ τ ={' '}
         <input
           type="range"
           min={0}
@@ -104,6 +166,7 @@ export function GenerateView() {
       <p
         className="tokens"
         data-testid="tokens"
+        data-model={dec?.choice ?? ''}
         data-ids={JSON.stringify(tokens.map((t) => t.id))}
         data-exits={JSON.stringify(tokens.map((t) => t.exitBlock))}
       >
@@ -120,7 +183,7 @@ export function GenerateView() {
       </p>
       <p className="muted">
         colour = block the token left from:{' '}
-        {(dec?.exits ?? [1, 2, 3, 4, 5]).map((b) => (
+        {(dec?.exits ?? (choice === 'mamba' ? [3, 4, 5] : [1, 2, 3, 4, 5])).map((b) => (
           <span
             key={b}
             style={{ background: PALETTE[Math.min(b, PALETTE.length - 1)], padding: '0 0.4rem', marginRight: 4 }}

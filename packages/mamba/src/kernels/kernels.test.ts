@@ -97,6 +97,8 @@ describe.each([
     };
     const t = (shape: number[], data?: ArrayLike<number>) => device.tensor('f32', shape, data);
     const shared = { dtBias: t([D], host.dtBias), A_log: t([D, N], host.A_log), Dskip: t([D], host.Dskip) };
+    // the prefill scan reads dtBias and Dskip from one (2, D) binding
+    const scanShared = { chan: t([2, D], [...host.dtBias, ...host.Dskip]), A_log: shared.A_log };
     const lengths = device.tensor('u32', [1]);
     // prefill
     const y = t([B, T, D]);
@@ -108,7 +110,7 @@ describe.each([
       Cm: t([B, T, N], host.Cm),
       z: t([B, T, D], host.z),
     };
-    device.dispatch(selectiveScan, { ...seq, ...shared, lengths, y, state }, { B, T, D }, { N, gate });
+    device.dispatch(selectiveScan, { ...seq, ...scanShared, lengths, y, state }, { B, T, D }, { N, gate });
     const convIn = t([B, T, D], host.convIn);
     const convState = t([B, D, K]);
     device.dispatch(convStateFromSequence, { x: convIn, lengths, state: convState }, { B, T, D, K });
@@ -181,7 +183,7 @@ describe('varlen prefill', () => {
       Dskip: mk(D),
     };
     const t = (shape: number[], data?: ArrayLike<number>) => gpu.tensor('f32', shape, data);
-    const shared = { dtBias: t([D], host.dtBias), A_log: t([D, N], host.A_log), Dskip: t([D], host.Dskip) };
+    const shared = { chan: t([2, D], [...host.dtBias, ...host.Dskip]), A_log: t([D, N], host.A_log) };
     const lengths = gpu.tensor('u32', [B], lens);
     const y = t([B, T, D]);
     const state = t([B, D, N]);
@@ -260,4 +262,8 @@ it('explains a bad state size', () => {
     ),
   ).toThrow(ValidationError);
   expect(() => selectiveScan.sizes({ B: 1, T: 1, D: 1 }, selectiveScan.resolveSpec({ N: 1000 }))).toThrow(/\[1, 256\]/);
+});
+
+it('every Mamba kernel binds at most 10 storage buffers (the most a browser adapter may offer: SwiftShader)', () => {
+  for (const k of Object.values(mambaKernels)) expect(k.bindingNames.length, k.name).toBeLessThanOrEqual(10);
 });

@@ -1,6 +1,8 @@
 // Mamba-1 selective scan, one thread per (sequence b, channel d), sequential over time, N states in registers.
-// selectiveScan (prefill): x, delta, z (B, T, D); Bm, Cm (B, T, N); dtBias, Dskip (D); A_log (D, N);
-//   lengths (B) u32 (spec.varlen) → y (B, T, D), state (B, D, N) = the state after the last valid step.
+// selectiveScan (prefill): x, delta, z (B, T, D); Bm, Cm (B, T, N); chan (2, D) = dtBias then Dskip; A_log
+//   (D, N); lengths (B) u32 (spec.varlen) → y (B, T, D), state (B, D, N) = the state after the last valid
+//   step. (dtBias and Dskip share one binding so the kernel uses 10 storage buffers, the most a browser's
+//   WebGPU adapter may offer: Chromium's SwiftShader gives 10.)
 // selectiveStateUpdate (decode): x, delta, z (B, D); Bm, Cm (B, N); state (B, D, N) read_write → y (B, D).
 // Both compute, from a zero state (prefill) or the given state (decode):
 //   Δ = softplus(delta + dtBias[d]),  A = −exp(A_log[d, n])
@@ -62,11 +64,10 @@ export const selectiveScan = defineKernel<ScanSpec>({
   bindings: {
     x: { access: 'read', type: 'f32' },
     delta: { access: 'read', type: 'f32' },
-    dtBias: { access: 'read', type: 'f32' },
+    chan: { access: 'read', type: 'f32' },
     A_log: { access: 'read', type: 'f32' },
     Bm: { access: 'read', type: 'f32' },
     Cm: { access: 'read', type: 'f32' },
-    Dskip: { access: 'read', type: 'f32' },
     z: { access: 'read', type: 'f32' },
     lengths: { access: 'read', type: 'u32' },
     y: { access: 'write', type: 'f32' },
@@ -83,11 +84,10 @@ export const selectiveScan = defineKernel<ScanSpec>({
     return {
       x: n,
       delta: n,
-      dtBias: p.D,
+      chan: 2 * p.D,
       A_log: p.D * s.N,
       Bm: p.B * p.T * s.N,
       Cm: p.B * p.T * s.N,
-      Dskip: p.D,
       z: s.gate ? n : 1,
       lengths: s.varlen ? p.B : 1,
       y: n,
@@ -106,8 +106,8 @@ ${SCAN_MATH_WGSL}
   var A: array<f32, NS>;
   var st: array<f32, NS>;
   for (var n = 0u; n < NS; n++) { A[n] = -exp(A_log[d * NS + n]); st[n] = 0.0; }
-  let bias = dtBias[d];
-  let dsk = Dskip[d];
+  let bias = chan[d];
+  let dsk = chan[P.D + d];
   for (var t = 0u; t < P.T; t++) {
     let o = (b * P.T + t) * P.D + d;
     if (t >= L) { y[o] = 0.0; continue; }
@@ -128,9 +128,11 @@ ${SCAN_MATH_WGSL}
   let so = (b * P.D + d) * NS;
   for (var n = 0u; n < NS; n++) { state[so + n] = st[n]; }
 }`,
-  reference: ({ x, delta, dtBias, A_log, Bm, Cm, Dskip, z, lengths, y, state }, p, s) => {
+  reference: ({ x, delta, chan, A_log, Bm, Cm, z, lengths, y, state }, p, s) => {
     const { B, T, D } = p;
     const N = s.N;
+    const dtBias = chan.subarray(0, D);
+    const Dskip = chan.subarray(D, 2 * D);
     const st = new Float64Array(N);
     for (let b = 0; b < B; b++) {
       const L = s.varlen ? Math.min(lengths[b], T) : T;
