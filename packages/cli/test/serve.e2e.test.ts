@@ -1,8 +1,25 @@
 // `offramp serve` as a real process: it loads shipped models by name, answers classify requests over HTTP,
 // and on SIGTERM answers the requests in flight before exiting 0.
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { expect, test } from 'vitest';
 import { BIN, CLI_DIR, ensureBuilt } from './helpers.js';
+
+/** The address `offramp serve` prints once it listens (rejects with its output if it exits first). */
+function serverUrl(child: ChildProcess, out: () => string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const t = setInterval(() => {
+      const m = /offramp server on (http:\/\/[\d.]+:\d+)/.exec(out());
+      if (m) {
+        clearInterval(t);
+        resolve(m[1]);
+      }
+      if (child.exitCode !== null) {
+        clearInterval(t);
+        reject(new Error(`serve exited early:\n${out()}`));
+      }
+    }, 50);
+  });
+}
 
 test('serve: classify over HTTP, then SIGTERM drains and exits 0', async () => {
   ensureBuilt();
@@ -15,19 +32,7 @@ test('serve: classify over HTTP, then SIGTERM drains and exits 0', async () => {
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const t = setInterval(() => {
-      const m = /offramp server on (http:\/\/[\d.]+:\d+)/.exec(out);
-      if (m) {
-        clearInterval(t);
-        resolve(m[1]);
-      }
-      if (child.exitCode !== null) {
-        clearInterval(t);
-        reject(new Error(`serve exited early:\n${out}`));
-      }
-    }, 50);
-  });
+  const url = await serverUrl(child, () => out);
   const post = (body: unknown) =>
     fetch(`${url}/v1/classify`, {
       method: 'POST',
@@ -62,19 +67,7 @@ test('serve: the shipped embedder answers /v1/embeddings and the shipped enhance
   child.stderr.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      const t = setInterval(() => {
-        const m = /offramp server on (http:\/\/[\d.]+:\d+)/.exec(out);
-        if (m) {
-          clearInterval(t);
-          resolve(m[1]);
-        }
-        if (child.exitCode !== null) {
-          clearInterval(t);
-          reject(new Error(`serve exited early:\n${out}`));
-        }
-      }, 50);
-    });
+    const url = await serverUrl(child, () => out);
     const post = (route: string, body: unknown) =>
       fetch(`${url}${route}`, {
         method: 'POST',
