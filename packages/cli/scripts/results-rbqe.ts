@@ -169,13 +169,20 @@ const wallSaving = 1 - timing.reduce((s, t) => s + t.policyMs, 0) / timing.reduc
 const flopsSaving = 1 - chosen.flops;
 
 // before / after crops: the lowest quality of camera and astronaut, 96×96 from the centre, 3× nearest
+/** Sort key of a saved crop: by image, then clean, JPEG, and the exits in order (the caption's order). */
+function picOrder(file: string): string {
+  const m = /^(.*)-(clean|jpeg-q\d+|exit(\d+))\.png$/.exec(file);
+  if (!m) return `~${file}`;
+  const rank = m[2] === 'clean' ? 0 : m[2].startsWith('jpeg') ? 1 : 2 + Number(m[3]);
+  return `${m[1]}\u0000${String(rank).padStart(3, '0')}`;
+}
 const outDir = join(root, 'docs', 'rbqe');
 mkdirSync(outDir, { recursive: true });
 const pics: string[] =
   saved && existsSync(outDir)
     ? readdirSync(outDir)
         .filter((f) => f.endsWith('.png'))
-        .sort()
+        .sort((a, b) => picOrder(a).localeCompare(picOrder(b)))
     : [];
 for (const name of saved ? [] : ['camera', 'astronaut']) {
   const r = rows.find((x) => x.name === name && x.q === 10);
