@@ -5,7 +5,7 @@
 //   pnpm results:rbqe [--model checkpoints/rbqe] [--size N (centre crops N×N; default whole images)] [--repeats 3]
 //   --from-json: render the doc again from docs/results-rbqe.json of an earlier run (no GPU runs, PNGs kept)
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   createGpuDevice,
@@ -333,7 +333,8 @@ writeFileSync(
   join(root, 'docs', 'results-rbqe.json'),
   `${JSON.stringify(
     {
-      model: modelDir,
+      // repository-relative (no machine paths in result files)
+      model: relative(root, modelDir).split(sep).join('/'),
       size: size || 'whole',
       rows: rows.map(({ outputs: _o, ...r }) => r),
       last,
