@@ -3,11 +3,12 @@ import { type AdapterInfo, adapterInfo, getDevice, hasWebGpu } from './lib/runti
 import { errorText, type Mode } from './lib/state.ts';
 import { BatchView } from './views/Batch.tsx';
 import { ClassifyView } from './views/Classify.tsx';
+import { EnhanceView } from './views/Enhance.tsx';
 import { GenerateView } from './views/Generate.tsx';
 import { ParetoView } from './views/Pareto.tsx';
 import { PolicyView } from './views/Policy.tsx';
 
-const VIEWS = ['classify', 'batch', 'pareto', 'generate', 'policy'] as const;
+const VIEWS = ['classify', 'batch', 'pareto', 'generate', 'enhance', 'policy'] as const;
 type View = (typeof VIEWS)[number];
 
 function initialView(): View {
@@ -83,6 +84,7 @@ export function App() {
         {view === 'batch' && !gpuError && <BatchView mode={mode} />}
         {view === 'pareto' && !gpuError && <ParetoView mode={mode} />}
         {view === 'generate' && !gpuError && <GenerateView />}
+        {view === 'enhance' && !gpuError && <EnhanceView mode={mode} />}
         {(view === 'policy' || gpuError) && <PolicyView />}
       </main>
     </>

@@ -1,15 +1,16 @@
 // End-to-end tests of the BUILT playground (dist/, `vite build` runs first through turbo's build task) in
 // headless Chromium on WebGPU (SwiftShader), each compared with the same computation in Node on Dawn.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
-import { buildModel, createGpuDevice, type GpuDevice, Runner } from '@offramp/core';
-import { loadDecoderLM, loadModelDir } from '@offramp/core/node';
+import { buildModel, createGpuDevice, type GpuDevice, ImageEnhancer, Runner } from '@offramp/core';
+import { loadDecoderLM, loadEnhancerDir, loadModelDir } from '@offramp/core/node';
 import { loadMambaLM } from '@offramp/mamba/node';
-import { confidence, parsePolicyFile, recordTrace } from '@offramp/policies';
+import { confidence, parsePolicyFile, policyFromSpec, recordTrace, staticPolicy } from '@offramp/policies';
 import { checkPolicy } from '@offramp/policies/testing';
 import { createServer } from '@offramp/server';
-import { CharTokenizer } from '@offramp/train';
+import { CharTokenizer, jpegDegrade } from '@offramp/train';
+import jpeg from 'jpeg-js';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pointLabel, sweepAll } from '../src/lib/pareto.ts';
@@ -280,6 +281,71 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
     console.log(`generate (Mamba): ${await page.getByTestId('gen-stats').textContent()}`);
     await page.screenshot({ path: join(SHOTS, 'generate-mamba.png'), fullPage: true });
     await page.close();
+  });
+
+  it("enhance view: the JPEG bytes, quality scores and the quality policy's exit are those of Node on Dawn, and the exit follows the threshold", async () => {
+    const samples = JSON.parse(readFileSync(join(APP_DIR, 'src/assets/enhance-samples.json'), 'utf8')) as {
+      width: number;
+      height: number;
+      pictures: { name: string; pixels: string }[];
+    };
+    const PIC = 1;
+    const Q = 10;
+    const { width, height } = samples;
+    const grey = new Uint8Array(Buffer.from(samples.pictures[PIC].pixels, 'base64'));
+    const rgba = new Uint8Array(width * height * 4);
+    for (let i = 0; i < grey.length; i++) rgba.set([grey[i], grey[i], grey[i], 255], 4 * i);
+    const wantJpeg = Buffer.from(jpeg.encode({ data: rgba, width, height }, Q).data).toString('base64');
+    // the degraded input as training makes it (jpeg-js round trip, luma), and the enhancer from its folder
+    const input = jpegDegrade({ width, height, data: Float32Array.from(grey, (b) => b / 255) }, Q);
+    const dir = loadEnhancerDir(join(REPO_ROOT, 'checkpoints/rbqe'));
+    const enh = new ImageEnhancer(gpu, dir.config, dir.tensors, { maxBatch: 1 });
+    try {
+      const last = dir.config.levels - 1;
+      const [full] = await enh.enhance([input], { policy: staticPolicy({ exit: last }), mode: 'device', trace: true });
+      const scores = full.scores!;
+      expect(scores).toHaveLength(dir.config.levels);
+      const nodeExit = async (t: number) =>
+        (await enh.enhance([input], { policy: policyFromSpec(`quality:threshold=${t}`), mode: 'device' }))[0].exitIndex;
+      // thresholds on the slider's 0.01 grid just below and just above the first exit's score
+      const lo = Math.floor(scores[0] * 100) / 100;
+      const hi = Math.ceil(scores[0] * 100 + 1e-9) / 100;
+      expect(lo).toBeGreaterThanOrEqual(0);
+      expect(hi).toBeLessThanOrEqual(1);
+      const want = { [lo]: await nodeExit(lo), [hi]: await nodeExit(hi) };
+      expect(Math.min(scores[0] - lo, hi - scores[0])).toBeGreaterThan(1e-4);
+      expect(want[lo]).toBe(0);
+      expect(want[hi]).toBeGreaterThan(0);
+
+      const page = await open('enhance');
+      await page.getByTestId('enhance-picture').selectOption(String(PIC));
+      await setRange(page, 'enhance-quality', Q);
+      const result = page.getByTestId('enhance-result');
+      for (const t of [lo, hi]) {
+        await setRange(page, 'enhance-threshold', t);
+        await expect
+          .poll(
+            async () =>
+              (await result.getAttribute('data-busy')) === '0' &&
+              (await result.getAttribute('data-tag')) === `${PIC}-${Q}-device-${t}` &&
+              (await result.getAttribute('data-exits-tag')) === `${PIC}-${Q}-device`,
+            { timeout: 60_000 },
+          )
+          .toBe(true);
+        expect(await result.getAttribute('data-jpeg')).toBe(wantJpeg);
+        // scores: float32 sums on two Vulkan implementations (SwiftShader's 4 × 4 conv blocks, lavapipe's 8 × 8)
+        // differ in the last bits; the exit (a comparison with T, at least 1e-4 away) must be the same
+        const got = JSON.parse((await result.getAttribute('data-scores'))!) as number[];
+        expect(got).toHaveLength(scores.length);
+        for (const [k, v] of got.entries()) expect(v).toBeCloseTo(scores[k], 5);
+        expect(Number(await result.getAttribute('data-exit'))).toBe(want[t]);
+      }
+      expect(await page.getByTestId('enhance-exits').locator('tbody tr').count()).toBe(dir.config.levels);
+      await page.screenshot({ path: join(SHOTS, 'enhance.png'), fullPage: true });
+      await page.close();
+    } finally {
+      enh.dispose();
+    }
   });
 
   it('policy editor: the example conforms, a syntax error and a policy that breaks the kit show their errors', async () => {

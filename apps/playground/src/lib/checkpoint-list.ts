@@ -4,4 +4,5 @@ export const CHECKPOINT_FILES: Record<string, readonly string[]> = {
   'imdb-encoder': ['config.json', 'model.safetensors', 'word-tokenizer.json'],
   'austen-decoder': ['config.json', 'model.safetensors', 'char-tokenizer.json'],
   'austen-mamba': ['config.json', 'model.safetensors', 'char-tokenizer.json'],
+  rbqe: ['config.json', 'model.safetensors'],
 };

@@ -20,7 +20,7 @@ import type { GraphBuilder, TRef } from '../engine/graph.js';
 import type { EarlyExitModel, EncodedBatch, ExitHeadOut, ModelInput, ModelProgram } from '../engine/model.js';
 import { ValidationError } from '../errors.js';
 import { channelScale, concatChannels } from '../kernels/channel-ops.js';
-import { conv2d } from '../kernels/conv2d.js';
+import { conv2d, selectConv2dSpec } from '../kernels/conv2d.js';
 import { binary, unary } from '../kernels/elementwise.js';
 import { upsample2x } from '../kernels/pixel-shuffle.js';
 import { globalAvgPool } from '../kernels/pool.js';
@@ -169,6 +169,8 @@ export class RbqeEnhancer implements EarlyExitModel {
     const x = b.input('x', H * W);
     const img = b.carry('image', H * W);
     const lvl = Array.from({ length: L + 1 }, (_, i) => b.carry(`level${i}`, c * hwAt(i)));
+    // SwiftShader (Chromium's software adapter) takes minutes to compile the 8 × 8 conv body: 4 × 4 there
+    const convSpec = selectConv2dSpec(this.weights.get('stem.weight')!.device);
     const conv = (
       src: TRef,
       dst: TRef,
@@ -187,7 +189,7 @@ export class RbqeEnhancer implements EarlyExitModel {
         conv2d,
         { x: src, weight: b.weight(`${name}.weight`), bias: b.weight(`${name}.bias`), y: dst },
         (r) => ({ B: r, Cin: cin, H: hIn, W: wIn, Cout: cout, KH: 3, KW: 3, stride, pad: 1, Ho: ho, Wo: wo }),
-        { spec: { bias: true, act }, flopsPerRow: convFlops(cin, cout, ho * wo), label: name },
+        { spec: { bias: true, act, ...convSpec }, flopsPerRow: convFlops(cin, cout, ho * wo), label: name },
       );
     };
     return {
