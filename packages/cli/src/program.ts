@@ -506,7 +506,7 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
       .addOption(deviceOption())
       .addHelpText('after', examples(['offramp embed -m checkpoints/code-search --exit 0 "Return the file size."'])),
   ).action(
-    act(async (texts: string[], o: { model: string; exit?: string; device?: 'gpu' | 'cpu' | 'auto' } & Common) => {
+    act(async (texts: string[], o: import('./commands/embed.js').EmbedCommandOptions & Common) => {
       const { embedCommand } = await import('./commands/embed.js');
       await embedCommand(texts, o, loggerFor(o));
     }),
@@ -521,7 +521,7 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
       .addOption(deviceOption())
       .addHelpText('after', examples(['offramp index -m checkpoints/code-search --docs functions.jsonl -o my-index'])),
   ).action(
-    act(async (o: { model: string; docs: string; out: string; device?: 'gpu' | 'cpu' | 'auto' } & Common) => {
+    act(async (o: import('./commands/embed.js').IndexCommandOptions & Common) => {
       const { indexCommand } = await import('./commands/embed.js');
       await indexCommand(o, loggerFor(o));
     }),
@@ -541,22 +541,10 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
       .addOption(deviceOption())
       .addHelpText('after', examples(['offramp search --index my-index --exit auto "parse an HTTP header"'])),
   ).action(
-    act(
-      async (
-        query: string,
-        o: {
-          index: string;
-          exit?: string;
-          top?: number;
-          margin?: number;
-          model?: string;
-          device?: 'gpu' | 'cpu' | 'auto';
-        } & Common,
-      ) => {
-        const { searchCommand } = await import('./commands/embed.js');
-        await searchCommand(query, o, loggerFor(o));
-      },
-    ),
+    act(async (query: string, o: import('./commands/embed.js').SearchCommandOptions & Common) => {
+      const { searchCommand } = await import('./commands/embed.js');
+      await searchCommand(query, o, loggerFor(o));
+    }),
   );
 
   withCommon(

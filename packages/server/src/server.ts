@@ -801,47 +801,23 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
   async function warmUp(): Promise<void> {
     const headers: Record<string, string> = apiKey ? { authorization: `Bearer ${apiKey}` } : {};
     const t0 = performance.now();
-    for (const [name, m] of models) {
-      const input =
-        m.kind === 'image' ? { image: new Array<number>(m.inputSize).fill(0) } : { text: 'warm up the pipelines' };
-      const r = await app.inject({ method: 'POST', url: '/v1/classify', headers, payload: { model: name, input } });
-      if (r.statusCode !== 200)
-        app.log.warn({ model: name, status: r.statusCode, body: r.body }, 'warm-up request failed');
-    }
-    for (const name of lms.keys()) {
-      const r = await app.inject({
-        method: 'POST',
-        url: '/v1/completions',
-        headers,
-        payload: { model: name, prompt: 'a', max_tokens: 2 },
+    /** One request through a route; a failure is logged, not fatal. */
+    const warm = async (url: string, model: string, payload: Record<string, unknown>) => {
+      const r = await app.inject({ method: 'POST', url, headers, payload: { model, ...payload } });
+      if (r.statusCode !== 200) app.log.warn({ model, status: r.statusCode, body: r.body }, 'warm-up request failed');
+    };
+    for (const [name, m] of models)
+      await warm('/v1/classify', name, {
+        input:
+          m.kind === 'image' ? { image: new Array<number>(m.inputSize).fill(0) } : { text: 'warm up the pipelines' },
       });
-      if (r.statusCode !== 200)
-        app.log.warn({ model: name, status: r.statusCode, body: r.body }, 'warm-up request failed');
-    }
+    for (const name of lms.keys()) await warm('/v1/completions', name, { prompt: 'a', max_tokens: 2 });
     if (enhancers.size) {
       const { encodePng } = await import('@offramp/train');
       const blank = Buffer.from(await encodePng(16, 16, new Uint8Array(16 * 16 * 4).fill(128))).toString('base64');
-      for (const name of enhancers.keys()) {
-        const r = await app.inject({
-          method: 'POST',
-          url: '/v1/enhance',
-          headers,
-          payload: { model: name, image: blank },
-        });
-        if (r.statusCode !== 200)
-          app.log.warn({ model: name, status: r.statusCode, body: r.body }, 'warm-up request failed');
-      }
+      for (const name of enhancers.keys()) await warm('/v1/enhance', name, { image: blank });
     }
-    for (const name of embedders.keys()) {
-      const r = await app.inject({
-        method: 'POST',
-        url: '/v1/embeddings',
-        headers,
-        payload: { model: name, input: 'warm up the pipelines' },
-      });
-      if (r.statusCode !== 200)
-        app.log.warn({ model: name, status: r.statusCode, body: r.body }, 'warm-up request failed');
-    }
+    for (const name of embedders.keys()) await warm('/v1/embeddings', name, { input: 'warm up the pipelines' });
     app.log.info({ ms: Math.round(performance.now() - t0) }, 'models warmed up');
   }
 
