@@ -57,9 +57,15 @@ for (const m of MEMBERS) {
   env ??= c.envelope;
   dir0 ||= c.dir;
 }
-const test = await loadEvalData(env!, dir0, { spec: 'fashion-mnist', split: 'test', limit });
-const val = await loadEvalData(env!, dir0, { spec: 'fashion-mnist', split: 'train', offset: 55_000, limit: 5000 });
-const ood = await loadEvalData(env!, dir0, { spec: 'mnist', split: 'test', limit });
+const test = await loadEvalData(env!, dir0, { spec: 'fashion-mnist', split: 'test', limit, fetch: true });
+const val = await loadEvalData(env!, dir0, {
+  spec: 'fashion-mnist',
+  split: 'train',
+  offset: 55_000,
+  limit: 5000,
+  fetch: true,
+});
+const ood = await loadEvalData(env!, dir0, { spec: 'mnist', split: 'test', limit, fetch: true });
 log(`data: ${test.n} test, ${val.n} validation, ${ood.n} MNIST (OOD)`);
 
 const run = (stages: Member[], policy: ExitPolicy<any>, input: typeof test.input): Promise<CascadeResult> =>
@@ -195,7 +201,7 @@ if (!skipImdb) {
   const load = async (name: string) => {
     const c = await loadClassifier(join(root, 'checkpoints', name));
     const r = new Runner(device, buildModel(device, c.envelope.model, c.tensors), { maxBatch: 64 });
-    const d = await loadEvalData(c.envelope, c.dir, { spec: 'imdb', split: 'test', limit: imdbLimit });
+    const d = await loadEvalData(c.envelope, c.dir, { spec: 'imdb', split: 'test', limit: imdbLimit, fetch: true });
     return { r, d };
   };
   const g = await load('imdb-gates');

@@ -17,7 +17,16 @@ import {
 } from '@offramp/core';
 import { loadEnhancerDir } from '@offramp/core/node';
 import { quality } from '@offramp/policies';
-import { encodePngGrey, type GreyImage, JPEG_QUALITIES, jpegDegrade, loadImages, psnr, ssim } from '@offramp/train';
+import {
+  encodePngGrey,
+  ensureDatasets,
+  type GreyImage,
+  JPEG_QUALITIES,
+  jpegDegrade,
+  loadImages,
+  psnr,
+  ssim,
+} from '@offramp/train';
 import { repoRoot } from '@offramp/train/training';
 
 const { values: a } = parseArgs({
@@ -63,6 +72,7 @@ const device = saved ? null : await createGpuDevice();
 const { config, tensors, meta } = loadEnhancerDir(modelDir);
 const enh = device ? new ImageEnhancer(device, config, tensors, { maxBatch: 1 }) : null;
 const E = config.levels;
+await ensureDatasets(['images'], { log: (line) => console.error(line) });
 const test = loadImages('test').map(({ name, image }) => ({ name, image: centreCrop(image, size) }));
 
 interface Row {

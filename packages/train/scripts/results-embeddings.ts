@@ -9,6 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createDevice, embedderFlops } from '@offramp/core';
 import { loadCodeSearch } from '../src/data/code-search.js';
+import { ensureDatasets } from '../src/data/fetch.js';
 import { checkoutRoot } from '../src/data/paths.js';
 import { type LoadedEmbedder, loadEmbedder } from '../src/embeddings/load.js';
 import {
@@ -39,6 +40,7 @@ const VARIANTS = [
 ] as const;
 
 const t0 = performance.now();
+await ensureDatasets(['code-search'], { log: (line) => console.error(line) });
 const data = loadCodeSearch();
 const test = data.test;
 const device = await createDevice({ backend: a.device as 'gpu' | 'cpu' });

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type EncoderEmbedderConfig, writeSafetensors } from '@offramp/core';
 import { loadCodeSearch } from '../src/data/code-search.js';
+import { ensureDatasets } from '../src/data/fetch.js';
 import { checkoutRoot } from '../src/data/paths.js';
 import { TfEmbedder } from '../src/embeddings/model.js';
 import {
@@ -69,6 +70,7 @@ await initBackend(a.backend as 'webgpu' | 'cpu');
 mkdirSync(outDir, { recursive: true });
 const { vocabSize, padId } = buildTruncatedGpt2Tokenizer(path.join(outDir, CODE_TOKENIZER_FILE), CODE_MERGES);
 const tok = loadBpeTokenizer(path.join(outDir, CODE_TOKENIZER_FILE));
+await ensureDatasets(['code-search'], { log: (line) => console.error(line) });
 const data = loadCodeSearch();
 const config: EncoderEmbedderConfig = {
   architecture: 'encoder_embedder',

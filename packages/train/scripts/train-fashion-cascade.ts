@@ -6,6 +6,7 @@
 // `pnpm train:fashion-cascade [--only s0,large] [options]`; members train one after another.
 import { join } from 'node:path';
 import type { MlpClassifierConfig } from '@offramp/core';
+import { ensureDatasets } from '../src/data/fetch.js';
 import { loadFashionMnist } from '../src/data/mnist.js';
 import { COMMON_HELP, parseCommonArgs, repoRoot } from '../src/training/cli.js';
 import { featureExamples, subset } from '../src/training/examples.js';
@@ -43,6 +44,7 @@ for (const o of only ?? [])
   if (!FASHION_CASCADE_MEMBERS.some((m) => m.name === o))
     throw new Error(`--only: unknown member '${o}'; allowed: ${FASHION_CASCADE_MEMBERS.map((m) => m.name).join(', ')}`);
 
+await ensureDatasets(['fashion-mnist'], { log: (line) => console.error(line) });
 const trainSet = loadFashionMnist('train');
 const testSet = loadFashionMnist('test');
 const all = featureExamples(trainSet.images, trainSet.labels, 784);

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { type EnhancerConfig, randomEnhancerWeights } from '@offramp/core';
 import { saveEnhancerDir } from '@offramp/core/node';
 import * as tf from '@tensorflow/tfjs';
+import { ensureDatasets } from '../src/data/fetch.js';
 import { JPEG_QUALITIES, jpegDegrade, loadImages, psnr } from '../src/data/images.js';
 import { initBackend, type TrainBackend } from '../src/training/backend.js';
 import { loadTensors, saveTensors } from '../src/training/checkpoint.js';
@@ -64,6 +65,7 @@ if (crop % 2 ** cfg.levels) throw new Error(`--crop must be a multiple of ${2 **
 const { outDir, workDir } = runPaths(NAME, { out: a.out, workDir: a['work-dir'] });
 
 const backend = await initBackend((a.backend ?? 'webgpu') as TrainBackend);
+await ensureDatasets(['images'], { log: (line) => console.error(line) });
 const train = loadImages('train').map((t) => t.image);
 const pool = makePool(train);
 

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { FormatError } from '@offramp/core';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DATASET_NAMES, FetchError, type FetchEvent, fetchDatasets, isDatasetCached } from './fetch.js';
+import { DATASET_NAMES, ensureDatasets, FetchError, type FetchEvent, fetchDatasets, isDatasetCached } from './fetch.js';
 import { gunzip, parseIdx } from './idx.js';
 import { loadFashionMnist, mnistIdxBytes } from './mnist.js';
 import { checkoutRoot, DATA_DIR_ENV, resolveDataDir, userCacheDir } from './paths.js';
@@ -65,6 +65,17 @@ describe('fetchDatasets', () => {
     const again = await fetchDatasets({ dataDir, names: ['sentiment'] });
     expect(again.cached).toEqual(['sentiment']);
     expect(again.fetched).toEqual([]);
+  });
+
+  it('ensureDatasets fetches only what is missing and says so; unknown names are refused', async () => {
+    const dataDir = path.join(tmp, 'ensure');
+    const lines: string[] = [];
+    await ensureDatasets(['sentiment'], { dataDir, log: (l) => lines.push(l) });
+    expect(isDatasetCached('sentiment', { dataDir })).toBe(true);
+    expect(lines).toEqual(['fetching sentiment into the data cache (not there yet)']);
+    await ensureDatasets(['sentiment'], { dataDir, log: (l) => lines.push(l) });
+    expect(lines).toHaveLength(1); // cached: nothing fetched, nothing said
+    await expect(ensureDatasets(['cifar'], { dataDir })).rejects.toThrow(/unknown dataset cifar/);
   });
 
   it('unknown names are refused before anything runs, naming the known ones', async () => {

@@ -456,3 +456,18 @@ export async function fetchDatasets(options: FetchOptions = {}): Promise<FetchRe
   report.seconds = (performance.now() - t0) / 1000;
   return report;
 }
+
+/**
+ * Fetches the named datasets that the cache does not hold yet (for scripts and benchmarks that must run on a
+ * fresh clone with no manual step); throws FetchError with the first failure's cause and fix.
+ */
+export async function ensureDatasets(
+  names: readonly string[],
+  options: DataOptions & { log?: (line: string) => void } = {},
+): Promise<void> {
+  const missing = checkDatasetNames(names).filter((n) => !isDatasetCached(n, options));
+  if (!missing.length) return;
+  options.log?.(`fetching ${missing.join(', ')} into the data cache (not there yet)`);
+  const r = await fetchDatasets({ ...options, names: missing });
+  if (r.failed.length) throw new FetchError(`fetching ${r.failed[0].dataset} failed: ${r.failed[0].message}`);
+}
