@@ -578,6 +578,24 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
       console.log(`generate (server): ${await page.getByTestId('gen-stats').textContent()}`);
       await page.screenshot({ path: join(SHOTS, 'server-generate.png'), fullPage: true });
       await page.close();
+
+      // without WebGPU in the page, the batch view still runs on the server (the policy editor is not shown)
+      const bare = await context.newPage();
+      bare.on('pageerror', (e) => pageErrors.push(String(e)));
+      await bare.addInitScript(() => {
+        Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined });
+      });
+      await bare.goto(`${base}#batch`);
+      await bare.getByTestId('no-webgpu').waitFor();
+      await bare.getByTestId('server').fill(url);
+      await expect
+        .poll(() => bare.getByTestId('batch-summary').getAttribute('data-mode'), { timeout: 30_000 })
+        .toBe('server');
+      expect(JSON.parse((await bare.getByTestId('batch-exits').getAttribute('data-exits'))!)).toEqual(
+        nodeBatch.samples.map((s) => s.exitBlock),
+      );
+      expect(await bare.getByTestId('policy-check').count()).toBe(0);
+      await bare.close();
       expect(pageErrors).toEqual([]);
     } finally {
       await srv.close();
