@@ -10,6 +10,8 @@ import { PolicyView } from './views/Policy.tsx';
 
 const VIEWS = ['classify', 'batch', 'pareto', 'generate', 'enhance', 'policy'] as const;
 type View = (typeof VIEWS)[number];
+/** The views that run on an `offramp serve` when its URL is given (also without WebGPU in the page). */
+const SERVER_VIEWS: readonly View[] = ['classify', 'batch', 'pareto', 'generate'];
 
 function initialView(): View {
   const h = location.hash.slice(1);
@@ -65,7 +67,7 @@ export function App() {
           placeholder="offramp serve URL (empty: run here)"
           value={server}
           onChange={(e) => setServer(e.target.value.trim())}
-          title="classify on a server (offramp serve --cors) instead of in the page"
+          title="run the classify, batch, pareto and generate views on a server (offramp serve --cors) instead of in the page"
           size={28}
         />
         <span className="adapter" data-testid="adapter">
@@ -76,16 +78,17 @@ export function App() {
         {gpuError && (
           <div className="notice" data-testid="no-webgpu">
             WebGPU is not available in this browser ({gpuError}). The models run on WebGPU only; try a browser with
-            WebGPU enabled (Chrome/Edge 113+, or Chromium with --enable-unsafe-webgpu). The policy editor below still
-            works: it runs on the CPU.
+            WebGPU enabled (Chrome/Edge 113+, or Chromium with --enable-unsafe-webgpu). The policy editor still works:
+            it runs on the CPU; with an offramp serve URL in the header, the classify, batch, pareto and generate views
+            run on that server.
           </div>
         )}
         {view === 'classify' && (!gpuError || server) && <ClassifyView mode={mode} server={server} />}
-        {view === 'batch' && !gpuError && <BatchView mode={mode} />}
-        {view === 'pareto' && !gpuError && <ParetoView mode={mode} />}
-        {view === 'generate' && !gpuError && <GenerateView />}
+        {view === 'batch' && (!gpuError || server) && <BatchView mode={mode} server={server} />}
+        {view === 'pareto' && (!gpuError || server) && <ParetoView mode={mode} server={server} />}
+        {view === 'generate' && (!gpuError || server) && <GenerateView server={server} />}
         {view === 'enhance' && !gpuError && <EnhanceView mode={mode} />}
-        {(view === 'policy' || gpuError) && <PolicyView />}
+        {(view === 'policy' || (gpuError && !(server && SERVER_VIEWS.includes(view)))) && <PolicyView />}
       </main>
     </>
   );

@@ -9,13 +9,14 @@ import { loadMambaLM } from '@offramp/mamba/node';
 import { confidence, parsePolicyFile, policyFromSpec, recordTrace, staticPolicy } from '@offramp/policies';
 import { checkPolicy } from '@offramp/policies/testing';
 import { createServer } from '@offramp/server';
-import { CharTokenizer, jpegDegrade } from '@offramp/train';
+import { CharTokenizer, jpegDegrade, WordTokenizer } from '@offramp/train';
 import jpeg from 'jpeg-js';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pointLabel, sweepAll } from '../src/lib/pareto.ts';
+import { pointLabel, policyFileText, sweepAll } from '../src/lib/pareto.ts';
 import { compilePolicy, EXAMPLE_POLICY } from '../src/lib/policy-editor.ts';
-import { fashionBatch, fashionImage } from '../src/lib/samples.ts';
+import { fashionBatch, fashionImage, IMDB_REVIEWS } from '../src/lib/samples.ts';
+import { completeOnServer } from '../src/lib/server.ts';
 import { APP_DIR, DIST, launch, REPO_ROOT, serveStatic } from './browser.ts';
 
 const SHOTS = join(APP_DIR, 'screenshots');
@@ -162,6 +163,47 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
     console.log(`first inference (fashion-cnn, 1 image, incl. pipeline compilation): ${first.toFixed(0)} ms`);
     await page.close();
     expect(pageErrors).toEqual([]);
+  });
+
+  it('classifies an IMDB review as Node on Dawn does, at two thresholds with different exits', async () => {
+    const dir = join(REPO_ROOT, 'checkpoints/imdb-encoder');
+    const loaded = await loadModelDir(dir);
+    const tensors = new Map(
+      [...loaded.tensors].map(([k, t]) => [
+        k,
+        { shape: [...t.shape], data: Float32Array.from(t.data as ArrayLike<number>) },
+      ]),
+    );
+    const imdb = new Runner(gpu, buildModel(gpu, loaded.config.model, tensors), { maxBatch: 8 });
+    // the page's tokenization: the checkpoint's word tokenizer, unpadded, at most max_position tokens
+    const tokenizer = WordTokenizer.load(join(dir, 'word-tokenizer.json'));
+    const maxTokens = (loaded.config.model as { max_position: number }).max_position;
+    const nodeText = async (text: string, threshold: number) => {
+      const ids = [tokenizer.encodeUnpadded(text, maxTokens)];
+      const r = await imdb.run({ ids }, { policy: confidence({ threshold }), mode: 'device' });
+      return { exit: r.samples[0].exitIndex, prediction: r.samples[0].prediction };
+    };
+    const [low, high] = [0.55, 0.999];
+    let review = -1;
+    for (let i = 0; i < IMDB_REVIEWS.length && review < 0; i++)
+      if ((await nodeText(IMDB_REVIEWS[i].text, low)).exit !== (await nodeText(IMDB_REVIEWS[i].text, high)).exit)
+        review = i;
+    expect(review).toBeGreaterThanOrEqual(0);
+    const text = IMDB_REVIEWS[review].text;
+    const page = await open('classify');
+    await page.getByTestId('ds-imdb').click();
+    await page.getByTestId('review-pick').selectOption(String(review));
+    await expect(page.getByTestId('review').inputValue()).resolves.toBe(text);
+    await setRange(page, 'threshold', low);
+    const atLow = await classifyResult(page, low, 'text');
+    expect(atLow).toEqual(await nodeText(text, low));
+    await setRange(page, 'threshold', high);
+    const atHigh = await classifyResult(page, high, 'text');
+    expect(atHigh).toEqual(await nodeText(text, high));
+    expect(atHigh.exit).not.toBe(atLow.exit);
+    await page.screenshot({ path: join(SHOTS, 'classify-imdb.png'), fullPage: true });
+    await page.close();
+    imdb.model.dispose?.();
   });
 
   it('batch view: the live rows per block are those of the same batch in Node', async () => {
@@ -437,6 +479,124 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
         /no answer from http:\/\/127.0.0.1:9/,
       );
       await page.close();
+    } finally {
+      await srv.close();
+    }
+  });
+  it('server mode: the pareto, batch and generate views run on offramp serve, each as Node computes it', async () => {
+    const n = 64;
+    const { features, labels } = fashionBatch(n);
+    const nodeTrace = await recordTrace(runner, { features }, labels);
+    const { points, frontier } = sweepAll(nodeTrace);
+    const want = frontier.map((p) => ({
+      policy: p.policy,
+      options: p.options,
+      accuracy: p.accuracy,
+      meanCost: p.meanCost,
+    }));
+    const srv = await createServer({
+      models: {
+        'fashion-cnn': { path: join(REPO_ROOT, 'checkpoints/fashion-cnn'), maxBatch: 64 },
+        'austen-mamba': join(REPO_ROOT, 'checkpoints/austen-mamba'),
+      },
+      device: 'gpu',
+      cors: true,
+    });
+    try {
+      const url = await srv.listen(0, '127.0.0.1');
+      const page = await open('pareto');
+      await page.getByTestId('server').fill(url);
+      // Pareto: the trace recorded through the server gives Node's frontier, and the same policy file
+      await page.getByTestId('trace-size').selectOption(String(n));
+      await page.getByTestId('record').click();
+      const plot = page.getByTestId('pareto-plot');
+      await plot.waitFor({ timeout: 30_000 });
+      const got = JSON.parse((await plot.getAttribute('data-frontier'))!);
+      expect(got.map((p: { policy: string; options: Record<string, unknown> }) => pointLabel(p))).toEqual(
+        want.map((p) => pointLabel(p)),
+      );
+      for (let i = 0; i < want.length; i++) {
+        expect(got[i].accuracy).toBe(want[i].accuracy);
+        expect(got[i].meanCost).toBeCloseTo(want[i].meanCost, 12);
+      }
+      console.log(
+        `pareto trace of ${n} images through the server: ${await page.getByTestId('sweep-summary').getAttribute('data-trace-ms')} ms`,
+      );
+      const target = points.find((p) => pointLabel(p) === pointLabel(want[Math.min(1, want.length - 1)]))!;
+      await page.getByTestId(`point-${target.id}`).dispatchEvent('click');
+      const measured = page.getByTestId('measured');
+      await measured.waitFor({ timeout: 30_000 });
+      expect(Number(await measured.getAttribute('data-accuracy'))).toBe(target.accuracy);
+      expect(Number(await measured.getAttribute('data-cost'))).toBeCloseTo(target.meanCost, 6);
+      // the file browser mode exports for this point of the same trace, byte for byte
+      expect(await page.getByTestId('policy-file').textContent()).toBe(policyFileText(target, n));
+      await page.screenshot({ path: join(SHOTS, 'server-pareto.png'), fullPage: true });
+
+      // batch: 64 images on the server, each row's exit block and the live rows per block as in Node
+      await page.getByTestId('tab-batch').click();
+      const nodeBatch = await runner.run({ features }, { policy: confidence({ threshold: 0.9 }), mode: 'device' });
+      const summary = page.getByTestId('batch-summary');
+      await expect.poll(() => summary.getAttribute('data-mode'), { timeout: 30_000 }).toBe('server');
+      await expect.poll(() => page.getByTestId('batch').getAttribute('data-busy')).toBe('0');
+      const exits = JSON.parse((await page.getByTestId('batch-exits').getAttribute('data-exits'))!);
+      expect(exits).toEqual(nodeBatch.samples.map((s) => s.exitBlock));
+      const live = [];
+      for (let b = 0; b < nodeBatch.summary.rowsPerBlock.length; b++)
+        live.push(Number(await page.getByTestId(`live-${b}`).textContent()));
+      expect(live).toEqual(nodeBatch.summary.rowsPerBlock);
+      // the server ran the 64 rows as one engine batch and says so
+      expect(await summary.textContent()).toMatch(/engine batch\(es\): 64 rows, (device|host) mode/);
+      await page.screenshot({ path: join(SHOTS, 'server-batch.png'), fullPage: true });
+
+      // generate: the Mamba streamed from /v1/completions, the same tokens and exits as a non-streamed completion
+      const prompt = 'It is a truth universally acknowledged, that';
+      const tokens = 16;
+      const threshold = 0.7;
+      await page.getByTestId('tab-generate').click();
+      await page.getByTestId('gen-model').selectOption('mamba');
+      await page.getByTestId('prompt').fill(prompt);
+      await page.getByTestId('max-tokens').fill(String(tokens));
+      await setRange(page, 'gen-threshold', threshold);
+      await page.getByTestId('generate').click();
+      const doneOrError = async () =>
+        (await page.locator('.error').count())
+          ? await page.locator('.error').textContent()
+          : await page.getByTestId('gen-stats').getAttribute('data-done');
+      await expect.poll(doneOrError, { timeout: 30_000 }).toBe('1');
+      const whole = await completeOnServer(url, {
+        model: 'austen-mamba',
+        prompt,
+        maxTokens: tokens,
+        policy: `confidence:threshold=${threshold}`,
+      });
+      const shown = page.getByTestId('tokens');
+      expect(whole.exitBlocks).toHaveLength(tokens);
+      expect(new Set(whole.exitBlocks).size).toBeGreaterThan(1);
+      expect(JSON.parse((await shown.getAttribute('data-exits'))!)).toEqual(whole.exitBlocks);
+      expect(await shown.getAttribute('data-text')).toBe(whole.text);
+      expect(await page.getByTestId('gen-stats').textContent()).toMatch(/tokens\/s after it/);
+      console.log(`generate (server): ${await page.getByTestId('gen-stats').textContent()}`);
+      await page.screenshot({ path: join(SHOTS, 'server-generate.png'), fullPage: true });
+      await page.close();
+
+      // without WebGPU in the page, the batch view still runs on the server (the policy editor is not shown)
+      const bare = await context.newPage();
+      bare.on('pageerror', (e) => pageErrors.push(String(e)));
+      await bare.addInitScript(() => {
+        Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined });
+      });
+      await bare.goto(`${base}#batch`);
+      await bare.getByTestId('no-webgpu').waitFor();
+      await bare.getByTestId('server').fill(url);
+      await expect
+        .poll(() => bare.getByTestId('batch-summary').getAttribute('data-mode'), { timeout: 30_000 })
+        .toBe('server');
+      expect(JSON.parse((await bare.getByTestId('batch-exits').getAttribute('data-exits'))!)).toEqual(
+        nodeBatch.samples.map((s) => s.exitBlock),
+      );
+      expect(await bare.getByTestId('policy-check').count()).toBe(0);
+      await bare.close();
+      expect(pageErrors).toEqual([]);
     } finally {
       await srv.close();
     }

@@ -60,6 +60,15 @@ const ClassifyResult = z.object({
   cost_fraction: z.number(),
   truncated: z.boolean().optional(),
   trace: Trace.optional(),
+  batch: z
+    .object({
+      size: z.number().int().describe('Rows in the engine batch this input ran in (other requests included)'),
+      mode: z.enum(['device', 'host']).describe('device: the policy ran on the GPU; host: in TypeScript'),
+      queue_ms: z.number().describe('Time from arrival to the start of its batch'),
+      compute_ms: z.number().describe("The batch's run time (every block, all its rows)"),
+    })
+    .optional()
+    .describe('With trace: the engine batch this input ran in'),
 });
 
 export const ClassifyResponse = z.union([

@@ -761,6 +761,10 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
           cost_fraction: s.costFraction,
           ...('truncated' in row ? { truncated: row.truncated } : {}),
           ...(body.trace && s.trace ? { trace: traceOut(s.trace) } : {}),
+          // with the trace: the engine batch this input ran in (other requests' rows included)
+          ...(body.trace
+            ? { batch: { size: r.batchSize, mode: r.mode, queue_ms: r.queueMs, compute_ms: r.computeMs } }
+            : {}),
         };
       });
       return many

@@ -2,29 +2,108 @@ import type { RunHooks, RunResult } from '@offramp/core';
 import { useEffect, useState } from 'react';
 import { type Classifier, loadClassifier } from '../lib/runtime.ts';
 import { fashionBatch } from '../lib/samples.ts';
+import { classifyAllOnServer, type ServerModel, serverModel } from '../lib/server.ts';
 import { errorText, type Mode, SLIDER_POLICIES } from '../lib/state.ts';
 
 const N = 64;
 const COLORS = ['#2a9d8f', '#e9c46a', '#e76f51', '#8d6cab', '#4a90d9', '#999'];
+
+/** A row's outcome, from the page's run or the server's answer. */
+interface Row {
+  exitIndex: number;
+  exitBlock: number;
+  prediction: number;
+}
+
+interface Shown {
+  rows: Row[];
+  labels: number[];
+  rowsPerBlock: number[];
+  /** Host mode in the page: wall ms per block. */
+  blockMs: number[];
+  /** One line on how it ran. */
+  summary: string;
+  mode: string;
+}
+
+function rowsPerBlock(rows: Row[], blocks: number): number[] {
+  const out = new Array(blocks).fill(0);
+  for (const r of rows) for (let b = 0; b <= r.exitBlock; b++) out[b]++;
+  return out;
+}
 
 /**
  * One batch of 64 test images through the Fashion CNN: which rows are still live in each block, the exits,
  * and the wall time per block (host mode: between the block's start and its exit decision, readback included;
  * device mode runs the whole loop on the GPU with one readback, so only the batch's wall time is known).
  */
-export function BatchView({ mode }: { mode: Mode }) {
+export function BatchView({ mode, server = '' }: { mode: Mode; server?: string }) {
   const [clf, setClf] = useState<Classifier | null>(null);
+  const [remote, setRemote] = useState<ServerModel | null>(null);
   const [threshold, setThreshold] = useState(0.9);
-  const [res, setRes] = useState<(RunResult & { blockMs: number[]; labels: number[] }) | null>(null);
+  const [res, setRes] = useState<Shown | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
   useEffect(() => {
-    loadClassifier('fashion-cnn').then(setClf, (e) => setError(errorText(e)));
-  }, []);
+    setRes(null);
+    setError(null);
+    if (server) {
+      setRemote(null);
+      serverModel(server, 'fashion-cnn', 'classifier').then(setRemote, (e) => setError(errorText(e)));
+    } else loadClassifier('fashion-cnn').then(setClf, (e) => setError(errorText(e)));
+  }, [server]);
+
+  // server mode: the 64 images sent at once (requests of the server's max_batch, in parallel)
+  useEffect(() => {
+    if (!server || !remote) return;
+    let live = true;
+    setBusy(true);
+    const { features, labels } = fashionBatch(N);
+    const t0 = performance.now();
+    classifyAllOnServer(
+      server,
+      remote,
+      features.map((f) => ({ image: Array.from(f) })),
+      `confidence:threshold=${threshold}`,
+      { trace: true, parallel: true },
+    )
+      .then(
+        (rs) => {
+          if (!live) return;
+          const ms = performance.now() - t0;
+          const rows = rs.map((r) => ({ exitIndex: r.exit_index, exitBlock: r.exit_block, prediction: r.prediction }));
+          // the engine batches the rows ran in, as the server reports them (size, mode, run time)
+          const seen = new Map<string, string>();
+          for (const r of rs)
+            if (r.batch)
+              seen.set(
+                `${r.batch.size}/${r.batch.compute_ms}`,
+                `${r.batch.size} rows, ${r.batch.mode} mode, ${r.batch.compute_ms.toFixed(1)} ms`,
+              );
+          const flops = rs.reduce((a, r) => a + r.cost_fraction, 0) / rs.length;
+          setRes({
+            rows,
+            labels,
+            rowsPerBlock: rowsPerBlock(rows, remote.num_blocks),
+            blockMs: [],
+            mode: 'server',
+            summary: `server ${server} · round trip ${ms.toFixed(1)} ms (requests of at most ${remote.max_batch} images) · engine batch(es): ${
+              seen.size ? [...seen.values()].join('; ') : 'not reported by this server'
+            } · FLOPs ${(flops * 100).toFixed(1)}% of full depth`,
+          });
+          setError(null);
+        },
+        (e) => live && setError(errorText(e)),
+      )
+      .finally(() => live && setBusy(false));
+    return () => {
+      live = false;
+    };
+  }, [server, remote, threshold]);
 
   useEffect(() => {
-    if (!clf) return;
+    if (!clf || server) return;
     let live = true;
     setBusy(true);
     const { features, labels } = fashionBatch(N);
@@ -43,7 +122,7 @@ export function BatchView({ mode }: { mode: Mode }) {
       .then(
         (r) => {
           if (!live) return;
-          setRes({ ...r, blockMs: r.summary.mode === 'host' ? blockMs : [], labels });
+          setRes(fromRun(r, r.summary.mode === 'host' ? blockMs : [], labels));
           setError(null);
         },
         (e) => live && setError(errorText(e)),
@@ -52,10 +131,10 @@ export function BatchView({ mode }: { mode: Mode }) {
     return () => {
       live = false;
     };
-  }, [clf, threshold, mode]);
+  }, [clf, threshold, mode, server]);
 
-  const blocks = clf?.model.numBlocks ?? 0;
-  const correct = res ? res.samples.filter((s, i) => s.prediction === res.labels[i]).length : 0;
+  const blocks = res?.rowsPerBlock.length ?? 0;
+  const correct = res ? res.rows.filter((s, i) => s.prediction === res.labels[i]).length : 0;
   return (
     <div className="panel" data-testid="batch" data-busy={busy ? '1' : '0'}>
       <p>
@@ -74,10 +153,8 @@ export function BatchView({ mode }: { mode: Mode }) {
       {error && <div className="error">{error}</div>}
       {res && (
         <>
-          <p>
-            {res.summary.mode} mode · wall {res.summary.wallMs.toFixed(1)} ms · {res.summary.readbacks} readback(s) ·
-            FLOPs {((res.summary.flops / res.summary.fullDepthFlops) * 100).toFixed(1)}% of full depth · exits per head{' '}
-            {res.summary.exitCounts.join(' / ')} · accuracy {correct}/{N}
+          <p data-testid="batch-summary" data-mode={res.mode}>
+            {res.summary} · accuracy {correct}/{N}
           </p>
           <table data-testid="batch-table">
             <thead>
@@ -93,10 +170,10 @@ export function BatchView({ mode }: { mode: Mode }) {
                 // biome-ignore lint/suspicious/noArrayIndexKey: blocks by index
                 <tr key={b}>
                   <td>{b}</td>
-                  <td data-testid={`live-${b}`}>{res.summary.rowsPerBlock[b]}</td>
+                  <td data-testid={`live-${b}`}>{res.rowsPerBlock[b]}</td>
                   <td>{res.blockMs[b] !== undefined ? res.blockMs[b].toFixed(1) : '–'}</td>
                   <td style={{ textAlign: 'left' }}>
-                    {res.samples.map((s, i) => (
+                    {res.rows.map((s, i) => (
                       <span
                         // biome-ignore lint/suspicious/noArrayIndexKey: samples by index
                         key={i}
@@ -115,11 +192,32 @@ export function BatchView({ mode }: { mode: Mode }) {
               ))}
             </tbody>
           </table>
-          {res.summary.mode === 'device' && (
+          {res.mode === 'device' && (
             <p className="muted">Per-block wall time needs host mode (device mode reads back once per batch).</p>
           )}
+          {res.mode === 'server' && (
+            <p className="muted">
+              The server reports each engine batch's size, mode and run time; the live rows per block are counted from
+              the exit block of each row it answered.
+            </p>
+          )}
+          <span data-testid="batch-exits" hidden data-exits={JSON.stringify(res.rows.map((r) => r.exitBlock))} />
         </>
       )}
     </div>
   );
+}
+
+function fromRun(r: RunResult, blockMs: number[], labels: number[]): Shown {
+  const m = r.summary;
+  return {
+    rows: r.samples,
+    labels,
+    rowsPerBlock: m.rowsPerBlock,
+    blockMs,
+    mode: m.mode,
+    summary: `${m.mode} mode · wall ${m.wallMs.toFixed(1)} ms · ${m.readbacks} readback(s) · FLOPs ${(
+      (m.flops / m.fullDepthFlops) * 100
+    ).toFixed(1)}% of full depth · exits per head ${m.exitCounts.join(' / ')}`,
+  };
 }

@@ -1,6 +1,7 @@
 import { useRef, useState } from 'react';
 import { loadDecoder, type StreamedToken, streamGreedy } from '../lib/decoder.ts';
 import { loadMamba, streamGreedyMamba } from '../lib/mamba.ts';
+import { serverModel, streamCompletionOnServer } from '../lib/server.ts';
 import { errorText } from '../lib/state.ts';
 
 const PALETTE = ['#d7f0e5', '#bfe3f5', '#fbe6b8', '#f9cdb3', '#e9c2e8', '#ffffff'];
@@ -8,6 +9,8 @@ const PALETTE = ['#d7f0e5', '#bfe3f5', '#fbe6b8', '#f9cdb3', '#e9c2e8', '#ffffff
 export type LmChoice = 'decoder' | 'mamba';
 
 const LM_NAMES: Record<LmChoice, string> = { decoder: 'Austen decoder', mamba: 'Austen Mamba' };
+/** The checkpoint names, which are also the names a server serves them under. */
+const LM_CHECKPOINTS: Record<LmChoice, string> = { decoder: 'austen-decoder', mamba: 'austen-mamba' };
 
 /** What the view needs of a loaded language model (the decoder's or the Mamba's). */
 interface LoadedLm {
@@ -56,8 +59,54 @@ async function loadLm(choice: LmChoice): Promise<LoadedLm> {
   };
 }
 
+/**
+ * The model on an `offramp serve`: greedy completions streamed from /v1/completions (server-sent events), each
+ * chunk's tokens with their exit blocks; `policy` is the request's `offramp.policy` (the threshold slider's
+ * confidence, or what the menu chose) and `skip` its treatment of skipped blocks.
+ */
+async function serverLm(base: string, choice: LmChoice, policy: string, skip: Skip): Promise<LoadedLm> {
+  const name = LM_CHECKPOINTS[choice];
+  const m = await serverModel(base, name, 'language-model');
+  return {
+    numLayers: m.num_blocks,
+    exits: m.exit_blocks,
+    budget: (_prompt, wanted) => wanted,
+    stream: async (prompt, n, threshold, onToken, shouldStop) => {
+      const out: StreamedToken[] = [];
+      const ac = new AbortController();
+      const spec = policy === 'confidence' ? `confidence:threshold=${threshold}` : policy;
+      try {
+        await streamCompletionOnServer(
+          base,
+          { model: name, prompt, maxTokens: n, policy: spec, skip },
+          (piece) => {
+            // a chunk holds one token, or several when text was held back: the text goes with its last token
+            piece.exitBlocks.forEach((b, j) => {
+              const t = {
+                index: out.length,
+                id: -1,
+                text: j === piece.exitBlocks.length - 1 ? piece.text : '',
+                exitBlock: b,
+              };
+              out.push(t);
+              onToken(t);
+            });
+            if (shouldStop()) ac.abort();
+          },
+          ac.signal,
+        );
+      } catch (e) {
+        if (!ac.signal.aborted) throw e;
+      }
+      return out;
+    },
+  };
+}
+
+type Skip = 'freeze' | 'partial';
+
 /** The Austen decoder or Mamba streaming text greedily, each token coloured by the block it left from. */
-export function GenerateView() {
+export function GenerateView({ server = '' }: { server?: string }) {
   const [choice, setChoice] = useState<LmChoice>('decoder');
   const [prompt, setPrompt] = useState('It is a truth universally acknowledged, that');
   const [maxTokens, setMaxTokens] = useState(60);
@@ -70,6 +119,9 @@ export function GenerateView() {
   /** From the click to the first token (prefill; pipelines compiled on first use). */
   const [firstMs, setFirstMs] = useState<number | null>(null);
   const [error, setError] = useState<string | null>(null);
+  /** Server mode: the `offramp.policy` (confidence uses the slider's τ) and the skipped blocks' treatment. */
+  const [srvPolicy, setSrvPolicy] = useState('confidence');
+  const [skip, setSkip] = useState<Skip>('freeze');
   const stop = useRef(false);
 
   const run = async () => {
@@ -81,7 +133,7 @@ export function GenerateView() {
     stop.current = false;
     try {
       if (prompt.length === 0) throw new Error('the prompt is empty; give the text to continue');
-      const lm = await loadLm(choice);
+      const lm = server ? await serverLm(server, choice, srvPolicy, skip) : await loadLm(choice);
       setDec({ ...lm, choice });
       const budget = lm.budget(prompt, maxTokens);
       const t0 = performance.now();
@@ -136,6 +188,26 @@ export function GenerateView() {
           data-testid="gen-threshold"
         />{' '}
         {threshold.toFixed(2)}
+        {server && (
+          <>
+            {' '}
+            · on the server {server}: policy{' '}
+            <select value={srvPolicy} onChange={(e) => setSrvPolicy(e.target.value)} data-testid="gen-policy">
+              <option value="confidence">confidence (τ above)</option>
+              <option value="never">never (full depth)</option>
+              {(shown?.exits ?? (choice === 'mamba' ? [3, 4, 5] : [1, 2, 3, 4, 5])).map((b) => (
+                <option key={b} value={`fixed:block=${b}`}>
+                  fixed: every token after block {b}
+                </option>
+              ))}
+            </select>{' '}
+            skipped blocks{' '}
+            <select value={skip} onChange={(e) => setSkip(e.target.value as Skip)} data-testid="gen-skip">
+              <option value="freeze">freeze</option>
+              <option value="partial">partial</option>
+            </select>
+          </>
+        )}
       </p>
       <textarea rows={2} value={prompt} onChange={(e) => setPrompt(e.target.value)} data-testid="prompt" />
       <p>
@@ -169,6 +241,7 @@ export function GenerateView() {
         data-model={dec?.choice ?? ''}
         data-ids={JSON.stringify(tokens.map((t) => t.id))}
         data-exits={JSON.stringify(tokens.map((t) => t.exitBlock))}
+        data-text={tokens.map((t) => t.text).join('')}
       >
         <span style={{ color: '#66727e' }}>{prompt}</span>
         {tokens.map((t) => (

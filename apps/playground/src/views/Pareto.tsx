@@ -1,9 +1,10 @@
 import * as Plot from '@observablehq/plot';
 import { policyToJson, recordTrace, type Trace } from '@offramp/policies';
 import { useEffect, useRef, useState } from 'react';
-import { type ParetoPoint, pointLabel, sweepAll } from '../lib/pareto.ts';
+import { type ParetoPoint, pointLabel, policyFileText, sweepAll } from '../lib/pareto.ts';
 import { loadClassifier } from '../lib/runtime.ts';
 import { FASHION_COUNT, fashionBatch } from '../lib/samples.ts';
+import { classifyAllOnServer, policySpec, recordTraceOnServer, serverModel } from '../lib/server.ts';
 import { errorText, type Mode } from '../lib/state.ts';
 
 const CHUNK = 32;
@@ -14,12 +15,18 @@ interface Measured {
   mode: string;
 }
 
+/** How the last trace was recorded: where, how many images, and how long it took. */
+interface Recorded {
+  where: string;
+  ms: number;
+}
+
 /**
  * Records a full-depth trace of the Fashion CNN on the exported test images (chunk by chunk, with progress),
  * sweeps the built-in policies over it offline, plots accuracy against compute with the frontier; a clicked
  * point is run for real on the device and can be saved as a policy file for the CLI.
  */
-export function ParetoView({ mode }: { mode: Mode }) {
+export function ParetoView({ mode, server = '' }: { mode: Mode; server?: string }) {
   const [n, setN] = useState(128);
   const [progress, setProgress] = useState<number | null>(null);
   const [trace, setTrace] = useState<Trace | null>(null);
@@ -27,6 +34,7 @@ export function ParetoView({ mode }: { mode: Mode }) {
   const [chosen, setChosen] = useState<ParetoPoint | null>(null);
   const [measured, setMeasured] = useState<Measured | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [recorded, setRecorded] = useState<Recorded | null>(null);
   const plotRef = useRef<HTMLDivElement>(null);
 
   const record = async () => {
@@ -35,17 +43,26 @@ export function ParetoView({ mode }: { mode: Mode }) {
     setSweepRes(null);
     setChosen(null);
     setMeasured(null);
+    setRecorded(null);
     try {
-      const clf = await loadClassifier('fashion-cnn');
       let all: Trace | null = null;
       setProgress(0);
-      for (let a = 0; a < n; a += CHUNK) {
-        const { features, labels } = fashionBatch(Math.min(CHUNK, n - a), a);
-        const t = await recordTrace(clf.runner, { features }, labels);
-        if (!all) all = t;
-        else all.samples.push(...t.samples);
-        setProgress(Math.min(n, a + CHUNK));
+      const t0 = performance.now();
+      if (server) {
+        // through the server: requests of its max_batch images, every exit's signals in the answers
+        const { features, labels } = fashionBatch(n);
+        all = await recordTraceOnServer(server, 'fashion-cnn', features, labels, { onProgress: setProgress });
+      } else {
+        const clf = await loadClassifier('fashion-cnn');
+        for (let a = 0; a < n; a += CHUNK) {
+          const { features, labels } = fashionBatch(Math.min(CHUNK, n - a), a);
+          const t = await recordTrace(clf.runner, { features }, labels);
+          if (!all) all = t;
+          else all.samples.push(...t.samples);
+          setProgress(Math.min(n, a + CHUNK));
+        }
       }
+      setRecorded({ where: server ? `the server ${server}` : 'this page', ms: performance.now() - t0 });
       setTrace(all);
       setSweepRes(sweepAll(all!));
     } catch (e) {
@@ -95,31 +112,36 @@ export function ParetoView({ mode }: { mode: Mode }) {
     let live = true;
     setMeasured(null);
     (async () => {
+      const { features, labels } = fashionBatch(trace.samples.length);
+      if (server) {
+        // the point's policy as a spec, run by the server on the traced images
+        const m = await serverModel(server, 'fashion-cnn', 'classifier');
+        const spec = policySpec(chosen.policy, chosen.options);
+        const rs = await classifyAllOnServer(
+          server,
+          m,
+          features.map((f) => ({ image: Array.from(f) })),
+          spec,
+        );
+        const acc = rs.filter((r, i) => r.prediction === labels[i]).length / labels.length;
+        const cost = rs.reduce((a, r) => a + r.cost_fraction, 0) / labels.length;
+        if (live) setMeasured({ accuracy: acc, meanCost: cost, mode: 'server' });
+        return;
+      }
       const clf = await loadClassifier('fashion-cnn');
       const policy = policyToJson({ name: chosen.policy, options: chosen.options });
       const { policyFromJson } = await import('@offramp/policies');
-      const { features, labels } = fashionBatch(trace.samples.length);
       const r = await clf.runner.run({ features }, { policy: policyFromJson(policy), mode });
       const acc = r.samples.filter((s, i) => s.prediction === labels[i]).length / labels.length;
       const cost = r.samples.reduce((a, s) => a + s.costFraction, 0) / labels.length;
-      if (live) setMeasured({ accuracy: acc, meanCost: cost, mode: r.summary.mode });
+      if (live) setMeasured({ accuracy: acc, meanCost: cost, mode: `${r.summary.mode} mode` });
     })().catch((e) => live && setError(errorText(e)));
     return () => {
       live = false;
     };
-  }, [chosen, trace, mode]);
+  }, [chosen, trace, mode, server]);
 
-  const file = chosen
-    ? policyToJson(
-        { name: chosen.policy, options: chosen.options },
-        {
-          trace: `fashion-cnn, ${trace?.samples.length} exported test images`,
-          accuracy: chosen.accuracy,
-          meanCost: chosen.meanCost,
-        },
-      )
-    : null;
-  const fileText = file ? `${JSON.stringify(file, null, 2)}\n` : '';
+  const fileText = chosen && trace ? policyFileText(chosen, trace.samples.length) : '';
   return (
     <div>
       <div className="panel">
@@ -131,7 +153,7 @@ export function ParetoView({ mode }: { mode: Mode }) {
             </option>
           ))}
         </select>{' '}
-        exported test images{' '}
+        exported test images{server ? ', recorded through the server' : ''}{' '}
         <button type="button" onClick={record} disabled={progress !== null} data-testid="record">
           record trace
         </button>{' '}
@@ -144,8 +166,9 @@ export function ParetoView({ mode }: { mode: Mode }) {
       {error && <div className="error">{error}</div>}
       {sweepRes && trace && (
         <div className="panel">
-          <p data-testid="sweep-summary">
-            {sweepRes.points.length} policy settings swept offline on {trace.samples.length} images; full model accuracy{' '}
+          <p data-testid="sweep-summary" data-trace-ms={recorded?.ms ?? ''}>
+            Trace recorded in {recorded?.where} in {((recorded?.ms ?? 0) / 1000).toFixed(2)} s. {sweepRes.points.length}{' '}
+            policy settings swept offline on {trace.samples.length} images; full model accuracy{' '}
             {((sweepRes.points[0].fullAccuracy ?? 0) * 100).toFixed(1)}%; {sweepRes.frontier.length} on the frontier.
             Click a point to load it.
           </p>
@@ -171,8 +194,8 @@ export function ParetoView({ mode }: { mode: Mode }) {
             {measured && (
               <span data-testid="measured" data-accuracy={measured.accuracy} data-cost={measured.meanCost}>
                 {' '}
-                · run on the device ({measured.mode} mode): {(measured.accuracy * 100).toFixed(1)}% at{' '}
-                {(measured.meanCost * 100).toFixed(1)}% compute
+                · run {measured.mode === 'server' ? 'on the server' : `on the device (${measured.mode})`}:{' '}
+                {(measured.accuracy * 100).toFixed(1)}% at {(measured.meanCost * 100).toFixed(1)}% compute
               </span>
             )}
           </p>
