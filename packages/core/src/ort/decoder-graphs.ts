@@ -6,7 +6,7 @@
 //   prefill  blocks 0..L−1 over whole prompts: every block's K/V [n, Hkv, t, hd] and the hidden state after
 //            every exit block (the host fetches what it needs)
 //   step     blocks a..b for one token per row (t = 1): past K/V of the row [n, Hkv, p, hd] per block go in,
-//            the token's own K/V [n, Hkv, 1, hd] and the hidden state come out
+//            the token's own K/V [n, Hkv, 1, hd], the hidden state and the logits of the exit after b come out
 //   kv       K/V only of blocks a..L−1 from one hidden state (CALM state propagation for skipped blocks)
 //   head     exit head: RMSNorm (shared final norm or the exit's own) + LM head, [m, d] → [m, V]
 import type { DecoderConfig } from '../models/decoder-config.js';
@@ -197,13 +197,15 @@ export function prefillGraph(
 
 /**
  * One token per row through blocks from..to (inclusive): inputs h [n, 1, d], cos/sin, mask [n, 1, 1, 1, p + 1]
- * and past_k.{l}, past_v.{l} [n, Hkv, p, hd]; outputs h_out [n, 1, d] and k.{l}, v.{l} [n, Hkv, 1, hd].
+ * and past_k.{l}, past_v.{l} [n, Hkv, p, hd]; outputs h_out [n, 1, d], k.{l}, v.{l} [n, Hkv, 1, hd] and the
+ * logits [n, V] of the exit head after block `to` (one session call per segment, head included).
  */
 export function stepGraph(
   c: DecoderConfig,
   layers: readonly OrtDecoderLayerWeights[],
   from: number,
   to: number,
+  head: OrtDecoderHeadWeights,
 ): Uint8Array {
   const g = new DecoderGraph(`offramp.decoder.step${from}-${to}`, c);
   const io = g.inputs(1, 's');
@@ -220,7 +222,10 @@ export function stepGraph(
     g.named(r.v, `v.${l}`, ['n', Hkv, 1, hd]);
   }
   g.named(h, 'h_out', ['n', 1, d]);
-  return g.w.encode();
+  const w = g.w;
+  const z = w.op('MatMul', [g.rms(h, head.norm, 'norm'), g.init('head', head.headT, [d, c.vocabSize])]);
+  g.named(w.op('Reshape', [z, w.int64([-1, c.vocabSize])]), 'logits', ['n', c.vocabSize]);
+  return w.encode();
 }
 
 /** K/V of blocks from..L−1 from one hidden state h [n, 1, d]: outputs k.{l}, v.{l} [n, Hkv, 1, hd]. */

@@ -1,9 +1,9 @@
 // The Llama-style decoder with token-level exits on ONNX Runtime's CPU execution provider: the same weights,
 // exits and GenerationModel interface as DecoderLM, for machines without a GPU. The KV cache stays on the
 // host ((B, Hkv, Tmax, hd) per block, as DecoderCache lays it out); the graphs of decoder-graphs.ts run the
-// blocks. A decode step runs one graph per segment between exits (the rows' past K/V go in, the token's K/V
-// come out); at each early exit the host computes the live rows' logits (the exit head's graph) and signals,
-// asks the rule, and gathers the staying rows for the next segment; the blocks an exited row skips get K/V
+// blocks. A decode step runs one graph per segment between exits, its exit head included (the rows' past K/V
+// go in; the token's K/V, hidden state and exit logits come out); at each early exit the host computes the
+// live rows' signals, asks the rule, and gathers the staying rows for the next segment; the blocks an exited row skips get K/V
 // from its hidden state at the exit (CALM state propagation, a K/V-only graph) unless the skip strategy is
 // 'none'. Without an exit rule one graph runs every block. Sessions are built on first use and cached per
 // (kind, segment); rows and lengths are symbolic dimensions, so one session serves every batch.
@@ -356,7 +356,10 @@ export class OrtDecoderLM implements GenerationModel<OrtDecoderCache> {
     return this.head(L - 1, last, prompts.length);
   }
 
-  /** Blocks from..to for one token per live row; writes their K/V into the cache. Returns h [n, d]. */
+  /**
+   * Blocks from..to for one token per live row; writes their K/V into the cache. Returns h [n, d] and the
+   * logits [n, V] of the exit after block `to`.
+   */
   private async runBlocks(
     from: number,
     to: number,
@@ -365,7 +368,7 @@ export class OrtDecoderLM implements GenerationModel<OrtDecoderCache> {
     pos: readonly number[],
     rope: { cos: Float32Array; sin: Float32Array },
     cache: OrtDecoderCache,
-  ): Promise<Float32Array> {
+  ): Promise<{ h: Float32Array; logits: Float32Array }> {
     const n = live.length;
     const p = Math.max(...live.map((row) => cache.lengths[row]));
     const mask = new Float32Array(n * (p + 1));
@@ -380,18 +383,20 @@ export class OrtDecoderLM implements GenerationModel<OrtDecoderCache> {
       sin: this.tensor(rope.sin, [n, 1, 1, half]),
       mask: this.tensor(mask, [n, 1, 1, 1, p + 1]),
     };
-    const fetch = ['h_out'];
+    const fetch = ['h_out', 'logits'];
     for (let l = from; l <= to; l++) {
       const past = cache.past(l, live, p);
       feeds[`past_k.${l}`] = this.tensor(past.k, [n, Hkv, p, hd]);
       feeds[`past_v.${l}`] = this.tensor(past.v, [n, Hkv, p, hd]);
       fetch.push(`k.${l}`, `v.${l}`);
     }
-    const s = await this.session(`step:${from}-${to}`, () => stepGraph(this.config, this.layers, from, to));
+    const s = await this.session(`step:${from}-${to}`, () =>
+      stepGraph(this.config, this.layers, from, to, this.heads.get(to)!),
+    );
     const out = await s.run(feeds, fetch);
     for (let l = from; l <= to; l++)
       cache.write(l, out[`k.${l}`].data as Float32Array, out[`v.${l}`].data as Float32Array, live, pos, 1);
-    return out.h_out.data as Float32Array;
+    return { h: out.h_out.data as Float32Array, logits: out.logits.data as Float32Array };
   }
 
   /** CALM state propagation: K/V of blocks from..L−1 for rows `rows` at `pos` from their hidden states h. */
@@ -458,17 +463,17 @@ export class OrtDecoderLM implements GenerationModel<OrtDecoderCache> {
     let from = 0;
     for (const block of segments) {
       const n = live.length;
-      h = await this.runBlocks(from, block, h, live, pos, rope, cache);
+      const seg = await this.runBlocks(from, block, h, live, pos, rope, cache);
+      h = seg.h;
+      const z = seg.logits;
       blocksRun += n * (block - from + 1);
       from = block + 1;
       if (block === L - 1) {
-        const z = await this.head(block, h, n);
         live.forEach((row, r) => {
           out.set(z.subarray(r * V, (r + 1) * V), row * V);
         });
         break;
       }
-      const z = await this.head(block, h, n);
       const signals = hostExitSignals(z, n, V, { h, prev, d });
       const decide = exit!.decide(signals, { block, rows: live });
       if (decide.length !== n)
