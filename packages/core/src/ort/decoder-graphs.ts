@@ -76,14 +76,14 @@ class DecoderGraph {
     return this.w.initializer(prefix, data, dims);
   }
 
-  slice(x: string, start: number, end: number): string {
+  slice(x: string, start: number, end: number, axis = -1): string {
     const w = this.w;
-    return w.op('Slice', [x, w.int64([start]), w.int64([end]), w.int64([-1])]);
+    return w.op('Slice', [x, w.int64([start]), w.int64([end]), w.int64([axis])]);
   }
 
   rms(x: string, gain: Float32Array, label: string): string {
     const w = this.w;
-    const ms = w.op('ReduceMean', [w.op('Mul', [x, x])], { axes: [-1], keepdims: 1 });
+    const ms = w.op('ReduceMean', [w.op('Pow', [x, w.float(2)])], { axes: [-1], keepdims: 1 });
     const r = w.op('Sqrt', [w.op('Add', [ms, w.float(this.c.rmsNormEps)])]);
     return w.op('Mul', [w.op('Div', [x, r]), this.init(label, gain, [gain.length])]);
   }
@@ -99,13 +99,13 @@ class DecoderGraph {
     return w.op('Concat', [y1, y2], { axis: -1 });
   }
 
-  /** Rotated keys and values [n, Hkv, t, hd] of x [n, t, (≥ 2·Hkv·hd)] columns from `kStart`. */
-  kvOf(proj: string, kStart: number, cos: string, sin: string): { k: string; v: string } {
+  /** Rotated keys and values [n, Hkv, t, hd] of projections [n, t, 2·Hkv·hd] (keys, then values). */
+  kvOf(proj: string, cos: string, sin: string): { k: string; v: string } {
     const w = this.w;
     const { numKvHeads: Hkv, headDim: hd } = this.c;
     const kw = Hkv * hd;
-    const k4 = this.rope(w.op('Reshape', [this.slice(proj, kStart, kStart + kw), w.int64([0, 0, Hkv, hd])]), cos, sin);
-    const v4 = w.op('Reshape', [this.slice(proj, kStart + kw, kStart + 2 * kw), w.int64([0, 0, Hkv, hd])]);
+    const k4 = this.rope(w.op('Reshape', [this.slice(proj, 0, kw), w.int64([0, 0, Hkv, hd])]), cos, sin);
+    const v4 = w.op('Reshape', [this.slice(proj, kw, 2 * kw), w.int64([0, 0, Hkv, hd])]);
     return {
       k: w.op('Transpose', [k4], { perm: [0, 2, 1, 3] }),
       v: w.op('Transpose', [v4], { perm: [0, 2, 1, 3] }),
@@ -130,13 +130,23 @@ class DecoderGraph {
     const G = H / Hkv;
     const xn = this.rms(x, W.ln1, `ln1.${l}`);
     const proj = w.op('MatMul', [xn, this.init(`qkv.${l}`, W.qkvT, [d, (H + 2 * Hkv) * hd])]);
-    const q4 = this.rope(w.op('Reshape', [this.slice(proj, 0, H * hd), w.int64([0, 0, H, hd])]), cos, sin);
+    // queries and keys rotated together: [n, t, H + Hkv, hd]
+    const qk = this.rope(
+      w.op('Reshape', [this.slice(proj, 0, (H + Hkv) * hd), w.int64([0, 0, H + Hkv, hd])]),
+      cos,
+      sin,
+    );
+    const q4 = this.slice(qk, 0, H, 2);
     // [n, t, Hkv, G, hd] → [n, Hkv, G, t, hd], scaled
     const q = w.op('Mul', [
       w.op('Transpose', [w.op('Reshape', [q4, w.int64([0, 0, Hkv, G, hd])])], { perm: [0, 2, 3, 1, 4] }),
       w.float(1 / Math.sqrt(hd)),
     ]);
-    const own = this.kvOf(proj, H * hd, cos, sin);
+    const v4 = w.op('Reshape', [this.slice(proj, (H + Hkv) * hd, (H + 2 * Hkv) * hd), w.int64([0, 0, Hkv, hd])]);
+    const own = {
+      k: w.op('Transpose', [this.slice(qk, H, H + Hkv, 2)], { perm: [0, 2, 1, 3] }),
+      v: w.op('Transpose', [v4], { perm: [0, 2, 1, 3] }),
+    };
     const K = past ? w.op('Concat', [past.k, own.k], { axis: 2 }) : own.k;
     const Vv = past ? w.op('Concat', [past.v, own.v], { axis: 2 }) : own.v;
     // [n, Hkv, s, hd] → [n, Hkv, 1, hd, s] (keys) and [n, Hkv, 1, s, hd] (values): broadcast over the group
@@ -240,7 +250,7 @@ export function kvGraph(c: DecoderConfig, layers: readonly OrtDecoderLayerWeight
   for (let l = from; l < c.numLayers; l++) {
     const xn = g.rms(h, layers[l].ln1, `ln1.${l}`);
     const proj = w.op('MatMul', [xn, g.init(`kv.${l}`, layers[l].kvT, [d, 2 * Hkv * hd])]);
-    const r = g.kvOf(proj, 0, cos, sin);
+    const r = g.kvOf(proj, cos, sin);
     g.named(r.k, `k.${l}`, ['n', Hkv, 1, hd]);
     g.named(r.v, `v.${l}`, ['n', Hkv, 1, hd]);
   }
