@@ -267,8 +267,8 @@ async function loadLm(dir: string, kind: 'decoder' | 'mamba', device: Device): P
       lm.dispose();
       throw new RuntimeError(`${dir} has no tokenizer (tokenizer.json or a char tokenizer named in config.json)`);
     }
-    // where the device carries the ONNX Runtime CPU path (auto on a software adapter, or --device ort-cpu),
-    // token-level generation (calm) runs on it; the other strategies drive the DecoderLM on the device
+    // where the device carries the ONNX Runtime CPU path (auto on a software adapter), token-level generation
+    // (calm) runs on it; the other strategies drive the DecoderLM on the device
     const ortCpu = core.ortCpuOf(device);
     const ortLm = ortCpu
       ? new core.OrtDecoderLM(ortCpu, loaded.config, loaded.tensors, { exits: [...lm.exits] })
@@ -307,14 +307,21 @@ async function loadLm(dir: string, kind: 'decoder' | 'mamba', device: Device): P
       cause: e,
     });
   }
-  const { model: lm } = await node.loadMambaLM(device, dir);
+  const { model: lm, loaded } = await node.loadMambaLM(device, dir);
+  // the ONNX Runtime CPU path, where the device carries it (as for the decoder)
+  const ortCpu = (await import('@offramp/core')).ortCpuOf(device);
+  const ortLm = ortCpu ? new mamba.OrtMambaLM(ortCpu, loaded.config, loaded.tensors, { exits: [...lm.exits] }) : null;
   return {
-    model: mamba.mambaGenerationModel(lm),
+    model: ortLm ?? mamba.mambaGenerationModel(lm),
+    ortPath: ortLm ? `Mamba on ${ortCpu!.describe()}` : undefined,
     encode: (t) => Array.from(tok.encode(t)),
     decode: (ids) => tok.decode(ids),
     maxPromptTokens: lm.maxPromptTokens,
     describe: `Mamba, ${lm.numLayers} blocks`,
-    dispose: () => lm.dispose(),
+    dispose: () => {
+      lm.dispose();
+      void ortLm?.dispose();
+    },
   };
 }
 
