@@ -285,6 +285,8 @@ describeOrt('OrtDecoderLM against the float64 reference', () => {
       return { logits, blocks };
     };
     const all = await run([0, 1, 2]);
+    // one session per (kind, segment), whatever the batch and lengths: symbolic dimensions
+    const sessions = model.sessionCount;
     for (const row of [0, 1, 2]) {
       const alone = await run([row]);
       alone.logits.forEach((z, i) => {
@@ -293,6 +295,7 @@ describeOrt('OrtDecoderLM against the float64 reference', () => {
       expect(alone.blocks.map((b) => b[0])).toEqual(all.blocks.map((b) => b[row]));
     }
     expect(new Set(all.blocks.flat()).size).toBeGreaterThan(1);
+    expect(model.sessionCount).toBe(sessions);
     await model.dispose();
   });
 
