@@ -370,7 +370,12 @@ export class OrtDecoderLM implements GenerationModel<OrtDecoderCache> {
     cache: OrtDecoderCache,
   ): Promise<{ h: Float32Array; logits: Float32Array }> {
     const n = live.length;
-    const p = Math.max(...live.map((row) => cache.lengths[row]));
+    const longest = Math.max(...live.map((row) => cache.lengths[row]));
+    // every row live, in order, and the rows fill at least half of the cache: the cache arrays go in as they
+    // are ([B, Hkv, Tmax, hd], no copy; the positions past each row's length are masked); otherwise the live
+    // rows' past K/V are gathered, padded to the longest
+    const whole = n === cache.batch && live.every((row, r) => row === r) && 2 * longest >= cache.maxLength;
+    const p = whole ? cache.maxLength : longest;
     const mask = new Float32Array(n * (p + 1));
     live.forEach((row, r) => {
       mask.fill(MASK_NEG, r * (p + 1) + cache.lengths[row], r * (p + 1) + p);
@@ -385,7 +390,7 @@ export class OrtDecoderLM implements GenerationModel<OrtDecoderCache> {
     };
     const fetch = ['h_out', 'logits'];
     for (let l = from; l <= to; l++) {
-      const past = cache.past(l, live, p);
+      const past = whole ? { k: cache.k[l], v: cache.v[l] } : cache.past(l, live, p);
       feeds[`past_k.${l}`] = this.tensor(past.k, [n, Hkv, p, hd]);
       feeds[`past_v.${l}`] = this.tensor(past.v, [n, Hkv, p, hd]);
       fetch.push(`k.${l}`, `v.${l}`);
