@@ -248,7 +248,7 @@ interface LoadedLm {
   model: GenerationModel;
   /** The decoder itself (decoder folders), for the decoder strategies. */
   decoder?: DecoderLM;
-  /** Set when `model` is the decoder on the ONNX Runtime CPU path: what runs it. */
+  /** Set when `model` runs on the ONNX Runtime CPU path (OrtDecoderLM, OrtMambaLM): what runs it. */
   ortPath?: string;
   encode(text: string): number[];
   decode(ids: number[]): string;
