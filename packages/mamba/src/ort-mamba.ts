@@ -295,9 +295,11 @@ export class OrtMambaLM implements GenerationModel<OrtMambaCache> {
     const T = this.ortCpu.ort.Tensor;
     const feeds: Record<string, InstanceType<typeof T>> = { h: new T('float32', h, [n, this.d]) };
     const fetch: string[] = stateOnly ? [] : ['h_out', 'logits'];
+    // every row, in order: the cache arrays go in as they are (no gather)
+    const all = n === cache.batch && rows.every((row, r) => row === r);
     for (let l = from; l <= to; l++) {
-      feeds[`conv.${l}`] = new T('float32', gather(cache.conv[l], rows, D * K), [n, D, K]);
-      feeds[`ssm.${l}`] = new T('float32', gather(cache.ssm[l], rows, D * N), [n, D, N]);
+      feeds[`conv.${l}`] = new T('float32', all ? cache.conv[l] : gather(cache.conv[l], rows, D * K), [n, D, K]);
+      feeds[`ssm.${l}`] = new T('float32', all ? cache.ssm[l] : gather(cache.ssm[l], rows, D * N), [n, D, N]);
       fetch.push(`conv_out.${l}`, `ssm_out.${l}`);
     }
     const key = `${stateOnly ? 'state' : 'step'}:${from}-${to}`;
