@@ -595,6 +595,14 @@ describe('offramp generate', () => {
     expect(j.tokens[0].exitBlock).toBe(2);
     expect(j.tokens.slice(1).some((t: { exitBlock: number }) => t.exitBlock < 2)).toBe(true);
     expect(j.depthFraction).toBeLessThan(1);
+    // auto on a software adapter takes the ONNX Runtime CPU path (when it loads): the same tokens and exit
+    // blocks as the decoder on WebGPU
+    expect(j.path).toBe(j.device.includes('run on ort-cpu') ? 'ort-cpu' : 'webgpu');
+    const onGpu = cli([...args, '-p', 'confidence:threshold=0.05', '--json', '--device', 'gpu']);
+    expect(onGpu.code, onGpu.stderr).toBe(0);
+    const gj = JSON.parse(onGpu.stdout);
+    expect(gj.path).toBe('webgpu');
+    expect(j.tokens).toEqual(gj.tokens);
     // bracketed depth after each token, decaying threshold, plain text
     const br = cli([...args, '-p', 'decaying:threshold=0.05,tau=2', '--depth', 'brackets']);
     expect(br.code, br.stderr).toBe(0);

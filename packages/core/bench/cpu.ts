@@ -8,6 +8,8 @@
 //      thresholds docs/results.md chooses, at batch 1 and 64: Offramp-on-ORT with exits against the whole model in
 //      one ORT session at full depth. Times on the first CPU_BENCH_N (batch 64) / CPU_BENCH_N1 (batch 1) held-out
 //      inputs, medians over rounds, order rotated; accuracy of both on the whole held-out split (batches of 64).
+//   3. The decoder (checkpoints/austen-decoder) generating on ORT vs on WebGPU, full depth and with a CALM exit,
+//      batch 1 and 8 (bench/cpu-decoder.ts).
 // Writes bench/results/cpu.json. Exits non-zero only when an output is wrong.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -24,6 +26,7 @@ import { createGpuDevice } from '../src/runtime/create-device.js';
 import { CHECKPOINTS, fashionTest, type HeldOut, imdbHeldOut } from '../src/testing-internal/checkpoint-data.js';
 import { mulberry32 } from '../src/util/random.js';
 import { loadModelDir } from '../src/weights/model-dir.js';
+import { benchDecoderOrt } from './cpu-decoder.js';
 
 const ROUNDS = Number(process.env.CPU_BENCH_ROUNDS ?? 3);
 const THREADS = process.env.CPU_BENCH_THREADS ? Number(process.env.CPU_BENCH_THREADS) : undefined;
@@ -290,6 +293,10 @@ for (const ck of [
   runner.dispose();
 }
 
+// ------------------------------------------------------------------ 3. decoder generation
+const decoderResult = await benchDecoderOrt(ortCpu, gpu, ROUNDS);
+if (decoderResult.failed) failed = true;
+
 const out = {
   benchmark: 'cpu',
   date: new Date().toISOString(),
@@ -299,6 +306,7 @@ const out = {
   rounds: ROUNDS,
   encoder: encoderResult,
   checkpoints: checkpointResults,
+  decoder: decoderResult,
 };
 const here = dirname(fileURLToPath(import.meta.url));
 mkdirSync(join(here, 'results'), { recursive: true });

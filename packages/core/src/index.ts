@@ -68,6 +68,7 @@ export {
   OrtUnavailableError,
   ortCpuOf,
 } from './ort/ort-cpu.js';
+export { OrtDecoderCache, OrtDecoderLM, type OrtDecoderLMOptions } from './ort/ort-decoder.js';
 export { OrtRunner } from './ort/ort-runner.js';
 export {
   type CapturedGraph,

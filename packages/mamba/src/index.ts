@@ -19,6 +19,7 @@ export * from './exit-classifier.js';
 export { type MambaGenerationOptions, mambaGenerationModel, mambaScore } from './generation.js';
 export * from './kernels/index.js';
 export * from './model.js';
+export { OrtMambaCache, OrtMambaLM } from './ort-mamba.js';
 export { type RandomWeightsOptions, randomMambaWeights } from './random-weights.js';
 export { MambaReference, type RefState } from './reference.js';
 export * from './sampling.js';

@@ -248,6 +248,8 @@ interface LoadedLm {
   model: GenerationModel;
   /** The decoder itself (decoder folders), for the decoder strategies. */
   decoder?: DecoderLM;
+  /** Set when `model` runs on the ONNX Runtime CPU path (OrtDecoderLM, OrtMambaLM): what runs it. */
+  ortPath?: string;
   encode(text: string): number[];
   decode(ids: number[]): string;
   maxPromptTokens: number;
@@ -265,14 +267,24 @@ async function loadLm(dir: string, kind: 'decoder' | 'mamba', device: Device): P
       lm.dispose();
       throw new RuntimeError(`${dir} has no tokenizer (tokenizer.json or a char tokenizer named in config.json)`);
     }
+    // where the device carries the ONNX Runtime CPU path (auto on a software adapter), token-level generation
+    // (calm) runs on it; the other strategies drive the DecoderLM on the device
+    const ortCpu = core.ortCpuOf(device);
+    const ortLm = ortCpu
+      ? new core.OrtDecoderLM(ortCpu, loaded.config, loaded.tensors, { exits: [...lm.exits] })
+      : null;
     return {
-      model: core.decoderGenerationModel(lm),
+      model: ortLm ?? core.decoderGenerationModel(lm),
       decoder: lm,
+      ortPath: ortLm?.describe(),
       encode: (t) => tok.encode(t),
       decode: (ids) => tok.decode(ids),
       maxPromptTokens: Math.min(lm.maxTokens, lm.config.maxPositionEmbeddings - 1),
       describe: `decoder, ${lm.numLayers} blocks`,
-      dispose: () => lm.dispose(),
+      dispose: () => {
+        lm.dispose();
+        void ortLm?.dispose();
+      },
     };
   }
   const train = await import('@offramp/train');
@@ -295,14 +307,21 @@ async function loadLm(dir: string, kind: 'decoder' | 'mamba', device: Device): P
       cause: e,
     });
   }
-  const { model: lm } = await node.loadMambaLM(device, dir);
+  const { model: lm, loaded } = await node.loadMambaLM(device, dir);
+  // the ONNX Runtime CPU path, where the device carries it (as for the decoder)
+  const ortCpu = (await import('@offramp/core')).ortCpuOf(device);
+  const ortLm = ortCpu ? new mamba.OrtMambaLM(ortCpu, loaded.config, loaded.tensors, { exits: [...lm.exits] }) : null;
   return {
-    model: mamba.mambaGenerationModel(lm),
+    model: ortLm ?? mamba.mambaGenerationModel(lm),
+    ortPath: ortLm ? `Mamba on ${ortCpu!.describe()}` : undefined,
     encode: (t) => Array.from(tok.encode(t)),
     decode: (ids) => tok.decode(ids),
     maxPromptTokens: lm.maxPromptTokens,
     describe: `Mamba, ${lm.numLayers} blocks`,
-    dispose: () => lm.dispose(),
+    dispose: () => {
+      lm.dispose();
+      void ortLm?.dispose();
+    },
   };
 }
 
@@ -348,9 +367,11 @@ export async function generateCommand(o: GenerateCommandOptions, log: Logger) {
         `the prompt (${prompt.length} tokens) plus --max-tokens ${o.maxTokens} exceed this model's ${model.maxSequenceLength} positions; lower --max-tokens`,
       );
     const depth = o.depth ?? 'color';
+    // which execution path the tokens take (as eval and demo print it)
+    const path = strategy === 'calm' && lm.ortPath ? 'ort-cpu' : device.kind === 'gpu' ? 'webgpu' : 'cpu-reference';
     log.info(
       c.dim(
-        `device ${device.describe()}; ${lm.describe}, exits after ${model.exits.join(', ')}; strategy ${strategy}; policy ${policySpec}${depth === 'color' ? `; colours: ${model.exits.map((b) => blockColor(c, b, L)(`block ${b}`)).join(' ')}` : ''}`,
+        `device ${device.describe()}; path ${path}${path === 'ort-cpu' ? ` (${lm.ortPath})` : ''}; ${lm.describe}, exits after ${model.exits.join(', ')}; strategy ${strategy}; policy ${policySpec}${depth === 'color' ? `; colours: ${model.exits.map((b) => blockColor(c, b, L)(`block ${b}`)).join(' ')}` : ''}`,
       ),
     );
     const tokens: { id: number; text: string; exitBlock: number }[] = [];
@@ -409,6 +430,7 @@ export async function generateCommand(o: GenerateCommandOptions, log: Logger) {
       exitBlocks: [...model.exits],
       numBlocks: L,
       device: device.describe(),
+      path,
     };
     log.result(out);
     return out;
