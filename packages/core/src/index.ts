@@ -70,6 +70,14 @@ export {
 } from './ort/ort-cpu.js';
 export { OrtRunner } from './ort/ort-runner.js';
 export {
+  type AdmitOptions,
+  type FinishedRow,
+  type StepBatch,
+  SteppedRunner,
+  type SteppedRunnerOptions,
+  type StepReport,
+} from './ort/stepped-runner.js';
+export {
   type CapturedGraph,
   captureGraph,
   type HostWeights,
