@@ -22,6 +22,8 @@ export interface ServeOptions {
   warmup?: boolean;
   rateLimit?: number;
   policy?: string;
+  /** How /v1/classify batches (createServer's `scheduler`). */
+  scheduler?: 'window' | 'refill';
 }
 
 /** `NAME=FOLDER` or a shipped model name / folder alone (named after the folder). */
@@ -97,6 +99,7 @@ export async function serveCommand(o: ServeOptions, log: Logger): Promise<void> 
     maxSeqLen: o.maxSeqLen,
     maxWaitMs: o.maxWaitMs,
     maxQueue: o.maxQueue,
+    scheduler: o.scheduler,
     cors: o.cors,
     warmup: o.warmup !== false,
     rateLimit: o.rateLimit ? { max: o.rateLimit, timeWindowMs: 60_000 } : false,
