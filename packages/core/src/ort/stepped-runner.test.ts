@@ -214,7 +214,7 @@ describe.skipIf(Boolean(ortError))('SteppedRunner on random models', () => {
         pol.budget({ target: 0.5, mode: 'batch' }),
       ];
       for (const seed of [1, 2, 3]) {
-        const stepped = new SteppedRunner<number>(ort, { maxRows: 6 });
+        const stepped = new SteppedRunner<number>(ort, { maxRows: 6, parallel: seed !== 3 });
         const { plans, rows, steps } = await runInterleaved(stepped, batch, n, width, policies, seed);
         expect(stepped.live).toBe(0);
         expect(stepped.liveAt().every((v) => v === 0)).toBe(true);
@@ -228,7 +228,7 @@ describe.skipIf(Boolean(ortError))('SteppedRunner on random models', () => {
     },
   );
 
-  it('deepest first: a row advances one segment per step, stores respect maxRows, groups are not split', async () => {
+  it('a row advances one segment per step (batches listed deepest first), stores respect maxRows, groups are not split', async () => {
     const model = buildModel(ortDev, cnnCfg, randomWeights(cnnCfg, 5));
     const stepped = new SteppedRunner<string>(new Runner(ortDev, model), { maxRows: 4 });
     const rand = mulberry32(4);

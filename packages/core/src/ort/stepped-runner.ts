@@ -20,6 +20,11 @@ import { OrtRunner } from './ort-runner.js';
 export interface SteppedRunnerOptions {
   /** Most rows one store runs in one batch (one ONNX Runtime call); a group larger than this is refused. Default 32. */
   maxRows?: number;
+  /**
+   * Run the store batches of a step side by side (default true: ONNX Runtime runs them on its threads at
+   * once); false runs them one after another, deepest first. The results are the same.
+   */
+  parallel?: boolean;
 }
 
 export interface AdmitOptions<Tag = unknown> {
@@ -86,6 +91,7 @@ export class SteppedRunner<Tag = unknown> {
   readonly ort: OrtRunner;
   readonly model: EarlyExitModel;
   readonly maxRows: number;
+  readonly parallel: boolean;
   /** bucket → per-segment stores (rows waiting to run that segment, in arrival order). */
   private readonly stores = new Map<number, Row<Tag>[][]>();
   private nextGroup = 0;
@@ -105,6 +111,7 @@ export class SteppedRunner<Tag = unknown> {
     this.ort = ort;
     this.model = ort.model;
     this.maxRows = maxRows;
+    this.parallel = options.parallel ?? true;
   }
 
   /** Rows admitted and not yet finished. */
@@ -180,7 +187,10 @@ export class SteppedRunner<Tag = unknown> {
     return group.id;
   }
 
-  /** Runs every non-empty store once (deepest segment first) and returns the rows that left. */
+  /**
+   * Runs every non-empty store once and returns the rows that left. Each store's batch is taken before any
+   * runs, so a row advances one segment per step. A step that fails forgets every row (as `clear()`).
+   */
   async step(): Promise<StepReport<Tag>> {
     if (this.stepping) throw new ValidationError('step: the previous step has not finished (await it first)');
     this.stepping = true;
@@ -196,9 +206,20 @@ export class SteppedRunner<Tag = unknown> {
     };
     try {
       this.steps++;
-      for (const [T, segs] of [...this.stores]) {
-        const { graph, segments } = await this.ort.sessions(T);
-        const full = graph.flopsAtExit[E - 1];
+      // take every store's batch first (deepest first), so that rows moved on in this step wait for the next
+      const work: {
+        T: number;
+        segs: Row<Tag>[][];
+        graph: Awaited<ReturnType<OrtRunner['sessions']>>['graph'];
+        seg: Awaited<ReturnType<OrtRunner['sessions']>>['segments'][number];
+        s: number;
+        rows: Row<Tag>[];
+        feeds: Record<string, OrtTensor>;
+      }[] = [];
+      const buckets = [...this.stores];
+      const compiled = await Promise.all(buckets.map(([T]) => this.ort.sessions(T)));
+      buckets.forEach(([T, segs], k) => {
+        const { graph, segments } = compiled[k];
         for (let s = segments.length - 1; s >= 0; s--) {
           const rows = takeGroups(segs[s], this.maxRows);
           if (!rows.length) continue;
@@ -220,89 +241,106 @@ export class SteppedRunner<Tag = unknown> {
             });
             feeds[io.name] = new this.ort.ortCpu.ort.Tensor(float ? 'float32' : 'int32', data, [live, io.perRow]);
           }
-          const out = await seg.session.run(feeds);
-          const logits = out[tr.logits].data as Float32Array;
-          const pooled = out[tr.pooled].data as Float32Array;
-          const gate = tr.gate ? (out[tr.gate].data as Float32Array) : undefined;
-          for (const b of seg.blocks) report.rowsPerBlock[b] += live;
-
-          const hasPrev = seg.exit > 0 && rows[0].prevPooled !== null && rows[0].prevPooled.length === tr.poolDim;
-          let prev: Float32Array = new Float32Array(1);
-          if (hasPrev) {
-            prev = new Float32Array(live * tr.poolDim);
-            for (const [r, row] of rows.entries()) prev.set(row.prevPooled!, r * tr.poolDim);
-          }
-          const raw = new Float32Array(live * SIGNALS_PER_ROW);
-          exitSignals.reference(
-            { logits, gateLogit: gate ?? new Float32Array(1), pooled, prevPooled: prev, signals: raw },
-            { rows: live, classes: tr.classes, dim: tr.poolDim },
-            { gate: Boolean(gate), similarity: hasPrev },
-          );
-          const isLast = seg.exit === E - 1;
-          const ctx: ExitContext = {
-            exitIndex: seg.exit,
-            numExits: E,
-            block: seg.block,
-            numBlocks: model.numBlocks,
-            isLast,
-            costFraction: graph.flopsAtExit[seg.exit] / full,
-            numClasses: C,
-          };
-          // one decide call per group, with the group's state and its rows in index order
-          const leave = new Uint8Array(live);
-          for (let a = 0; a < live; ) {
-            let b = a + 1;
-            while (b < live && rows[b].group === rows[a].group) b++;
-            const g = rows[a].group;
-            const count = b - a;
-            const sig = signalsOf(raw, a, count, rows);
-            if (g.policy.needs?.includes('logits')) sig.logits = logits.slice(a * C, b * C);
-            const decided = g.policy.decide(ctx, sig, g.state);
-            if (!decided || decided.length !== count)
-              throw new ValidationError(
-                `policy '${g.policy.name}' returned ${decided?.length ?? 'nothing'} decisions for ${count} rows at exit ${seg.exit}`,
-              );
-            for (let r = 0; r < count; r++) leave[a + r] = isLast || decided[r] ? 1 : 0;
-            a = b;
-          }
-          let exited = 0;
-          rows.forEach((row, r) => {
-            if (row.trace) row.trace.push(raw.slice(r * SIGNALS_PER_ROW, (r + 1) * SIGNALS_PER_ROW));
-            if (leave[r]) {
-              exited++;
-              this.liveRows--;
-              const z = logits.slice(r * C, (r + 1) * C);
-              const f = graph.flopsAtExit[seg.exit];
-              const result: SampleResult = {
-                logits: z,
-                probs: softmax(z),
-                prediction: argmax(z),
-                exitIndex: seg.exit,
-                exitBlock: model.exitBlocks[seg.exit],
-                flops: f,
-                costFraction: f / full,
-              };
-              if (row.trace) result.trace = traceOf(row.trace);
-              report.finished.push({
-                group: row.group.id,
-                index: row.index,
-                tag: row.group.tag,
-                result,
-                steps: this.steps - row.admittedAt,
-              });
-            } else {
-              for (const c of tr.carried) {
-                const o = out[c.output].data as Float32Array;
-                row.values.set(c.name, o.subarray(r * c.perRow, (r + 1) * c.perRow));
-              }
-              row.prevPooled = pooled.subarray(r * tr.poolDim, (r + 1) * tr.poolDim);
-              segs[s + 1].push(row);
-            }
-          });
-          report.batches.push({ exit: seg.exit, bucket: T, rows: live, exited });
+          work.push({ T, segs, graph, seg, s, rows, feeds });
         }
-        if (segs.every((rows) => rows.length === 0)) this.stores.delete(T);
+      });
+      // run them: side by side (ONNX Runtime's threads take them at once) or one after another
+      let outs: Record<string, OrtTensor>[];
+      if (this.parallel) outs = await Promise.all(work.map((w) => w.seg.session.run(w.feeds)));
+      else {
+        outs = [];
+        for (const w of work) outs.push(await w.seg.session.run(w.feeds));
       }
+      for (const [k, { T, segs, graph, seg, s, rows }] of work.entries()) {
+        const full = graph.flopsAtExit[E - 1];
+        const { tr } = seg;
+        const live = rows.length;
+        const out = outs[k];
+        const logits = out[tr.logits].data as Float32Array;
+        const pooled = out[tr.pooled].data as Float32Array;
+        const gate = tr.gate ? (out[tr.gate].data as Float32Array) : undefined;
+        for (const b of seg.blocks) report.rowsPerBlock[b] += live;
+
+        const hasPrev = seg.exit > 0 && rows[0].prevPooled !== null && rows[0].prevPooled.length === tr.poolDim;
+        let prev: Float32Array = new Float32Array(1);
+        if (hasPrev) {
+          prev = new Float32Array(live * tr.poolDim);
+          for (const [r, row] of rows.entries()) prev.set(row.prevPooled!, r * tr.poolDim);
+        }
+        const raw = new Float32Array(live * SIGNALS_PER_ROW);
+        exitSignals.reference(
+          { logits, gateLogit: gate ?? new Float32Array(1), pooled, prevPooled: prev, signals: raw },
+          { rows: live, classes: tr.classes, dim: tr.poolDim },
+          { gate: Boolean(gate), similarity: hasPrev },
+        );
+        const isLast = seg.exit === E - 1;
+        const ctx: ExitContext = {
+          exitIndex: seg.exit,
+          numExits: E,
+          block: seg.block,
+          numBlocks: model.numBlocks,
+          isLast,
+          costFraction: graph.flopsAtExit[seg.exit] / full,
+          numClasses: C,
+        };
+        // one decide call per group, with the group's state and its rows in index order
+        const leave = new Uint8Array(live);
+        for (let a = 0; a < live; ) {
+          let b = a + 1;
+          while (b < live && rows[b].group === rows[a].group) b++;
+          const g = rows[a].group;
+          const count = b - a;
+          const sig = signalsOf(raw, a, count, rows);
+          if (g.policy.needs?.includes('logits')) sig.logits = logits.slice(a * C, b * C);
+          const decided = g.policy.decide(ctx, sig, g.state);
+          if (!decided || decided.length !== count)
+            throw new ValidationError(
+              `policy '${g.policy.name}' returned ${decided?.length ?? 'nothing'} decisions for ${count} rows at exit ${seg.exit}`,
+            );
+          for (let r = 0; r < count; r++) leave[a + r] = isLast || decided[r] ? 1 : 0;
+          a = b;
+        }
+        let exited = 0;
+        rows.forEach((row, r) => {
+          if (row.trace) row.trace.push(raw.slice(r * SIGNALS_PER_ROW, (r + 1) * SIGNALS_PER_ROW));
+          if (leave[r]) {
+            exited++;
+            this.liveRows--;
+            const z = logits.slice(r * C, (r + 1) * C);
+            const f = graph.flopsAtExit[seg.exit];
+            const result: SampleResult = {
+              logits: z,
+              probs: softmax(z),
+              prediction: argmax(z),
+              exitIndex: seg.exit,
+              exitBlock: model.exitBlocks[seg.exit],
+              flops: f,
+              costFraction: f / full,
+            };
+            if (row.trace) result.trace = traceOf(row.trace);
+            report.finished.push({
+              group: row.group.id,
+              index: row.index,
+              tag: row.group.tag,
+              result,
+              steps: this.steps - row.admittedAt,
+            });
+          } else {
+            for (const c of tr.carried) {
+              const o = out[c.output].data as Float32Array;
+              row.values.set(c.name, o.subarray(r * c.perRow, (r + 1) * c.perRow));
+            }
+            row.prevPooled = pooled.subarray(r * tr.poolDim, (r + 1) * tr.poolDim);
+            segs[s + 1].push(row);
+          }
+        });
+        report.batches.push({ exit: seg.exit, bucket: T, rows: live, exited });
+      }
+      for (const [T, segs] of this.stores) if (segs.every((rows) => rows.length === 0)) this.stores.delete(T);
+    } catch (e) {
+      // rows taken for this step are lost with it: forget every row, so that the counts stay true
+      this.clear();
+      throw e;
     } finally {
       this.stepping = false;
     }
