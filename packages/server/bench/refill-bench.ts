@@ -4,7 +4,9 @@
 // into the slots exits free). fashion-cnn and imdb-encoder, an early-exit policy and full depth. The two servers
 // run in their own child processes (both loaded, only the one under load busy); the A/B order alternates from
 // round to round (window first, then refill first, ...), and the table reports each configuration's median over
-// the rounds with the range. Writes bench/results/refill.json and prints a table.
+// the rounds with the range, the per-round refill/window ratios (median and range), and the server's CPU time
+// per request (process_cpu_seconds_total: steadier than wall-clock figures on a shared machine).
+// Writes bench/results/refill-<connections>c.json and prints a table.
 //   BENCH_SECONDS (default 6) per measurement, BENCH_ROUNDS (default 3), BENCH_CONNECTIONS (default 32).
 import { fork } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -81,6 +83,9 @@ if (process.argv.includes('--serve')) {
       batchCount: num(new RegExp(`^offramp_batch_size_count\\{${m}\\} (\\S+)`, 'm')),
       spent: num(new RegExp(`^offramp_flops_spent_total\\{${m}\\} (\\S+)`, 'm')),
       full: num(new RegExp(`^offramp_flops_full_depth_total\\{${m}\\} (\\S+)`, 'm')),
+      // the server process's CPU time (all its threads, ONNX Runtime's included): a per-request cost that the
+      // other jobs on a shared machine disturb far less than wall-clock throughput
+      cpuS: num(/^process_cpu_seconds_total (\S+)/m),
       blockRows: [0, 1, 2].map((k) =>
         num(new RegExp(`^offramp_block_live_rows_sum\\{${m},block="${k}"\\} (\\S+)`, 'm')),
       ),
@@ -129,6 +134,7 @@ if (process.argv.includes('--serve')) {
           p50_ms: r.latency.p50,
           p99_ms: r.latency.p99,
           non_2xx: r.non2xx + r.errors,
+          cpu_ms_per_request: Math.round(((after.cpuS - before.cpuS) * 1e5) / Math.max(1, r.requests.total)) / 100,
           // window: rows per batch; refill: rows run per step (all depths together)
           mean_batch: r1((after.batchSum - before.batchSum) / Math.max(1, after.batchCount - before.batchCount)),
           cost_fraction:
@@ -140,7 +146,7 @@ if (process.argv.includes('--serve')) {
         };
         runs.push(run);
         console.log(
-          `round ${round + 1}/${ROUNDS} ${c.model} ${c.policy} ${s}: ${run.requests_per_s} req/s, p50 ${run.p50_ms} ms, p99 ${run.p99_ms} ms, rows/block ${run.live_rows_per_block}`,
+          `round ${round + 1}/${ROUNDS} ${c.model} ${c.policy} ${s}: ${run.requests_per_s} req/s, p50 ${run.p50_ms} ms, p99 ${run.p99_ms} ms, CPU ${run.cpu_ms_per_request} ms/request, rows/block ${run.live_rows_per_block}`,
         );
       }
     }
@@ -162,6 +168,11 @@ if (process.argv.includes('--serve')) {
     // per round ratio refill / window (paired by round: the same minutes of a noisy machine)
     const ratios = (k: string) =>
       of('refill').map((r, i) => (r[k] as number) / Math.max(1e-9, of('window')[i][k] as number));
+    const ratioStats = (k: string) => {
+      const xs = ratios(k);
+      const r2 = (x: number) => Math.round(x * 100) / 100;
+      return { median: r2(median(xs)), min: r2(Math.min(...xs)), max: r2(Math.max(...xs)) };
+    };
     for (const s of SCHEDULERS)
       summary.push({
         model: c.model,
@@ -170,12 +181,16 @@ if (process.argv.includes('--serve')) {
         requests_per_s: stats(s, 'requests_per_s'),
         p50_ms: stats(s, 'p50_ms'),
         p99_ms: stats(s, 'p99_ms'),
+        cpu_ms_per_request: stats(s, 'cpu_ms_per_request'),
         non_2xx: of(s).reduce((a, r) => a + (r.non_2xx as number), 0),
         live_rows_per_block: of(s).map((r) => r.live_rows_per_block),
         ...(s === 'refill'
           ? {
-              throughput_ratio_median: Math.round(median(ratios('requests_per_s')) * 100) / 100,
-              p99_ratio_median: Math.round(median(ratios('p99_ms')) * 100) / 100,
+              // refill / window, paired by round: > 1 is better for req/s, worse for latency and CPU
+              ratio_requests_per_s: ratioStats('requests_per_s'),
+              ratio_p50: ratioStats('p50_ms'),
+              ratio_p99: ratioStats('p99_ms'),
+              ratio_cpu_per_request: ratioStats('cpu_ms_per_request'),
             }
           : {}),
       });
@@ -183,7 +198,7 @@ if (process.argv.includes('--serve')) {
   const machine = `${cpus().length} cores (${cpus()[0]?.model ?? '?'}), device: ${servers.window.device}`;
   mkdirSync(join(here, 'results'), { recursive: true });
   writeFileSync(
-    join(here, 'results', 'refill.json'),
+    join(here, 'results', `refill-${CONNECTIONS}c.json`),
     `${JSON.stringify(
       {
         date: new Date().toISOString(),
@@ -204,8 +219,13 @@ if (process.argv.includes('--serve')) {
     `\nmachine: ${machine}; ${CONNECTIONS} connections, ${DURATION_S} s × ${ROUNDS} rounds, medians [min–max]`,
   );
   const fmt = (x: { median: number; min: number; max: number }) => `${x.median} [${x.min}–${x.max}]`;
-  for (const s of summary)
+  for (const s of summary) {
     console.log(
-      `${String(s.model).padEnd(13)} ${String(s.policy).padEnd(10)} ${String(s.scheduler).padEnd(7)} req/s ${fmt(s.requests_per_s as any).padEnd(22)} p50 ${fmt(s.p50_ms as any).padEnd(16)} p99 ${fmt(s.p99_ms as any).padEnd(18)} errors ${s.non_2xx}${s.throughput_ratio_median ? `  refill/window: req/s ×${s.throughput_ratio_median}, p99 ×${s.p99_ratio_median}` : ''}`,
+      `${String(s.model).padEnd(13)} ${String(s.policy).padEnd(10)} ${String(s.scheduler).padEnd(7)} req/s ${fmt(s.requests_per_s as any).padEnd(22)} p50 ${fmt(s.p50_ms as any).padEnd(16)} p99 ${fmt(s.p99_ms as any).padEnd(18)} CPU ms/req ${fmt(s.cpu_ms_per_request as any).padEnd(18)} errors ${s.non_2xx}`,
     );
+    if (s.ratio_requests_per_s)
+      console.log(
+        `${''.padEnd(32)} refill/window per round: req/s ${fmt(s.ratio_requests_per_s as any)}, p50 ${fmt(s.ratio_p50 as any)}, p99 ${fmt(s.ratio_p99 as any)}, CPU/req ${fmt(s.ratio_cpu_per_request as any)}`,
+      );
+  }
 }
