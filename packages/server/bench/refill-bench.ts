@@ -163,7 +163,7 @@ if (process.argv.includes('--serve')) {
     const of = (s: string) => runs.filter((r) => r.model === c.model && r.spec === c.spec && r.scheduler === s);
     const stats = (s: string, k: string) => {
       const xs = of(s).map((r) => r[k] as number);
-      return { median: r1(median(xs)), min: Math.min(...xs), max: Math.max(...xs) };
+      return { median: Math.round(median(xs) * 100) / 100, min: Math.min(...xs), max: Math.max(...xs) };
     };
     // per round ratio refill / window (paired by round: the same minutes of a noisy machine)
     const ratios = (k: string) =>

@@ -2,12 +2,14 @@
 // HTTP requests with mixed policies on fashion-cnn and imdb-encoder get the answers the window scheduler gives
 // (same exits and predictions, probabilities within 1e-4), rows of different depths share steps (the refill
 // happened), the metrics count every request; close() drains what is in flight; failAll (a device loss) fails
-// the requests in flight with 503 and the server answers afterwards; a GPU-path model or an unknown scheduler
-// is refused at start-up with a message.
+// the requests in flight with 503 and the server answers afterwards; a failing step fails the rows in flight
+// and the scheduler runs on; a GPU-path model or an unknown scheduler is refused at start-up with a message.
 import { join } from 'node:path';
-import { executionPath } from '@offramp/core';
+import { type ExitPolicy, executionPath } from '@offramp/core';
 import { describe, expect, test } from 'vitest';
 import { type BatchInfo, createServer, DeviceLostError, type OfframpServer } from './index.js';
+import { encodeInput } from './models.js';
+import { RefillScheduler } from './refill-scheduler.js';
 import { testImages } from './testing-internal/images.js';
 
 const ck = join(import.meta.dirname, '../../../checkpoints');
@@ -152,6 +154,43 @@ describe('scheduler refill', () => {
       const before = out[0].status === 200 ? out[0] : await post(url, bodies[0]);
       expect(flat(again.json)[0].exit).toBe(flat(before.json)[0].exit);
       expect(srv.context.scheduler.depth).toBe(0);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  test('a step that fails answers every row in flight with its error; the scheduler runs on afterwards', async () => {
+    const srv = await serve('refill', []);
+    try {
+      const m = srv.context.models.get('fashion')!;
+      const good = srv.context.policy('static:exit=2');
+      const boom: ExitPolicy<unknown> = {
+        name: 'boom',
+        init: () => ({}),
+        decide(ctx, signals) {
+          if (ctx.exitIndex === 1) throw new Error('boom at exit 1');
+          return new Uint8Array(signals.count);
+        },
+      };
+      const scheduler = new RefillScheduler({ maxWaitMs: 2, maxQueue: 64 });
+      const job = (i: number, bad: boolean) => ({
+        model: m,
+        policySpec: bad ? 'boom' : good.spec,
+        policy: bad ? boom : good.policy,
+        row: encodeInput(m, { image: images[i] }, false),
+        trace: false,
+      });
+      // the failing row reaches exit 1 at the second step, with the others in flight beside it
+      const out = await Promise.allSettled(
+        [job(0, false), job(1, true), job(2, false)].map((j) => scheduler.submit(j)),
+      );
+      expect(out.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected']);
+      for (const o of out) expect(String((o as PromiseRejectedResult).reason)).toMatch(/boom at exit 1/);
+      expect(scheduler.depth).toBe(0);
+      const after = await scheduler.submit(job(3, false));
+      expect(after.sample.exitIndex).toBe(2);
+      expect(after.mode).toBe('host');
+      await scheduler.drain();
     } finally {
       await srv.close();
     }

@@ -98,11 +98,13 @@ export class RefillScheduler {
         const free = l.model.maxBatch - l.stepped.liveAt()[0];
         const admit = l.queue.splice(0, Math.max(0, free));
         const now = performance.now();
+        // live first, so that a failure below answers every request taken from the queue
         for (const p of admit) {
           p.admittedAt = now;
           l.live.add(p);
-          await l.stepped.admit(batchInput([p.job.row]), { policy: p.job.policy, trace: p.job.trace, tag: p });
         }
+        for (const p of admit)
+          await l.stepped.admit(batchInput([p.job.row]), { policy: p.job.policy, trace: p.job.trace, tag: p });
         const admitted = admit.length;
         const report = await l.stepped.step();
         if (generation !== this.generation) return;
