@@ -125,7 +125,7 @@ export async function serveCommand(o: ServeOptions, log: Logger): Promise<void> 
   });
   const url = await server.listen(o.port, o.host);
   log.info(
-    `offramp server on ${url} serving ${Object.keys(models).join(', ')} (device: ${server.context.device.describe()})`,
+    `offramp server on ${url} serving ${Object.keys(models).join(', ')} (device: ${server.context.device.describe()}; classify scheduler: ${o.scheduler ?? 'window'})`,
   );
   const sig = await stopped;
   log.info(`${sig}: finishing the requests in flight, then stopping`);
