@@ -581,6 +581,14 @@ export function buildProgram(state: { verbose: boolean; json: boolean } = { verb
         5,
       )
       .option('--max-queue <n>', 'most requests queued or running; more get 429', int('--max-queue', 1), 256)
+      .addOption(
+        new Option(
+          '--scheduler <kind>',
+          'how /v1/classify batches: window (a batch per max-wait-ms) or refill (new rows admitted between depth steps into the slots exits free; ONNX Runtime CPU path only)',
+        )
+          .choices(['window', 'refill'])
+          .default('window'),
+      )
       .option('--policy <spec>', "default exit policy of every model (default 'confidence:threshold=0.9')")
       .option('--cors', 'allow cross-origin requests from any origin')
       .option('--rate-limit <n>', 'requests per minute per client address', int('--rate-limit', 1))

@@ -71,6 +71,14 @@ export {
 export { OrtDecoderCache, OrtDecoderLM, type OrtDecoderLMOptions } from './ort/ort-decoder.js';
 export { OrtRunner } from './ort/ort-runner.js';
 export {
+  type AdmitOptions,
+  type FinishedRow,
+  type StepBatch,
+  SteppedRunner,
+  type SteppedRunnerOptions,
+  type StepReport,
+} from './ort/stepped-runner.js';
+export {
   type CapturedGraph,
   captureGraph,
   type HostWeights,

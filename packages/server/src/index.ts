@@ -6,6 +6,7 @@ export * from './completions.js';
 export { type EmbeddingsPluginOptions, embeddingsPlugin } from './embeddings.js';
 export { DeviceLostError, RecoveringError } from './faults.js';
 export { InputError, LimitError, type ServedModel } from './models.js';
+export { RefillScheduler, refillUnsupported } from './refill-scheduler.js';
 export { type BatchInfo, BatchScheduler, QueueFullError } from './scheduler.js';
 export * from './schemas.js';
 export {

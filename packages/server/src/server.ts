@@ -38,6 +38,7 @@ import {
 import { DeviceLostError, isDeviceFault, RecoveringError } from './faults.js';
 import { createMetrics, type ServerMetrics } from './metrics.js';
 import { encodeInput, folderKind, InputError, loadServedModel, type ServedModel } from './models.js';
+import { RefillScheduler, refillUnsupported } from './refill-scheduler.js';
 import { type BatchInfo, BatchScheduler, QueueFullError } from './scheduler.js';
 import {
   ClassifyBody,
@@ -90,6 +91,12 @@ export interface ServerOptions {
   maxQueue?: number;
   /** Batches of one model running at once. Default 2. */
   concurrency?: number;
+  /**
+   * How /v1/classify batches: 'window' (default: a batch per model, policy and bucket after maxWaitMs or
+   * maxBatch rows) or 'refill' (iteration-level: rows admitted between depth steps into the slots exits free;
+   * ONNX Runtime CPU path only, refused on a GPU). See docs/scheduling.md.
+   */
+  scheduler?: 'window' | 'refill';
   /** Largest request body in bytes. Default 1 MiB (/v1/enhance has its own: see maxImageBytes). */
   bodyLimit?: number;
   /** /v1/enhance: largest image file in bytes (the body may hold its base64). Default 8 MiB. */
@@ -136,7 +143,7 @@ export interface OfframpContext {
   embedders: Map<string, LoadedEmbedder>;
   /** The image enhancers (/v1/enhance), by name. */
   enhancers: Map<string, ServedEnhancer>;
-  scheduler: BatchScheduler;
+  scheduler: BatchScheduler | RefillScheduler;
   metrics: ServerMetrics;
   /** The device in use now (a new one after a recovery). */
   readonly device: Device;
@@ -212,6 +219,9 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
     throw new Error(`createServer: maxBatch must be an integer in [1, 1024], got ${maxBatch}`);
   if (!(maxWaitMs >= 0 && maxWaitMs <= 10_000))
     throw new Error(`createServer: maxWaitMs must be in [0, 10000], got ${maxWaitMs}`);
+  const schedulerKind = options.scheduler ?? 'window';
+  if (schedulerKind !== 'window' && schedulerKind !== 'refill')
+    throw new Error(`createServer: scheduler must be 'window' or 'refill', got '${String(schedulerKind)}'`);
 
   let ownDevice = typeof options.device !== 'object';
   let device =
@@ -336,6 +346,20 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
     throw e;
   }
   loadMs = performance.now() - loadMs;
+  if (schedulerKind === 'refill')
+    for (const m of models.values()) {
+      const why = refillUnsupported(m);
+      if (why) {
+        disposeLoaded({
+          models: new Map(models),
+          lms: new Map(lms),
+          embedders: new Map(embedders),
+          enhancers: new Map(enhancers),
+        });
+        if (ownDevice) device.destroy();
+        throw new Error(`createServer: ${why}`);
+      }
+    }
 
   // device loss: fail what is in flight with 503, make a new device, reload every model, then serve again
   let recovering: Promise<void> | undefined;
@@ -420,14 +444,14 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
     return e;
   };
 
-  let scheduler: BatchScheduler;
+  let scheduler: BatchScheduler | RefillScheduler;
   const metrics = createMetrics({
     queueDepth: () => scheduler.depth,
     lmStats: () => new Map([...lms].map(([n, lm]) => [n, lm.scheduler.stats()])),
     pool: () => (device instanceof GpuDevice && !device.isDestroyed ? device.memoryStats() : null),
     recovering: () => recovering !== undefined,
   });
-  scheduler = new BatchScheduler({
+  scheduler = new (schedulerKind === 'refill' ? RefillScheduler : BatchScheduler)({
     maxWaitMs,
     maxQueue,
     onBatch(info) {

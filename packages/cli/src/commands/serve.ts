@@ -22,6 +22,8 @@ export interface ServeOptions {
   warmup?: boolean;
   rateLimit?: number;
   policy?: string;
+  /** How /v1/classify batches (createServer's `scheduler`). */
+  scheduler?: 'window' | 'refill';
 }
 
 /** `NAME=FOLDER` or a shipped model name / folder alone (named after the folder). */
@@ -97,6 +99,7 @@ export async function serveCommand(o: ServeOptions, log: Logger): Promise<void> 
     maxSeqLen: o.maxSeqLen,
     maxWaitMs: o.maxWaitMs,
     maxQueue: o.maxQueue,
+    scheduler: o.scheduler,
     cors: o.cors,
     warmup: o.warmup !== false,
     rateLimit: o.rateLimit ? { max: o.rateLimit, timeWindowMs: 60_000 } : false,
@@ -122,7 +125,7 @@ export async function serveCommand(o: ServeOptions, log: Logger): Promise<void> 
   });
   const url = await server.listen(o.port, o.host);
   log.info(
-    `offramp server on ${url} serving ${Object.keys(models).join(', ')} (device: ${server.context.device.describe()})`,
+    `offramp server on ${url} serving ${Object.keys(models).join(', ')} (device: ${server.context.device.describe()}; classify scheduler: ${o.scheduler ?? 'window'})`,
   );
   const sig = await stopped;
   log.info(`${sig}: finishing the requests in flight, then stopping`);
