@@ -82,6 +82,10 @@ async function compare(m: MambaLMType, prompts: number[][], o: MambaLoopOptions,
       expect(dev.tokens, w).toEqual(host.tokens);
       expect(dev.exitBlocks, w).toEqual(host.exitBlocks);
       expect(dev.blocksRun, w).toBe(host.blocksRun);
+      // the device runs every block on every row, except after a fixed exit (the step ends there)
+      const rule = o.exit?.rule;
+      const depth = rule?.kind === 'fixed' ? rule.block + 1 : m.L;
+      expect(dev.blocksComputed, w).toBe(depth * (dev.tokens.flat().length - prompts.length));
       expect(streamed, w).toEqual(host.tokens);
       // one readback per N tokens (+ the prefill's logits), whatever the batch
       expect(dev.readbacks, w).toBe(Math.ceil(o.maxNewTokens / N));
@@ -98,7 +102,7 @@ async function compare(m: MambaLMType, prompts: number[][], o: MambaLoopOptions,
 }
 
 describe('mambaGenerateOnDevice on random weights', () => {
-  it('equals the host loop: tokens, exit blocks, final states; greedy and sampled, batch 1 and 8, never / fixed / maxProb / entropy, freeze and partial, N = 1, 4, 16', async () => {
+  it('equals the host loop: tokens, exit blocks, final states; greedy and sampled, batch 1 and 8, never / fixed / maxProb / entropy, freeze and partial, N = 1, 4, 16 (greedy), 16 (sampled)', async () => {
     const seqs = promptsOf(4, cfg.vocabSize, 3).map((p, b) => [...p, ...promptsOf(1, cfg.vocabSize, 10 + b)[0], 1, 2]);
     const mp = await midThreshold(lm, 'maxProb', 1, seqs);
     const en = await midThreshold(lm, 'entropy', 0, seqs);
@@ -116,7 +120,7 @@ describe('mambaGenerateOnDevice on random weights', () => {
           for (const skip of rule.kind === 'never' ? (['freeze'] as const) : (['freeze', 'partial'] as const)) {
             const o: MambaLoopOptions = { maxNewTokens: 13, sampling, exit: { rule, skip } };
             const what = `B=${B} ${JSON.stringify(sampling)} ${rule.kind} ${skip}`;
-            const Ns = B === 8 ? [1, 4, 16] : [4];
+            const Ns = B === 1 ? [4] : Object.keys(sampling).length === 0 ? [1, 4, 16] : [16];
             const host = await compare(lm, prompts, o, Ns, what);
             const seen = depth.get(rule.kind) ?? new Set();
             for (const e of host.exitBlocks.flatMap((x) => x.slice(1))) seen.add(e);

@@ -71,6 +71,30 @@ export const MAMBA_STEPS_PER_SUBMIT = 8;
 
 const DEVICE_RULES = ['never', 'fixed', 'maxProb', 'entropy'] as const;
 
+/**
+ * Scratch tensors reused step after step: the i-th f32 request of a step gets the tensor of the i-th request
+ * of the first step (same shape). Every step asks for the same tensors in the same order, and the steps are
+ * recorded in order into one queue, so a later step's writes come after the earlier step's reads.
+ */
+class StepScope extends Scope {
+  private readonly reuse: Tensor[] = [];
+  private next = 0;
+  restart(): void {
+    this.next = 0;
+  }
+  override f32(shape: number[], data?: ArrayLike<number>, label?: string): Tensor {
+    if (data) return super.f32(shape, data, label);
+    const t = this.reuse[this.next];
+    if (t && t.shape.length === shape.length && t.shape.every((x, i) => x === Math.max(1, shape[i]))) {
+      this.next++;
+      return t;
+    }
+    const x = super.f32(shape, undefined, label);
+    this.reuse[this.next++] = x;
+    return x;
+  }
+}
+
 function checkLoopOptions(lm: MambaLM, prompts: readonly (readonly number[])[], o: MambaLoopOptions, what: string) {
   if (prompts.length === 0) throw new ValidationError(`${what}: no prompts`);
   if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 1)
@@ -131,10 +155,13 @@ export async function mambaGenerateOnDevice(
   const { V, d, L } = lm;
   const { D, N: S, K } = lm.blocks[0].dims;
   const B = prompts.length;
-  const early = rule.kind === 'never' ? [] : lm.exits.slice(0, -1);
+  // exits where the rule may fire before the last block; a fixed exit ends every step at its block
+  const early = rule.kind === 'never' ? [] : rule.kind === 'fixed' ? [] : lm.exits.slice(0, -1);
+  const depth = rule.kind === 'fixed' ? rule.block + 1 : L;
   const { logits, cache } = await lm.prefill(prompts);
   let keep = false;
   const own = new Scope(dev);
+  const s = new StepScope(dev);
   try {
     const identity = Array.from({ length: B }, (_, i) => i);
     const rows = own.u32(identity);
@@ -163,76 +190,76 @@ export async function mambaGenerateOnDevice(
     const flush = tokenStreamer(res.tokens, res.exitBlocks, o.onTokens);
     let k = 0;
     while (k < o.maxNewTokens && ended.some((x) => !x)) {
-      const s = new Scope(dev);
-      try {
-        const slots = Math.min(N, o.maxNewTokens - k);
-        for (let slot = 0; slot < slots; slot++, k++) {
-          if (k > 0) {
-            // one decode step of all B rows
-            const h = lm.embed(s, ids, B);
-            for (let l = 0; l < L; l++) {
-              const state = cache.layers[l];
-              let hn: Tensor;
-              if (scratch) {
-                for (const [src, dst, w] of [
-                  [state.conv, scratch.conv, D * K],
-                  [state.ssm, scratch.ssm, D * S],
-                ] as const)
-                  dev.dispatch(
-                    gatherRows,
-                    { idx: rows, x: src, y: dst },
-                    { count: B, width: w, srcStride: w, srcOffset: 0 },
-                  );
-                hn = blockStep(s, lm.blocks[l], h, B, null, scratch)!;
-                dev.dispatch(maskRows, { live: active, hNew: scratch.conv, h: state.conv }, { rows: B, width: D * K });
-                dev.dispatch(maskRows, { live: active, hNew: scratch.ssm, h: state.ssm }, { rows: B, width: D * S });
-              } else hn = blockStep(s, lm.blocks[l], h, B, null, state)!;
-              dev.dispatch(maskRows, { live: active, hNew: hn, h }, { rows: B, width: d });
-              const last = l === L - 1;
-              if (!last && !early.includes(l)) continue;
-              if (!last && rule.kind === 'fixed' && rule.block !== l) continue;
-              const z = lm.logits(s, h, B);
-              if (!last && code >= EXIT_RULE_CODE.maxProb)
+      const slots = Math.min(N, o.maxNewTokens - k);
+      for (let slot = 0; slot < slots; slot++, k++) {
+        if (k > 0) {
+          // one decode step of all B rows
+          s.restart();
+          let h = lm.embed(s, ids, B);
+          for (let l = 0; l < depth; l++) {
+            const state = cache.layers[l];
+            // a row can be inactive here once an exit below l may have fired (or, for the state, it ended)
+            const exited = early.some((e) => e < l);
+            let hn: Tensor;
+            if (scratch && (exited || stop.length > 0)) {
+              for (const [src, dst, w] of [
+                [state.conv, scratch.conv, D * K],
+                [state.ssm, scratch.ssm, D * S],
+              ] as const)
                 dev.dispatch(
-                  exitSignals,
-                  { logits: z, gateLogit: dummy, pooled: h, prevPooled: h, signals: sig },
-                  { rows: B, classes: V, dim: d },
-                  { gate: false, similarity: false },
+                  gatherRows,
+                  { idx: rows, x: src, y: dst },
+                  { count: B, width: w, srcStride: w, srcOffset: 0 },
                 );
+              hn = blockStep(s, lm.blocks[l], h, B, null, scratch)!;
+              dev.dispatch(maskRows, { live: active, hNew: scratch.conv, h: state.conv }, { rows: B, width: D * K });
+              dev.dispatch(maskRows, { live: active, hNew: scratch.ssm, h: state.ssm }, { rows: B, width: D * S });
+            } else hn = blockStep(s, lm.blocks[l], h, B, null, state)!;
+            if (exited) dev.dispatch(maskRows, { live: active, hNew: hn, h }, { rows: B, width: d });
+            else h = hn;
+            const last = l === depth - 1;
+            if (!last && !early.includes(l)) continue;
+            const z = lm.logits(s, h, B);
+            if (!last && code >= EXIT_RULE_CODE.maxProb)
               dev.dispatch(
-                exitDecide,
-                { signals: sig, z, live: active, exitBlock, sel },
-                { rows: B, V, block: l, rule: last ? EXIT_RULE_CODE.never : code, threshold, last: last ? 1 : 0 },
+                exitSignals,
+                { logits: z, gateLogit: dummy, pooled: h, prevPooled: h, signals: sig },
+                { rows: B, classes: V, dim: d },
+                { gate: false, similarity: false },
               );
-            }
+            dev.dispatch(
+              exitDecide,
+              { signals: sig, z, live: active, exitBlock, sel },
+              { rows: B, V, block: l, rule: last ? EXIT_RULE_CODE.never : code, threshold, last: last ? 1 : 0 },
+            );
           }
-          dispatchSample(dev, sel, keys, tokens, B, V, sampling, k);
-          dev.dispatch(
-            stepEnd,
-            { tokens, stop: stopT, exitBlock, live: active, done, pos, ids, out },
-            { rows: B, slot, advance: 0, numStop: stop.length, lastBlock: L - 1 },
-          );
+          // a fixed exit: every row left at `depth − 1`; 'partial' advances the deeper blocks' state from h
+          if (!freeze) for (let l = depth; l < L; l++) blockStep(s, lm.blocks[l], h, B, null, cache.layers[l], true);
         }
-        const rec = (await out.read()) as Uint32Array;
-        res.readbacks++;
-        const first = k - slots;
-        for (let slot = 0; slot < slots; slot++) {
-          for (let b = 0; b < B; b++) {
-            const o2 = (slot * B + b) * 2;
-            if (rec[o2] === 0xffffffff) continue;
-            res.tokens[b].push(rec[o2]);
-            res.exitBlocks[b].push(rec[o2 + 1]);
-            if (first + slot > 0) {
-              res.blocksRun += rec[o2 + 1] + 1;
-              res.blocksComputed += L;
-            }
-            if (stop.includes(rec[o2])) ended[b] = true;
-          }
-        }
-        flush();
-      } finally {
-        s.dispose();
+        dispatchSample(dev, sel, keys, tokens, B, V, sampling, k);
+        dev.dispatch(
+          stepEnd,
+          { tokens, stop: stopT, exitBlock, live: active, done, pos, ids, out },
+          { rows: B, slot, advance: 0, numStop: stop.length, lastBlock: L - 1 },
+        );
       }
+      const rec = (await out.read()) as Uint32Array;
+      res.readbacks++;
+      const first = k - slots;
+      for (let slot = 0; slot < slots; slot++) {
+        for (let b = 0; b < B; b++) {
+          const o2 = (slot * B + b) * 2;
+          if (rec[o2] === 0xffffffff) continue;
+          res.tokens[b].push(rec[o2]);
+          res.exitBlocks[b].push(rec[o2 + 1]);
+          if (first + slot > 0) {
+            res.blocksRun += rec[o2 + 1] + 1;
+            res.blocksComputed += depth;
+          }
+          if (stop.includes(rec[o2])) ended[b] = true;
+        }
+      }
+      flush();
     }
     if (o.keepCache) {
       res.cache = cache;
@@ -240,6 +267,7 @@ export async function mambaGenerateOnDevice(
     }
     return res;
   } finally {
+    s.dispose();
     own.dispose();
     if (!keep) cache.dispose();
   }
