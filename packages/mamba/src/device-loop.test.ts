@@ -61,21 +61,40 @@ async function states(c: MambaCache): Promise<Float32Array[]> {
   return Promise.all(c.layers.flatMap((l) => [l.conv.read(), l.ssm.read()])) as Promise<Float32Array[]>;
 }
 
+/** Command submissions made while f runs (flushes of a pending command encoder). */
+async function submissions<T>(f: () => Promise<T>): Promise<{ value: T; count: number }> {
+  const dev = gpu as unknown as { flush(): void; encoder: unknown };
+  const flush = dev.flush;
+  let count = 0;
+  dev.flush = function (this: typeof dev) {
+    if (this.encoder) count++;
+    flush.call(this);
+  };
+  try {
+    return { value: await f(), count };
+  } finally {
+    delete (dev as { flush?: unknown }).flush;
+  }
+}
+
 /** Runs host and device loops for every N and checks that they agree; returns the host run. */
 async function compare(m: MambaLMType, prompts: number[][], o: MambaLoopOptions, Ns: number[], what: string) {
   const host = await mambaGenerateHostLoop(m, prompts, { ...o, keepCache: true });
+  const prefill = await submissions(async () => (await m.prefill(prompts)).cache.dispose());
   const hostStates = await states(host.cache!);
   host.cache!.dispose();
   for (const N of Ns) {
     const w = `${what} N=${N}`;
     const streamed: number[][] = prompts.map(() => []);
     const reads = vi.spyOn(gpu, 'readRange');
-    const dev = await mambaGenerateOnDevice(m, prompts, {
-      ...o,
-      stepsPerSubmit: N,
-      keepCache: true,
-      onTokens: (row, toks) => streamed[row].push(...toks),
-    });
+    const { value: dev, count: submitted } = await submissions(() =>
+      mambaGenerateOnDevice(m, prompts, {
+        ...o,
+        stepsPerSubmit: N,
+        keepCache: true,
+        onTokens: (row, toks) => streamed[row].push(...toks),
+      }),
+    );
     const readCalls = reads.mock.calls.length;
     reads.mockRestore();
     try {
@@ -90,6 +109,8 @@ async function compare(m: MambaLMType, prompts: number[][], o: MambaLoopOptions,
       // one readback per N tokens (+ the prefill's logits), whatever the batch
       expect(dev.readbacks, w).toBe(Math.ceil(o.maxNewTokens / N));
       expect(readCalls, w).toBe(dev.readbacks + 1);
+      // and one command submission per N tokens: the decode steps never flush on their own
+      expect(submitted, w).toBe(prefill.count + dev.readbacks);
       const ds = await states(dev.cache!);
       ds.forEach((x, i) => {
         expect(x, `${w} state ${i}`).toEqual(hostStates[i]);
