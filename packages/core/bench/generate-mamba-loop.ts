@@ -32,6 +32,8 @@ export interface MambaLoopRow {
   wallSpeedup: number;
   /** Over the host loop with the same rule, same batch. */
   wallSpeedupOverHostSameRule: number;
+  /** Process CPU time (on a CPU rasteriser it includes the rasteriser's threads) of the host loop at full depth over this. */
+  cpuSpeedup: number;
   /** Blocks the generated tokens needed, per token after the first. */
   blocksPerToken: number;
   /** L / blocksPerToken. */
@@ -138,12 +140,16 @@ export async function mambaDeviceLoopRows(o: {
         first[first.length - 1].readbacks = reads - 1;
       }
       const ms: number[][] = cases.map(() => []);
+      const cpu: number[][] = cases.map(() => []);
       for (let r = 0; r < o.reps; r++)
         for (let i = 0; i < cases.length; i++) {
           const k = (i + r) % cases.length;
           const a = performance.now();
+          const c = process.cpuUsage();
           await cases[k].run(ps);
           ms[k].push(performance.now() - a);
+          const dc = process.cpuUsage(c);
+          cpu[k].push((dc.user + dc.system) / 1000);
         }
       const hostFull = median(ms[0]);
       const gen = B * (NEW - 1);
@@ -160,6 +166,7 @@ export async function mambaDeviceLoopRows(o: {
           tokensPerSecond: { median: median(tps), min: Math.min(...tps), max: Math.max(...tps) },
           wallSpeedup,
           wallSpeedupOverHostSameRule: median(ms[hostSame]) / median(ms[k]),
+          cpuSpeedup: median(cpu[0]) / median(cpu[k]),
           blocksPerToken,
           computeSpeedup,
           wallOverCompute: wallSpeedup / computeSpeedup,
@@ -171,7 +178,7 @@ export async function mambaDeviceLoopRows(o: {
           throw new Error(`bench: Mamba ${c.loop} loop '${c.name}' at batch ${B} differs from the host loop's tokens`);
         rows.push(row);
         o.log(
-          `  Mamba ${c.loop} loop batch ${B} ${c.name}: ${row.tokensPerSecond.median.toFixed(1)} tok/s (${row.tokensPerSecond.min.toFixed(1)}-${row.tokensPerSecond.max.toFixed(1)}), wall ×${wallSpeedup.toFixed(2)} (×${row.wallSpeedupOverHostSameRule.toFixed(2)} over the host loop), compute ×${computeSpeedup.toFixed(2)}, wall/compute ${row.wallOverCompute.toFixed(2)}`,
+          `  Mamba ${c.loop} loop batch ${B} ${c.name}: ${row.tokensPerSecond.median.toFixed(1)} tok/s (${row.tokensPerSecond.min.toFixed(1)}-${row.tokensPerSecond.max.toFixed(1)}), wall ×${wallSpeedup.toFixed(2)} (×${row.wallSpeedupOverHostSameRule.toFixed(2)} over the host loop), cpu ×${row.cpuSpeedup.toFixed(2)}, compute ×${computeSpeedup.toFixed(2)}, wall/compute ${row.wallOverCompute.toFixed(2)}`,
         );
       });
     }
