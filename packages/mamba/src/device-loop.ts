@@ -14,8 +14,11 @@
 //             (the state update does not depend on the output path: no z, C, D or out_proj in it).
 // Rows that ended (a stop token) are inactive: under 'freeze' their state stays as it was when they ended
 // (MambaLM.generate keeps stepping them; their tokens are dropped either way).
-// The cost of the mask: within a step the exits save no compute on the device (blocksComputed counts what
-// ran; blocksRun counts what the tokens needed, as the host loop runs it).
+// The state copies and the hidden-state mask are recorded only at blocks where a row can be inactive (above
+// an exit that may fire; for the state also wherever a row may have ended). The cost of the mask: within a
+// step threshold exits save no compute on the device (blocksComputed counts what ran; blocksRun what the
+// tokens needed, as the host loop runs it). A fixed exit is known on the host, so its step ends at the
+// exit block ('partial': the deeper blocks then get the state-only update of MambaLM.step).
 //
 // mambaGenerateHostLoop is the same generation with the host-side step (MambaLM.step: compaction, a
 // readback per exit, any rule including custom and classifier) and the same device sampler, so both modes
@@ -156,7 +159,7 @@ export async function mambaGenerateOnDevice(
   const { D, N: S, K } = lm.blocks[0].dims;
   const B = prompts.length;
   // exits where the rule may fire before the last block; a fixed exit ends every step at its block
-  const early = rule.kind === 'never' ? [] : rule.kind === 'fixed' ? [] : lm.exits.slice(0, -1);
+  const early = rule.kind === 'never' || rule.kind === 'fixed' ? [] : lm.exits.slice(0, -1);
   const depth = rule.kind === 'fixed' ? rule.block + 1 : L;
   const { logits, cache } = await lm.prefill(prompts);
   let keep = false;
