@@ -213,7 +213,7 @@ describe('mambaGenerateOnDevice on random weights', () => {
 });
 
 describe('mambaGenerateOnDevice on the shipped Austen checkpoint', () => {
-  it('equals the host loop at batch 8: greedy and sampled, fixed and maxProb exits (freeze), N = 4 and 16', async () => {
+  it('equals the host loop at batch 8: greedy and sampled, fixed and maxProb exits (freeze; maxProb also partial), N = 4 and 16', async () => {
     const dir = path.resolve(import.meta.dirname, '../../../checkpoints/austen-mamba');
     const { model } = await loadMambaLM(gpu, dir);
     try {
@@ -240,6 +240,14 @@ describe('mambaGenerateOnDevice on the shipped Austen checkpoint', () => {
           );
           if (rule.kind === 'maxProb') early += host.exitBlocks.flatMap((x) => x.slice(1)).filter((e) => e < 5).length;
         }
+      // partial: the skipped blocks' state advanced from the exit's hidden state
+      await compare(
+        model,
+        prompts,
+        { maxNewTokens: 16, exit: { rule: { kind: 'maxProb', threshold: 0.55 }, skip: 'partial' } },
+        [16],
+        'austen greedy maxProb partial',
+      );
       expect(early).toBeGreaterThan(0);
     } finally {
       model.dispose();
