@@ -185,6 +185,26 @@ describe('mambaGenerateOnDevice on random weights', () => {
     expect(host.tokens.some((t) => t.length < 20)).toBe(true);
   });
 
+  it('equals the host loop when the embedding and LM head run over row windows of the table', async () => {
+    const big: MambaConfig = { ...cfg, vocabSize: 150 };
+    const { tensors } = normalizeMambaTensors(big, randomMambaWeights(big, { seed: 13 }));
+    const split = new MambaLM(gpu, big, tensors, { exits: [0, 1, 2], maxBindingBytes: 64 * big.hiddenSize * 4 });
+    try {
+      expect(split.windows.length).toBeGreaterThan(2);
+      const prompts = promptsOf(8, big.vocabSize, 31);
+      for (const rule of [{ kind: 'never' }, { kind: 'fixed', block: 2 }] as ExitRule[])
+        await compare(
+          split,
+          prompts,
+          { maxNewTokens: 9, sampling: { temperature: 1, seed: 4 }, exit: { rule } },
+          [4],
+          `windows ${rule.kind}`,
+        );
+    } finally {
+      split.dispose();
+    }
+  });
+
   it('refuses host-only rules and bad options with clear errors', async () => {
     const p = [[1, 2]];
     await expect(
