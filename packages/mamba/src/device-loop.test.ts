@@ -9,12 +9,19 @@ import { createGpuDevice, type GpuDevice, mulberry32 } from '@offramp/core';
 import { CharTokenizer } from '@offramp/train';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { MambaConfig } from './config.js';
-import { type MambaLoopOptions, mambaGenerateHostLoop, mambaGenerateOnDevice } from './device-loop.js';
+import {
+  gateLogitThreshold,
+  type MambaLoopOptions,
+  mambaGenerateHostLoop,
+  mambaGenerateOnDevice,
+} from './device-loop.js';
+import { type ExitClassifierConfig, ExitClassifiers } from './exit-classifier.js';
 import { mambaScore } from './generation.js';
 import type { ExitRule, MambaCache, MambaLM as MambaLMType } from './model.js';
 import { MambaLM } from './model.js';
 import { loadMambaLM } from './node.js';
 import { randomMambaWeights } from './random-weights.js';
+import { classifiersToTensors, initClassifiers } from './train/classifier-train.js';
 import { normalizeMambaTensors } from './weights.js';
 
 const cfg: MambaConfig = {
@@ -57,8 +64,10 @@ async function midThreshold(m: MambaLMType, signal: 'maxProb' | 'entropy', e: nu
   return (xs[i] + xs[i + 1]) / 2;
 }
 
+/** Every block's conv and SSM state, then every stateful exit classifier's. */
 async function states(c: MambaCache): Promise<Float32Array[]> {
-  return Promise.all(c.layers.flatMap((l) => [l.conv.read(), l.ssm.read()])) as Promise<Float32Array[]>;
+  const all = [...c.layers, ...c.classifierStates.filter((x) => x !== null)];
+  return Promise.all(all.flatMap((l) => [l.conv.read(), l.ssm.read()])) as Promise<Float32Array[]>;
 }
 
 /** Command submissions made while f runs (flushes of a pending command encoder). */
@@ -205,14 +214,86 @@ describe('mambaGenerateOnDevice on random weights', () => {
     }
   });
 
+  it.each(['mamba', 'ffn'] as const)(
+    "%s exit classifiers: the 'classifier' rule on the device equals the host loop (tokens, exits, block and classifier states)",
+    async (kind) => {
+      const c: ExitClassifierConfig = {
+        kind,
+        exits: [0, 1, 2],
+        hiddenSize: cfg.hiddenSize,
+        inner: 16,
+        stateSize: 4,
+        rank: 1,
+        convKernel: 3,
+        hidden: 10,
+      };
+      const p = initClassifiers(c, 4);
+      const rand = mulberry32(9);
+      const arrays =
+        p.kind === 'mamba' ? p.blocks.flatMap((b) => Object.values(b)) : p.ffns.flatMap((f) => Object.values(f));
+      for (const a of arrays) if (a) for (let i = 0; i < a.length; i++) a[i] += (rand() - 0.5) * 0.6;
+      const cls = new ExitClassifiers(gpu, c, classifiersToTensors(c, p));
+      try {
+        const seqs = promptsOf(4, cfg.vocabSize, 5).map((q, b) => [...q, ...promptsOf(1, cfg.vocabSize, 40 + b)[0], 3]);
+        const sc = await mambaScore(lm, seqs, cls);
+        // a row reaches full depth when every exit's gate is below t: t at the median of their maximum
+        const gates = Array.from(sc.signals[0].gate, (g, i) =>
+          Math.max(g, sc.signals[1].gate[i], sc.signals[2].gate[i]),
+        ).sort((a, b) => a - b);
+        const t = (gates[Math.floor(gates.length / 2)] + gates[Math.floor(gates.length / 2) + 1]) / 2;
+        const prompts = promptsOf(8, cfg.vocabSize, 8);
+        const seen = new Set<number>();
+        for (const skip of ['freeze', 'partial'] as const)
+          for (const sampling of [{}, { temperature: 0.9, seed: 6 }]) {
+            const host = await compare(
+              lm,
+              prompts,
+              {
+                maxNewTokens: 11,
+                sampling,
+                classifiers: cls,
+                exit: { rule: { kind: 'classifier', threshold: t }, skip },
+              },
+              [4],
+              `${kind} classifier ${skip} ${JSON.stringify(sampling)}`,
+            );
+            for (const e of host.exitBlocks.flatMap((x) => x.slice(1))) seen.add(e);
+          }
+        expect(seen.has(3)).toBe(true);
+        expect([0, 1, 2].some((e) => seen.has(e))).toBe(true);
+      } finally {
+        cls.dispose();
+      }
+    },
+  );
+
+  it('gateLogitThreshold: g ≥ it exactly when σ(g) ≥ t in float64', () => {
+    const sig = (g: number) => 1 / (1 + Math.exp(-g));
+    const rand = mulberry32(1);
+    for (const t of [0, 1e-9, 0.1, 0.5, 0.73, 0.999, 1 - 1e-12, 1, rand(), rand()]) {
+      const th = gateLogitThreshold(t);
+      const below = new Float32Array([th]);
+      const u = new Uint32Array(below.buffer);
+      if (Number.isFinite(th)) {
+        // the f32 just below fails, the threshold passes
+        if (th > 0) u[0] -= 1;
+        else if (th < 0) u[0] += 1;
+        else u[0] = 0x80000001;
+        expect(sig(th) >= t, `t=${t}`).toBe(true);
+        expect(sig(below[0]) >= t, `t=${t}`).toBe(false);
+      } else expect(th, `t=${t}`).toBe(Number.NEGATIVE_INFINITY);
+    }
+    expect(gateLogitThreshold(0)).toBe(Number.NEGATIVE_INFINITY);
+  });
+
   it('refuses host-only rules and bad options with clear errors', async () => {
     const p = [[1, 2]];
     await expect(
       mambaGenerateOnDevice(lm, p, { maxNewTokens: 3, exit: { rule: { kind: 'classifier', threshold: 0.5 } } }),
-    ).rejects.toThrow(/'classifier' runs on the host only.*mambaGenerateHostLoop/);
+    ).rejects.toThrow(/'classifier' needs the exit classifiers: pass \{ classifiers \}/);
     await expect(
       mambaGenerateOnDevice(lm, p, { maxNewTokens: 3, exit: { rule: { kind: 'custom', decide: () => [] } } }),
-    ).rejects.toThrow(/'custom' runs on the host only/);
+    ).rejects.toThrow(/'custom' runs on the host only.*mambaGenerateHostLoop/);
     await expect(mambaGenerateOnDevice(lm, p, { maxNewTokens: 3, stepsPerSubmit: 0 })).rejects.toThrow(
       /stepsPerSubmit must be an integer in \[1, 1024\], got 0/,
     );

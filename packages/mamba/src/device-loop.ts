@@ -35,13 +35,15 @@ import {
   maskRows,
   type SamplingOptions,
   SIGNALS_PER_ROW,
+  scatterRows,
   stepEnd,
   type Tensor,
   type TokenSink,
   tokenStreamer,
   ValidationError,
 } from '@offramp/core';
-import { blockStep, Scope } from './block.js';
+import { type BlockState, blockStep, Scope } from './block.js';
+import type { ExitClassifiers } from './exit-classifier.js';
 import type { ExitRule, MambaCache, MambaLM } from './model.js';
 import { checkSampling } from './sampling.js';
 
@@ -53,9 +55,12 @@ export interface MambaLoopOptions {
   stop?: number[];
   /**
    * Exit rule and skip strategy (default 'freeze'). The device loop takes never, fixed, maxProb and
-   * entropy; classifier and custom rules run on the host only (mambaGenerateHostLoop, MambaLM.generate).
+   * entropy, and classifier (with `classifiers`); custom rules run on the host only (mambaGenerateHostLoop,
+   * MambaLM.generate).
    */
   exit?: { rule: ExitRule; skip?: 'freeze' | 'partial' };
+  /** Exit classifiers (rule 'classifier'); their state is prefilled with the prompts, as in MambaLM.generate. */
+  classifiers?: ExitClassifiers;
   /** Decode steps recorded per command submission, with one readback each (default 8). Device loop only. */
   stepsPerSubmit?: number;
   /** Streams tokens as they become final: after each readback (device loop) or step (host loop). */
@@ -72,7 +77,35 @@ export interface MambaLoopResult extends LoopGenerateResult {
 /** Default decode steps per submission (as core's decoder loop). */
 export const MAMBA_STEPS_PER_SUBMIT = 8;
 
-const DEVICE_RULES = ['never', 'fixed', 'maxProb', 'entropy'] as const;
+const DEVICE_RULES = ['never', 'fixed', 'maxProb', 'entropy', 'classifier'] as const;
+
+/**
+ * The least f32 logit g with 1 / (1 + e^−g) ≥ t in float64 (MambaLM.step's classifier test), found by
+ * bisection over the ordered f32 values: for every f32 g, g ≥ it exactly when the host test holds.
+ */
+export function gateLogitThreshold(t: number): number {
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  const key = (x: number) => {
+    f[0] = x;
+    return u[0] >= 0x80000000 ? 0xffffffff - u[0] : u[0] + 0x80000000;
+  };
+  const val = (k: number) => {
+    u[0] = k >= 0x80000000 ? k - 0x80000000 : 0xffffffff - k;
+    return f[0];
+  };
+  const pass = (g: number) => 1 / (1 + Math.exp(-g)) >= t;
+  let lo = key(Number.NEGATIVE_INFINITY);
+  let hi = key(Number.POSITIVE_INFINITY);
+  if (pass(val(lo))) return Number.NEGATIVE_INFINITY;
+  if (!pass(val(hi))) return Number.NaN; // t > 1: no logit passes (and NaN passes no comparison)
+  while (hi - lo > 1) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    if (pass(val(mid))) hi = mid;
+    else lo = mid;
+  }
+  return val(hi);
+}
 
 /**
  * Scratch tensors reused step after step: the i-th f32 request of a step gets the tensor of the i-th request
@@ -115,7 +148,12 @@ function checkLoopOptions(lm: MambaLM, prompts: readonly (readonly number[])[], 
   return n;
 }
 
-function ruleParams(lm: MambaLM, rule: ExitRule, what: string): { code: number; threshold: number } {
+function ruleParams(
+  lm: MambaLM,
+  rule: ExitRule,
+  classifiers: ExitClassifiers | undefined,
+  what: string,
+): { code: number; threshold: number } {
   const early = lm.exits.slice(0, -1);
   switch (rule.kind) {
     case 'never':
@@ -134,9 +172,18 @@ function ruleParams(lm: MambaLM, rule: ExitRule, what: string): { code: number; 
       if (!(rule.threshold >= 0))
         throw new ValidationError(`${what}: exit rule 'entropy': threshold must be ≥ 0 nats, got ${rule.threshold}`);
       return { code: EXIT_RULE_CODE.entropy, threshold: f32Threshold(rule.threshold, true) };
+    case 'classifier':
+      if (!(rule.threshold >= 0 && rule.threshold <= 1))
+        throw new ValidationError(
+          `${what}: exit rule 'classifier': threshold must be in [0, 1], got ${rule.threshold}`,
+        );
+      if (!classifiers)
+        throw new ValidationError(`${what}: exit rule 'classifier' needs the exit classifiers: pass { classifiers }`);
+      // the decision compares the classifier logit (put in signal 0) with the logit of the threshold
+      return { code: EXIT_RULE_CODE.maxProb, threshold: gateLogitThreshold(rule.threshold) };
     default:
       throw new ValidationError(
-        `${what}: exit rule '${rule.kind}' runs on the host only (it needs exit classifiers' state or a TypeScript decision); use mambaGenerateHostLoop or MambaLM.generate, or one of ${DEVICE_RULES.join(', ')}`,
+        `${what}: exit rule '${rule.kind}' runs on the host only (its decision is a TypeScript function); use mambaGenerateHostLoop or MambaLM.generate, or one of ${DEVICE_RULES.join(', ')}`,
       );
   }
 }
@@ -151,7 +198,8 @@ export async function mambaGenerateOnDevice(
   const N = checkLoopOptions(lm, prompts, o, what);
   const rule = o.exit?.rule ?? { kind: 'never' };
   const freeze = (o.exit?.skip ?? 'freeze') === 'freeze';
-  const { code, threshold } = ruleParams(lm, rule, what);
+  const { code, threshold } = ruleParams(lm, rule, o.classifiers, what);
+  const gate = rule.kind === 'classifier';
   const sampling = o.sampling ?? {};
   const stop = o.stop ?? [];
   const dev = lm.device;
@@ -161,7 +209,7 @@ export async function mambaGenerateOnDevice(
   // exits where the rule may fire before the last block; a fixed exit ends every step at its block
   const early = rule.kind === 'never' || rule.kind === 'fixed' ? [] : lm.exits.slice(0, -1);
   const depth = rule.kind === 'fixed' ? rule.block + 1 : L;
-  const { logits, cache } = await lm.prefill(prompts);
+  const { logits, cache } = await lm.prefill(prompts, { classifiers: o.classifiers });
   let keep = false;
   const own = new Scope(dev);
   const s = new StepScope(dev);
@@ -182,6 +230,30 @@ export async function mambaGenerateOnDevice(
     const dummy = own.f32([4]);
     // freeze: the block runs on a scratch copy of the state; the active rows' new state is copied back
     const scratch = freeze ? { conv: own.f32([B, D, K]), ssm: own.f32([B, D, S]) } : null;
+    // a stateful exit classifier's state: advanced for the rows still running at its exit only
+    const clsScratch = cache.classifierStates.map((c) =>
+      c ? { conv: own.f32([...c.conv.shape]), ssm: own.f32([...c.ssm.shape]) } : null,
+    );
+    /** Runs `run` on `state`, keeping the state of inactive rows when `masked`. */
+    const maskedState = <T>(state: BlockState, tmp: BlockState, masked: boolean, run: (st: BlockState) => T): T => {
+      if (!masked) return run(state);
+      for (const key of ['conv', 'ssm'] as const) {
+        const w = state[key].length / B;
+        dev.dispatch(
+          gatherRows,
+          { idx: rows, x: state[key], y: tmp[key] },
+          { count: B, width: w, srcStride: w, srcOffset: 0 },
+        );
+      }
+      const r = run(tmp);
+      for (const key of ['conv', 'ssm'] as const)
+        dev.dispatch(
+          maskRows,
+          { live: active, hNew: tmp[key], h: state[key] },
+          { rows: B, width: state[key].length / B },
+        );
+      return r;
+    };
     const res: MambaLoopResult = {
       tokens: prompts.map(() => []),
       exitBlocks: prompts.map(() => []),
@@ -203,27 +275,33 @@ export async function mambaGenerateOnDevice(
             const state = cache.layers[l];
             // a row can be inactive here once an exit below l may have fired (or, for the state, it ended)
             const exited = early.some((e) => e < l);
-            let hn: Tensor;
-            if (scratch && (exited || stop.length > 0)) {
-              for (const [src, dst, w] of [
-                [state.conv, scratch.conv, D * K],
-                [state.ssm, scratch.ssm, D * S],
-              ] as const)
-                dev.dispatch(
-                  gatherRows,
-                  { idx: rows, x: src, y: dst },
-                  { count: B, width: w, srcStride: w, srcOffset: 0 },
-                );
-              hn = blockStep(s, lm.blocks[l], h, B, null, scratch)!;
-              dev.dispatch(maskRows, { live: active, hNew: scratch.conv, h: state.conv }, { rows: B, width: D * K });
-              dev.dispatch(maskRows, { live: active, hNew: scratch.ssm, h: state.ssm }, { rows: B, width: D * S });
-            } else hn = blockStep(s, lm.blocks[l], h, B, null, state)!;
+            const hn = scratch
+              ? maskedState(
+                  state,
+                  scratch,
+                  exited || stop.length > 0,
+                  (st) => blockStep(s, lm.blocks[l], h, B, null, st)!,
+                )
+              : blockStep(s, lm.blocks[l], h, B, null, state)!;
             if (exited) dev.dispatch(maskRows, { live: active, hNew: hn, h }, { rows: B, width: d });
             else h = hn;
             const last = l === depth - 1;
             if (!last && !early.includes(l)) continue;
             const z = lm.logits(s, h, B);
-            if (!last && code >= EXIT_RULE_CODE.maxProb)
+            if (!last && gate) {
+              // the classifier of this exit on the rows still running (its state kept for the others)
+              const j = early.indexOf(l);
+              const c = cache.classifiers!;
+              const cs = cache.classifierStates[j];
+              const g = cs
+                ? maskedState(cs, clsScratch[j]!, exited || stop.length > 0, (st) => c.step(s, j, h, B, null, st))
+                : c.step(s, j, h, B, null, null);
+              dev.dispatch(
+                scatterRows,
+                { idx: rows, x: g, y: sig },
+                { count: B, width: 1, dstStride: SIGNALS_PER_ROW, dstOffset: 0 },
+              );
+            } else if (!last && code >= EXIT_RULE_CODE.maxProb)
               dev.dispatch(
                 exitSignals,
                 { logits: z, gateLogit: dummy, pooled: h, prevPooled: h, signals: sig },
@@ -291,7 +369,7 @@ export async function mambaGenerateHostLoop(
   const stop = new Set(o.stop ?? []);
   const { V, L } = lm;
   const B = prompts.length;
-  const { logits, cache } = await lm.prefill(prompts);
+  const { logits, cache } = await lm.prefill(prompts, { classifiers: o.classifiers });
   const sampler = hostSampler(lm.device, B, V, sampling);
   let keep = false;
   const res: MambaLoopResult = {
