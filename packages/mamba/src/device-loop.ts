@@ -1,7 +1,7 @@
 // The Mamba LM's decode loop kept on the device, the counterpart of core's decoder loop (generateOnDevice):
 // the previous token's embedding is read from a device buffer, every block runs its single-step kernels
 // (conv state shift + SSM state update) on all B rows, the exit rule is decided by core's exitDecide kernel
-// from core's exitSignals, the next token is drawn by core's sampleTokens and written into the next step's
+// from core's exitSignals (or from an exit classifier's logit, rule 'classifier'), the next token is drawn by core's sampleTokens and written into the next step's
 // input buffer, and N steps are recorded into one command submission with one readback per N tokens.
 //
 // Rows that exit skip the rest of the step by a per-row ACTIVE MASK (core's maskRows), not by compaction:
