@@ -1,6 +1,7 @@
 // The Austen Mamba's decode loop on the device (mambaGenerateOnDevice) against its host loop
 // (MambaLM.generate: a readback per step, and per exit for threshold rules), greedy, side by side in one
-// run: full depth, a fixed exit after block 3 and maxProb ≥ 0.35 exits (freeze), at batch 1, 8 and 32.
+// run: full depth, a fixed exit after block 3, maxProb ≥ 0.35 exits and the shipped Mamba exit classifiers at
+// σ ≥ 0.97 (freeze), at batch 1, 8 and 32.
 // Per case and batch: median tokens/s of `reps` interleaved timed runs (order rotated per repetition) and
 // their range, wall speed-up over the host loop at full depth, blocks the tokens needed per token and the
 // compute speed-up they allow (L / that), wall / compute, blocks the device ran per token (the device loop
@@ -12,7 +13,7 @@
 //       [--new-tokens 64] [--prompt-len 48] [--reps 3] [--steps-per-submit 16] [--out FILE]
 // writes bench/results/generate-mamba-loop.json (prompts: held-out Austen windows, as bench:generate).
 import './dawn-globals.js';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -51,7 +52,7 @@ interface MambaModel {
   L: number;
   generate(
     p: number[][],
-    o: { maxNewTokens: number; exit?: Exit },
+    o: { maxNewTokens: number; exit?: Exit; classifiers?: unknown },
   ): Promise<{ tokens: number[][]; exitBlocks: number[][]; depthFraction: number }>;
   dispose(): void;
 }
@@ -66,8 +67,10 @@ interface MambaPackage {
   mambaGenerateOnDevice(
     m: MambaModel,
     p: number[][],
-    o: { maxNewTokens: number; exit?: Exit; stepsPerSubmit?: number },
+    o: { maxNewTokens: number; exit?: Exit; stepsPerSubmit?: number; classifiers?: unknown },
   ): Promise<LoopResult>;
+  readExitClassifiers(bytes: Uint8Array): { config: unknown; tensors: unknown };
+  ExitClassifiers: new (d: Device, config: unknown, tensors: unknown) => { dispose(): void };
 }
 
 /** Device-loop rows of the Mamba checkpoint in `dir` on `prompts` (at least max(batches) of them). */
@@ -91,31 +94,45 @@ export async function mambaDeviceLoopRows(o: {
   const N = o.stepsPerSubmit ?? 16;
   const NEW = o.newTokens;
   const L = lm.L;
-  const rules: [string, Exit | undefined][] = [
+  const rules: [string, Exit | undefined, unknown?][] = [
     ['full depth', undefined],
     ['fixed exit after block 3', { rule: { kind: 'fixed', block: 3 } }],
     ['maxProb ≥ 0.35, freeze', { rule: { kind: 'maxProb', threshold: 0.35 }, skip: 'freeze' }],
   ];
+  // the shipped DYNAMAX Mamba exit classifiers, when the folder has them
+  const clsFile = path.join(o.dir, 'exit-classifier-mamba.safetensors');
+  const cls = existsSync(clsFile)
+    ? (() => {
+        const r = pkg.readExitClassifiers(readFileSync(clsFile));
+        return new pkg.ExitClassifiers(o.device, r.config, r.tensors);
+      })()
+    : null;
+  if (cls)
+    rules.push([
+      'Mamba classifier σ ≥ 0.97, freeze',
+      { rule: { kind: 'classifier', threshold: 0.97 }, skip: 'freeze' },
+      cls,
+    ]);
   type Run = { tokens: number[][]; blocksRun: number; blocksComputed: number; readbacks: number };
   const cases: { name: string; loop: 'host' | 'device'; rule: number; run(p: number[][]): Promise<Run> }[] = [];
-  rules.forEach(([name, exit], i) => {
+  rules.forEach(([name, exit, classifiers], i) => {
     cases.push({
       name,
       loop: 'host',
       rule: i,
       async run(p) {
-        const r = await lm.generate(p, { maxNewTokens: NEW, exit });
+        const r = await lm.generate(p, { maxNewTokens: NEW, exit, classifiers });
         const blocks = r.depthFraction * L * p.length * (NEW - 1);
         return { tokens: r.tokens, blocksRun: blocks, blocksComputed: blocks, readbacks: 0 };
       },
     });
   });
-  rules.forEach(([name, exit], i) => {
+  rules.forEach(([name, exit, classifiers], i) => {
     cases.push({
       name,
       loop: 'device',
       rule: i,
-      run: (p) => pkg.mambaGenerateOnDevice(lm, p, { maxNewTokens: NEW, exit, stepsPerSubmit: N }),
+      run: (p) => pkg.mambaGenerateOnDevice(lm, p, { maxNewTokens: NEW, exit, stepsPerSubmit: N, classifiers }),
     });
   });
   const rows: MambaLoopRow[] = [];
@@ -183,6 +200,7 @@ export async function mambaDeviceLoopRows(o: {
       });
     }
   } finally {
+    cls?.dispose();
     lm.dispose();
   }
   return { model: { path: path.relative(root, o.dir) || o.dir, numLayers: L }, stepsPerSubmit: N, rows };

@@ -4,6 +4,7 @@
 // entropy, skip freeze and partial, N = 1, 4, 16 steps per submission; one readback per N tokens. Greedy
 // host-loop output is also checked against MambaLM.generate (its own host sampler). On random weights and
 // on the shipped Austen checkpoint.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createGpuDevice, type GpuDevice, mulberry32 } from '@offramp/core';
 import { CharTokenizer } from '@offramp/train';
@@ -15,7 +16,7 @@ import {
   mambaGenerateHostLoop,
   mambaGenerateOnDevice,
 } from './device-loop.js';
-import { type ExitClassifierConfig, ExitClassifiers } from './exit-classifier.js';
+import { type ExitClassifierConfig, ExitClassifiers, readExitClassifiers } from './exit-classifier.js';
 import { mambaScore } from './generation.js';
 import type { ExitRule, MambaCache, MambaLM as MambaLMType } from './model.js';
 import { MambaLM } from './model.js';
@@ -314,7 +315,7 @@ describe('mambaGenerateOnDevice on random weights', () => {
 });
 
 describe('mambaGenerateOnDevice on the shipped Austen checkpoint', () => {
-  it('equals the host loop at batch 8: greedy and sampled, fixed and maxProb exits (freeze; maxProb also partial), N = 4 and 16', async () => {
+  it('equals the host loop at batch 8: greedy and sampled, fixed and maxProb exits (freeze; maxProb also partial), the shipped exit classifiers, N = 4 and 16', async () => {
     const dir = path.resolve(import.meta.dirname, '../../../checkpoints/austen-mamba');
     const { model } = await loadMambaLM(gpu, dir);
     try {
@@ -341,6 +342,21 @@ describe('mambaGenerateOnDevice on the shipped Austen checkpoint', () => {
           );
           if (rule.kind === 'maxProb') early += host.exitBlocks.flatMap((x) => x.slice(1)).filter((e) => e < 5).length;
         }
+      // the shipped DYNAMAX Mamba exit classifiers
+      const r = readExitClassifiers(readFileSync(path.join(dir, 'exit-classifier-mamba.safetensors')));
+      const cls = new ExitClassifiers(gpu, r.config, r.tensors);
+      try {
+        const host = await compare(
+          model,
+          prompts,
+          { maxNewTokens: 16, classifiers: cls, exit: { rule: { kind: 'classifier', threshold: 0.97 } } },
+          [16],
+          'austen greedy classifier',
+        );
+        expect(host.exitBlocks.flatMap((x) => x.slice(1)).some((e) => e < 5)).toBe(true);
+      } finally {
+        cls.dispose();
+      }
       // partial: the skipped blocks' state advanced from the exit's hidden state
       await compare(
         model,
