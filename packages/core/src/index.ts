@@ -29,7 +29,6 @@ export {
 } from './engine/runner.js';
 export * from './errors.js';
 export * from './generation/decoder-model.js';
-// the device decode loop's pieces, for other models' device loops (the Mamba LM's)
 export {
   DEFAULT_STEPS_PER_SUBMIT,
   dispatchSample,

@@ -16,6 +16,7 @@ export {
 export * from './classifier.js';
 export * from './config.js';
 export {
+  gateLogitThreshold,
   MAMBA_STEPS_PER_SUBMIT,
   type MambaLoopOptions,
   type MambaLoopResult,
