@@ -33,6 +33,7 @@ import { argmaxOf } from '../src/models/sampling.js';
 import { createGpuDevice } from '../src/runtime/create-device.js';
 import { mulberry32 } from '../src/util/random.js';
 import { loadDecoderLM } from '../src/weights/decoder-dir.js';
+import { mambaDeviceLoopRows } from './generate-mamba-loop.js';
 import { writeGenerationDoc } from './generation-doc.js';
 import { machineInfo, median } from './harness.js';
 
@@ -572,6 +573,12 @@ if (mambaDir && modelInfo.kind === 'checkpoint') {
   }
 }
 
+// ---- the Austen Mamba's decode loop on the device against its host loop (generate-mamba-loop.ts) ----
+const mambaLoop =
+  mambaDir && mambaInfo
+    ? await mambaDeviceLoopRows({ device, dir: mambaDir, prompts, batches: BATCHES, newTokens: NEW, reps: REPS, log })
+    : null;
+
 const result = {
   benchmark: 'generate',
   date: new Date().toISOString(),
@@ -600,6 +607,7 @@ const result = {
   sweeps,
   rows,
   mamba: mambaInfo ? { model: mambaInfo, rows: mambaRows } : null,
+  mambaDeviceLoop: mambaLoop,
 };
 const outPath = path.resolve(
   args.out ?? path.join(here, 'results', args.random ? 'generate-random.json' : 'generate.json'),

@@ -31,8 +31,11 @@ export * from './errors.js';
 export * from './generation/decoder-model.js';
 export {
   DEFAULT_STEPS_PER_SUBMIT,
+  dispatchSample,
+  f32Threshold,
   generateHostLoop,
   generateOnDevice,
+  hostSampler,
   type LoopGenerateOptions,
   type LoopGenerateResult,
 } from './generation/gpu-loop.js';
@@ -49,6 +52,7 @@ export {
   type StrategyResult,
 } from './generation/strategies.js';
 export { type TokenSink, tokenStreamer } from './generation/stream.js';
+export { EXIT_RULE_CODE, exitDecide, maskRows, stepEnd } from './kernels/decode-step.js';
 export * from './kernels/index.js';
 export { sampleTokens } from './kernels/sample.js';
 export * from './models/config.js';

@@ -15,6 +15,14 @@ export {
 } from './block.js';
 export * from './classifier.js';
 export * from './config.js';
+export {
+  gateLogitThreshold,
+  MAMBA_STEPS_PER_SUBMIT,
+  type MambaLoopOptions,
+  type MambaLoopResult,
+  mambaGenerateHostLoop,
+  mambaGenerateOnDevice,
+} from './device-loop.js';
 export * from './exit-classifier.js';
 export { type MambaGenerationOptions, mambaGenerationModel, mambaScore } from './generation.js';
 export * from './kernels/index.js';
