@@ -2,8 +2,9 @@
 //   'calm'       per-token exits by a rule; skipped blocks' K/V from the exit's hidden state (CALM
 //                propagation). Runs in the device loop (generateOnDevice) unless mode is 'host' or the rule
 //                is custom (then the host loop).
-//   'recompute'  per-token exits by a rule; skipped blocks' K/V recomputed from the exited token before the
-//                next step (EE-LLM), so later tokens see full-depth K/V (generateRecompute, host-driven).
+//   'recompute'  per-token exits by a rule; skipped blocks' K/V recomputed from the exited token in the
+//                dispatches of the next step that runs deeper (EE-LLM; fused: false runs it as a pass of its
+//                own before the next step), so later tokens see full-depth K/V (generateRecompute).
 //   'skipdecode' one depth per step shared by the batch, non-increasing; lower blocks skipped
 //                (generateSkipDecode, device loop).
 import { ValidationError } from '../errors.js';
@@ -28,6 +29,8 @@ export interface StrategyOptions {
   schedule?: SkipDecodeSchedule;
   /** 'calm' only: 'device' (default) or 'host'. */
   mode?: 'device' | 'host';
+  /** 'recompute' only: recompute inside the next step's dispatches (default true) or in a pass of its own. */
+  fused?: boolean;
   /** Device loop: decode steps per submission. */
   stepsPerSubmit?: number;
   /** Streams tokens as they become final (per readback in the device loops, per step on the host). */
@@ -66,7 +69,11 @@ export async function generateWithStrategy(
       break;
     }
     case 'recompute':
-      r = await generateRecompute(model, prompts, { ...base, exit: { rule: o.exit?.rule ?? { kind: 'never' } } });
+      r = await generateRecompute(model, prompts, {
+        ...base,
+        exit: { rule: o.exit?.rule ?? { kind: 'never' } },
+        fused: o.fused,
+      });
       break;
     case 'skipdecode':
       if (!o.schedule)
