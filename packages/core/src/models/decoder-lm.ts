@@ -22,6 +22,7 @@ import { ropeCacheWrite } from '../kernels/rope.js';
 import { scatterRows } from '../kernels/scatter-rows.js';
 import { swiglu } from '../kernels/swiglu.js';
 import type { Device } from '../runtime/device.js';
+import type { Kernel, Params, Spec } from '../runtime/kernel.js';
 import type { Bindable, Tensor, TensorView } from '../runtime/tensor.js';
 import { mulberry32 } from '../util/random.js';
 import type { HostTensor } from './common.js';
@@ -151,11 +152,36 @@ export interface DecoderScoreResult {
   tokenNll: Float64Array[];
 }
 
+/**
+ * How a group of a block's dispatches is recorded: the device's dispatch, or (the device loop) an indirect
+ * dispatch gated on whether any row is live.
+ */
+export type DispatchFn = <S extends Spec>(
+  kernel: Kernel<S>,
+  bindings: Record<string, Bindable>,
+  params: Params,
+  spec?: Partial<S>,
+) => void;
+
 /** @internal See DecoderLM.internals(). */
 export interface DecoderInternals {
   scope(): Scope;
-  layer(s: Scope, l: number, x: Tensor, n: number, rows: Tensor, pos: Tensor, cache: DecoderCache): Tensor;
-  exitLogits(s: Scope, h: Tensor, n: number, block: number): Tensor;
+  /**
+   * Block l; with `gated`, everything but the keys and values written to the cache (the query projection,
+   * attention, o_proj, the residual adds and the MLP) is recorded through it.
+   */
+  layer(
+    s: Scope,
+    l: number,
+    x: Tensor,
+    n: number,
+    rows: Tensor,
+    pos: Tensor,
+    cache: DecoderCache,
+    gated?: DispatchFn,
+  ): Tensor;
+  /** An exit's logits; with `gated`, its dispatches are recorded through it. */
+  exitLogits(s: Scope, h: Tensor, n: number, block: number, gated?: DispatchFn): Tensor;
   embedIds(s: Scope, ids: Tensor, n: number): Tensor;
   propagate(
     s: Scope,
@@ -441,9 +467,20 @@ export class DecoderLM {
     });
   }
 
-  private linear(x: Bindable, W: Bindable, M: number, N: number, K: number, y: Bindable): void {
+  /** The device's own dispatch (the default of every DispatchFn parameter). */
+  private readonly direct: DispatchFn = (k, b, p, sp) => this.device.dispatch(k, b, p, sp);
+
+  private linear(
+    x: Bindable,
+    W: Bindable,
+    M: number,
+    N: number,
+    K: number,
+    y: Bindable,
+    run: DispatchFn = this.direct,
+  ): void {
     const spec = selectMatmulSpec(this.device, M, N, K, false, true);
-    this.device.dispatch(
+    run(
       matmul,
       { a: x, b: W, bias: this.dummy, c: y },
       { M, N, K, batch: 1, strideA: 0, strideB: 0, strideC: 0 },
@@ -451,15 +488,15 @@ export class DecoderLM {
     );
   }
 
-  private norm(s: Scope, x: Tensor, w: Tensor, n: number): Tensor {
+  private norm(s: Scope, x: Tensor, w: Tensor, n: number, run: DispatchFn = this.direct): Tensor {
     const y = s.f32([n, this.d]);
-    this.device.dispatch(rmsNorm, { x, weight: w, y }, { rows: n, cols: this.d, eps: this.config.rmsNormEps });
+    run(rmsNorm, { x, weight: w, y }, { rows: n, cols: this.d, eps: this.config.rmsNormEps });
     return y;
   }
 
-  private add(s: Scope, x: Tensor, b: Tensor, n: number): Tensor {
+  private add(s: Scope, x: Tensor, b: Tensor, n: number, run: DispatchFn = this.direct): Tensor {
     const y = s.f32([n, this.d]);
-    this.device.dispatch(binary, { x, b, y }, { n: n * this.d, period: n * this.d }, { op: 'add' });
+    run(binary, { x, b, y }, { n: n * this.d, period: n * this.d }, { op: 'add' });
     return y;
   }
 
@@ -495,17 +532,17 @@ export class DecoderLM {
     }
   }
 
-  private exitLogitsIn(s: Scope, h: Tensor, n: number, block: number): Tensor {
-    const hn = this.norm(s, h, this.exitNorms.get(block) ?? this.normF, n);
+  private exitLogitsIn(s: Scope, h: Tensor, n: number, block: number, run: DispatchFn = this.direct): Tensor {
+    const hn = this.norm(s, h, this.exitNorms.get(block) ?? this.normF, n, run);
     const head = this.exitHeads.get(block) ?? this.head;
     const out = s.f32([n, this.V]);
     if (this.windows.length === 1) {
-      this.linear(hn, head, n, this.V, this.d, out);
+      this.linear(hn, head, n, this.V, this.d, out, run);
       return out;
     }
     const spec = selectMatmulSpec(this.device, 1, this.windows[0].count, this.d, false, true);
     for (const w of this.windows) {
-      this.device.dispatch(
+      run(
         matmul,
         {
           a: hn,
@@ -544,14 +581,26 @@ export class DecoderLM {
       );
   }
 
-  /** Block l over n tokens (cache rows / positions as u32 tensors): writes their K/V, returns h (n, d). */
-  private layer(s: Scope, l: number, x: Tensor, n: number, rows: Tensor, pos: Tensor, cache: DecoderCache): Tensor {
+  /**
+   * Block l over n tokens (cache rows / positions as u32 tensors): writes their K/V, returns h (n, d). The
+   * dispatches past the K/V write (and the query projection) go through `run` (see DecoderInternals.layer).
+   */
+  private layer(
+    s: Scope,
+    l: number,
+    x: Tensor,
+    n: number,
+    rows: Tensor,
+    pos: Tensor,
+    cache: DecoderCache,
+    run: DispatchFn = this.direct,
+  ): Tensor {
     const w = this.layers[l];
     const { H, Hkv, hd } = this;
     const xn = this.norm(s, x, w.ln1, n);
     const q = s.f32([n, H * hd]);
     const kv = s.f32([n, 2 * Hkv * hd]);
-    this.linear(xn, w.q, n, H * hd, this.d, q);
+    this.linear(xn, w.q, n, H * hd, this.d, q, run);
     this.linear(xn, w.kv, n, 2 * Hkv * hd, this.d, kv);
     const qr = s.f32([n, H * hd]);
     const dims = { n, H, Hkv, hd, B: cache.batch, Tmax: cache.maxLength };
@@ -562,25 +611,25 @@ export class DecoderLM {
       { withQ: true },
     );
     const att = s.f32([n, H * hd]);
-    this.device.dispatch(
+    run(
       cachedAttention,
       { q: qr, rows, pos, kCache: cache.k[l], vCache: cache.v[l], out: att },
       { ...dims, scale: 1 / Math.sqrt(hd) },
       { qb: cachedAttentionBlock(H / Hkv), headDim4: Math.ceil(hd / 4) },
     );
     const o = s.f32([n, this.d]);
-    this.linear(att, w.o, n, this.d, H * hd, o);
-    const h1 = this.add(s, x, o, n);
-    const hn = this.norm(s, h1, w.ln2, n);
+    this.linear(att, w.o, n, this.d, H * hd, o, run);
+    const h1 = this.add(s, x, o, n, run);
+    const hn = this.norm(s, h1, w.ln2, n, run);
     const g = s.f32([n, this.I]);
     const u = s.f32([n, this.I]);
-    this.linear(hn, w.gate, n, this.I, this.d, g);
-    this.linear(hn, w.up, n, this.I, this.d, u);
+    this.linear(hn, w.gate, n, this.I, this.d, g, run);
+    this.linear(hn, w.up, n, this.I, this.d, u, run);
     const a = s.f32([n, this.I]);
-    this.device.dispatch(swiglu, { gate: g, up: u, y: a }, { n: n * this.I });
+    run(swiglu, { gate: g, up: u, y: a }, { n: n * this.I });
     const dn = s.f32([n, this.d]);
-    this.linear(a, w.down, n, this.d, this.I, dn);
-    return this.add(s, h1, dn, n);
+    this.linear(a, w.down, n, this.d, this.I, dn, run);
+    return this.add(s, h1, dn, n, run);
   }
 
   /** Keys and values of layers [from, to) from hidden states h (n, d) (CALM propagation; no query side). */
@@ -1169,8 +1218,8 @@ export class DecoderLM {
   internals(): DecoderInternals {
     return {
       scope: () => new Scope(this.device),
-      layer: (s, l, x, n, rows, pos, cache) => this.layer(s, l, x, n, rows, pos, cache),
-      exitLogits: (s, h, n, block) => this.exitLogitsIn(s, h, n, block),
+      layer: (s, l, x, n, rows, pos, cache, gated) => this.layer(s, l, x, n, rows, pos, cache, gated),
+      exitLogits: (s, h, n, block, gated) => this.exitLogitsIn(s, h, n, block, gated),
       embedIds: (s, ids, n) => this.embedIds(s, ids, n),
       propagate: (s, h, n, rows, pos, cache, from, to) => this.propagateIn(s, h, n, rows, pos, cache, from, to),
       checkRule: (rule) => this.checkRule(rule),
