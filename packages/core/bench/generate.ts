@@ -293,7 +293,12 @@ function loopStrategy(
   strategy: GenerationStrategy,
   label: string,
   family: string,
-  extra: { rule?: { kind: 'maxProb' | 'margin'; threshold: number }; hMin?: number; fused?: boolean },
+  extra: {
+    rule?: { kind: 'maxProb' | 'margin'; threshold: number };
+    hMin?: number;
+    fused?: boolean;
+    gate?: boolean;
+  },
 ): Strategy {
   const stepsPerSubmit = 16;
   return {
@@ -307,6 +312,7 @@ function loopStrategy(
         exit: extra.rule ? { rule: extra.rule } : undefined,
         schedule: extra.hMin !== undefined ? { hMin: extra.hMin } : undefined,
         fused: extra.fused,
+        gate: extra.gate,
         stepsPerSubmit,
       });
       return {
@@ -331,6 +337,17 @@ const loopStrategies: Strategy[] = [
   loopStrategy('calm', 'CALM maxProb ≥ 0.7, device loop', 'token exit, device loop (CALM, N = 16)', {
     rule: { kind: 'maxProb', threshold: 0.7 },
   }),
+  loopStrategy('calm', 'CALM maxProb ≥ 0.5, device loop', 'token exit, device loop (CALM, N = 16)', {
+    rule: { kind: 'maxProb', threshold: 0.5 },
+  }),
+  // with the dispatch gate forced on: a step's heavy dispatches after the first exit are indirect and skipped
+  // once every row has left (the default leaves it off on a software adapter like this one, see gpu-loop.ts)
+  ...[0.7, 0.5].map((threshold) =>
+    loopStrategy('calm', `CALM maxProb ≥ ${threshold}, device loop, gated`, 'token exit, device loop (CALM, N = 16)', {
+      rule: { kind: 'maxProb', threshold },
+      gate: true,
+    }),
+  ),
   // fused: the owed blocks ride in the next step's dispatches; unfused: a pass of their own before it
   ...[0.9, 0.5].flatMap((threshold) => [
     loopStrategy('recompute', `recompute maxProb ≥ ${threshold}`, 'token exit (EE-LLM recomputation)', {

@@ -131,7 +131,13 @@ describe('generateOnDevice equals the host loop', () => {
     const L = config.numLayers;
     const later = host.tokens.reduce((a, t) => a + t.length - 1, 0);
     for (const N of [1, 4, 16]) {
-      const dev = await deviceLoop(model, prompts, { ...o, stepsPerSubmit: N, keepCache: N === 4 }, all, 'test');
+      const dev = await deviceLoop(
+        model,
+        prompts,
+        { ...o, stepsPerSubmit: N, keepCache: N === 4, gate: true },
+        all,
+        'test',
+      );
       expect(dev.tokens, `N ${N} tokens`).toEqual(host.tokens);
       expect(dev.exitBlocks, `N ${N} exit blocks`).toEqual(host.exitBlocks);
       expect(dev.blocksRun).toBe(host.blocksRun);

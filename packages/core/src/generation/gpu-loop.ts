@@ -9,9 +9,11 @@
 // mask: decode batches are small (the dispatches are sized by B either way, and on a GPU a step of 1–8 rows
 // costs about the same as the same step with fewer rows), the loop needs no row bookkeeping per step, and
 // the propagation comes for free. Every block's K/V (input norm, k/v projection, cache write) runs on all B
-// rows; the rest of a block (query projection, attention over the cache, o_proj, the MLP) and the exit
-// heads are GATED (live-gate.ts): indirect dispatches whose workgroup counts a tiny kernel writes after
-// each exit decision — the full grid if any row of the step is still live, 0 otherwise. So a step whose
+// rows; in the blocks after the first exit where the rule can fire, the heavy rest of a block (query
+// projection, attention over the cache, o_proj, the MLP matmuls) and the LM head are GATED (live-gate.ts):
+// indirect dispatches whose workgroup counts a tiny kernel writes after each exit decision — the full grid
+// if any row of the step is still live, 0 otherwise (the light element-wise dispatches between them run
+// regardless, on whatever the gated ones left; a masked row's state is kept by maskRows). So a step whose
 // rows have all left stops computing (blocksComputed counts the gated-off blocks as not computed), while a
 // step with one live row still runs its blocks on all B rows.
 //
@@ -25,6 +27,7 @@ import { sampleTokens } from '../kernels/sample.js';
 import { scatterRows } from '../kernels/scatter-rows.js';
 import type { DecoderCache, DecoderExitRule, DecoderLM, DispatchFn } from '../models/decoder-lm.js';
 import { checkSampling, type SamplingOptions } from '../models/sampling.js';
+import { isSoftwareAdapter } from '../ort/ort-cpu.js';
 import type { Device } from '../runtime/device.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { LiveGate } from './live-gate.js';
@@ -43,8 +46,9 @@ export interface LoopGenerateOptions {
   /** Streams tokens as they become final: after each readback (device loop) or step (host loop). */
   onTokens?: TokenSink;
   /**
-   * Device loop: skip a block's query / attention / o_proj / MLP and the exit heads when no row of the step
-   * is live (indirect dispatch; default true where the device has it).
+   * Device loop: skip a block's query / attention / o_proj / MLP matmuls and the LM head once no row of the
+   * step is live (indirect dispatch). Default: on, except on a software GPU adapter (lavapipe, SwiftShader),
+   * where an indirect dispatch costs more than the work it skips (measured in bench:generate).
    */
   gate?: boolean;
 }
@@ -254,8 +258,13 @@ export async function deviceLoop(
     );
     const ids = t('u32', B);
     const active = t('u32', B, new Array(B).fill(1));
-    if ((o.gate ?? true) && LiveGate.supported(dev)) gate = new LiveGate(dev, active, B);
-    const gated: DispatchFn = gate ? gate.run : (k, b, p, sp) => dev.dispatch(k, b, p, sp);
+    // blocks up to the first exit where the rule can fire always run (every row is live there): only the
+    // blocks after it are gated, each after an exit decision has updated the gate
+    const gateFrom =
+      rule.kind === 'fixed' ? rule.block + 1 : rule.kind === 'never' || early.length === 0 ? L : early[0] + 1;
+    const gateOn = o.gate ?? (dev.kind === 'cpu' || !isSoftwareAdapter(dev.adapter));
+    if (gateOn && gateFrom < L && LiveGate.supported(dev)) gate = new LiveGate(dev, active, B);
+    const gated = (l: number): DispatchFn | undefined => (gate && l >= gateFrom ? gate.run : undefined);
     const exitBlock = t('u32', B, new Array(B).fill(L - 1));
     const done = t('u32', B, new Array(B).fill(0));
     const sel = t('f32', B * V, logits);
@@ -281,8 +290,7 @@ export async function deviceLoop(
         const slots = Math.min(N, o.maxNewTokens - k);
         for (let slot = 0; slot < slots; slot++, k++) {
           if (k > 0) {
-            // one decode step of all B rows (the gate opens for the rows not done)
-            gate?.update();
+            // one decode step of all B rows
             const h = I.embedIds(s, ids, B);
             let prev = h;
             if (rule.kind === 'saturation') {
@@ -297,27 +305,31 @@ export async function deviceLoop(
             if (run[run.length - 1] !== L - 1)
               throw new ValidationError(`${what}: step ${k} does not run the last block ${L - 1}`);
             for (const l of run) {
-              const hn = I.layer(s, l, h, B, rows, pos, cache, gated);
-              gated(maskRows, { live: active, hNew: hn, h }, { rows: B, width: d });
+              const hn = I.layer(s, l, h, B, rows, pos, cache, gated(l));
+              dev.dispatch(maskRows, { live: active, hNew: hn, h }, { rows: B, width: d });
               const last = l === L - 1;
               if (!last && !early.includes(l)) continue;
               if (!last && rule.kind === 'fixed' && rule.block !== l) continue;
-              const z = I.exitLogits(s, h, B, l, gated);
+              const z = I.exitLogits(s, h, B, l, gated(l));
               if (!last && code >= EXIT_RULE_CODE.maxProb) {
-                gated(
+                dev.dispatch(
                   exitSignals,
                   { logits: z, gateLogit: I.dummy, pooled: h, prevPooled: prev, signals: sig },
                   { rows: B, classes: V, dim: d },
                   { gate: false, similarity: true },
                 );
               }
-              gated(
+              dev.dispatch(
                 exitDecide,
                 { signals: sig, z, live: active, exitBlock, sel },
                 { rows: B, V, block: l, rule: last ? EXIT_RULE_CODE.never : code, threshold, last: last ? 1 : 0 },
               );
               if (!last && rule.kind === 'saturation')
-                gated(gatherRows, { idx: rows, x: h, y: prev }, { count: B, width: d, srcStride: d, srcOffset: 0 });
+                dev.dispatch(
+                  gatherRows,
+                  { idx: rows, x: h, y: prev },
+                  { count: B, width: d, srcStride: d, srcOffset: 0 },
+                );
               if (!last) gate?.update();
             }
           }

@@ -31,6 +31,8 @@ export interface StrategyOptions {
   mode?: 'device' | 'host';
   /** 'recompute' only: recompute inside the next step's dispatches (default true) or in a pass of its own. */
   fused?: boolean;
+  /** 'calm' on the device: gate a step's blocks off once no row is live (default true; see gpu-loop.ts). */
+  gate?: boolean;
   /** Device loop: decode steps per submission. */
   stepsPerSubmit?: number;
   /** Streams tokens as they become final (per readback in the device loops, per step on the host). */
@@ -65,7 +67,12 @@ export async function generateWithStrategy(
         throw new ValidationError(`generateWithStrategy: mode must be 'device' or 'host', got '${o.mode}'`);
       r = host
         ? await generateHostLoop(model, prompts, { ...base, exit: { rule } })
-        : await generateOnDevice(model, prompts, { ...base, exit: { rule }, stepsPerSubmit: o.stepsPerSubmit });
+        : await generateOnDevice(model, prompts, {
+            ...base,
+            exit: { rule },
+            stepsPerSubmit: o.stepsPerSubmit,
+            gate: o.gate,
+          });
       break;
     }
     case 'recompute':

@@ -167,8 +167,9 @@ export type DispatchFn = <S extends Spec>(
 export interface DecoderInternals {
   scope(): Scope;
   /**
-   * Block l; with `gated`, everything but the keys and values written to the cache (the query projection,
-   * attention, o_proj, the residual adds and the MLP) is recorded through it.
+   * Block l; with `gated`, the heavy dispatches a row that only needs its keys and values can skip (the
+   * query projection, attention over the cache, o_proj and the MLP's three matmuls) are recorded through it;
+   * the light element-wise ones (norms, adds, SwiGLU) run directly, on whatever those left in their outputs.
    */
   layer(
     s: Scope,
@@ -180,7 +181,7 @@ export interface DecoderInternals {
     cache: DecoderCache,
     gated?: DispatchFn,
   ): Tensor;
-  /** An exit's logits; with `gated`, its dispatches are recorded through it. */
+  /** An exit's logits; with `gated`, the LM head's matmul is recorded through it. */
   exitLogits(s: Scope, h: Tensor, n: number, block: number, gated?: DispatchFn): Tensor;
   embedIds(s: Scope, ids: Tensor, n: number): Tensor;
   propagate(
@@ -533,7 +534,7 @@ export class DecoderLM {
   }
 
   private exitLogitsIn(s: Scope, h: Tensor, n: number, block: number, run: DispatchFn = this.direct): Tensor {
-    const hn = this.norm(s, h, this.exitNorms.get(block) ?? this.normF, n, run);
+    const hn = this.norm(s, h, this.exitNorms.get(block) ?? this.normF, n);
     const head = this.exitHeads.get(block) ?? this.head;
     const out = s.f32([n, this.V]);
     if (this.windows.length === 1) {
@@ -583,7 +584,7 @@ export class DecoderLM {
 
   /**
    * Block l over n tokens (cache rows / positions as u32 tensors): writes their K/V, returns h (n, d). The
-   * dispatches past the K/V write (and the query projection) go through `run` (see DecoderInternals.layer).
+   * query projection, attention, o_proj and the MLP matmuls go through `run` (see DecoderInternals.layer).
    */
   private layer(
     s: Scope,
@@ -619,17 +620,17 @@ export class DecoderLM {
     );
     const o = s.f32([n, this.d]);
     this.linear(att, w.o, n, this.d, H * hd, o, run);
-    const h1 = this.add(s, x, o, n, run);
-    const hn = this.norm(s, h1, w.ln2, n, run);
+    const h1 = this.add(s, x, o, n);
+    const hn = this.norm(s, h1, w.ln2, n);
     const g = s.f32([n, this.I]);
     const u = s.f32([n, this.I]);
     this.linear(hn, w.gate, n, this.I, this.d, g, run);
     this.linear(hn, w.up, n, this.I, this.d, u, run);
     const a = s.f32([n, this.I]);
-    run(swiglu, { gate: g, up: u, y: a }, { n: n * this.I });
+    this.device.dispatch(swiglu, { gate: g, up: u, y: a }, { n: n * this.I });
     const dn = s.f32([n, this.d]);
     this.linear(a, w.down, n, this.d, this.I, dn, run);
-    return this.add(s, h1, dn, n, run);
+    return this.add(s, h1, dn, n);
   }
 
   /** Keys and values of layers [from, to) from hidden states h (n, d) (CALM propagation; no query side). */
