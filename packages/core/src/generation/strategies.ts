@@ -46,7 +46,10 @@ export interface StrategyResult {
   exitBlocks: number[][];
   /** Blocks the tokens after the first ran (their own forward). */
   blocksRun: number;
-  /** Blocks computed on the device, recomputation included (the device loop runs masked rows too). */
+  /**
+   * Blocks computed on the device, recomputation included (the device loop runs masked rows too: every row
+   * of a step up to its deepest exit with the dispatch gate on, every block with it off).
+   */
   blocksComputed: number;
   /** blocksRun / (tokens after the first × numLayers). */
   depthFraction: number;
