@@ -12,6 +12,11 @@
 //
 //   pnpm bench:generate [--model DIR | --random] [--batches 1,8,32] [--new-tokens 64] [--prompt-len 48]
 //                       [--reps 3] [--sweep-ks 1,2,3,4,6] [--sweep-tokens 32] [--sweep-reps 1] [--out FILE] [--doc]
+//                       [--only NAME,NAME] [--merge]
+// --only runs the strategies whose name contains one of the given parts (full depth always runs: it is every
+// ratio's baseline; the speculative sweep runs only when a speculative row is chosen; no Mamba rows);
+// --merge replaces those rows (by batch and name) in the existing result file and keeps the others, each
+// row's ratios measured against the full depth of its own run.
 // Random model sizes: --layers 6 --width 256 --heads 4 --kv-heads 2 --vocab 96 --exits 1,2,3
 // Results go to bench/results/generate.json (generate-random.json with --random); progress goes to stderr.
 import './dawn-globals.js';
@@ -60,6 +65,8 @@ const { values: args } = parseArgs({
     'sweep-tokens': { type: 'string', default: '32' },
     'sweep-reps': { type: 'string', default: '1' },
     mamba: { type: 'string' },
+    only: { type: 'string' },
+    merge: { type: 'boolean', default: false },
   },
 });
 
@@ -287,7 +294,12 @@ function loopStrategy(
   strategy: GenerationStrategy,
   label: string,
   family: string,
-  extra: { rule?: { kind: 'maxProb' | 'margin'; threshold: number }; hMin?: number },
+  extra: {
+    rule?: { kind: 'maxProb' | 'margin'; threshold: number };
+    hMin?: number;
+    fused?: boolean;
+    gate?: boolean;
+  },
 ): Strategy {
   const stepsPerSubmit = 16;
   return {
@@ -300,6 +312,8 @@ function loopStrategy(
         maxNewTokens: o.maxNewTokens,
         exit: extra.rule ? { rule: extra.rule } : undefined,
         schedule: extra.hMin !== undefined ? { hMin: extra.hMin } : undefined,
+        fused: extra.fused,
+        gate: extra.gate,
         stepsPerSubmit,
       });
       return {
@@ -324,12 +338,27 @@ const loopStrategies: Strategy[] = [
   loopStrategy('calm', 'CALM maxProb ≥ 0.7, device loop', 'token exit, device loop (CALM, N = 16)', {
     rule: { kind: 'maxProb', threshold: 0.7 },
   }),
-  loopStrategy('recompute', 'recompute maxProb ≥ 0.9', 'token exit (EE-LLM recomputation)', {
-    rule: { kind: 'maxProb', threshold: 0.9 },
-  }),
-  loopStrategy('recompute', 'recompute maxProb ≥ 0.5', 'token exit (EE-LLM recomputation)', {
+  loopStrategy('calm', 'CALM maxProb ≥ 0.5, device loop', 'token exit, device loop (CALM, N = 16)', {
     rule: { kind: 'maxProb', threshold: 0.5 },
   }),
+  // with the dispatch gate forced on: a step's heavy dispatches after the first exit are indirect and skipped
+  // once every row has left (the default leaves it off on a software adapter like this one, see gpu-loop.ts)
+  ...[0.7, 0.5].map((threshold) =>
+    loopStrategy('calm', `CALM maxProb ≥ ${threshold}, device loop, gated`, 'token exit, device loop (CALM, N = 16)', {
+      rule: { kind: 'maxProb', threshold },
+      gate: true,
+    }),
+  ),
+  // fused: the owed blocks ride in the next step's dispatches; unfused: a pass of their own before it
+  ...[0.9, 0.5].flatMap((threshold) => [
+    loopStrategy('recompute', `recompute maxProb ≥ ${threshold}`, 'token exit (EE-LLM recomputation)', {
+      rule: { kind: 'maxProb', threshold },
+    }),
+    loopStrategy('recompute', `recompute maxProb ≥ ${threshold}, unfused`, 'token exit (EE-LLM recomputation)', {
+      rule: { kind: 'maxProb', threshold },
+      fused: false,
+    }),
+  ]),
   // 1 warm-up block always runs; the top h(t) blocks fall from L − 1 to hMin over the generated tokens
   ...[...new Set([Math.max(1, L - 3), Math.max(1, Math.floor((L - 1) / 3))])].map((hMin) =>
     loopStrategy('skipdecode', `SkipDecode 1 + top ${L - 1}→${hMin}`, 'SkipDecode (device loop)', { hMin }),
@@ -387,11 +416,22 @@ interface Row {
   extra: Record<string, number>;
 }
 
+const ONLY = args.only
+  ?.split(',')
+  .map((x) => x.trim())
+  .filter((x) => x);
 const rows: Row[] = [];
 const sweeps: Record<string, unknown> = {};
 const t0 = performance.now();
 for (const B of BATCHES) {
   const ps = prompts.slice(0, B);
+  const chosen = (s: Strategy) => s === fullDepth || !ONLY || ONLY.some((x) => s.name.includes(x));
+  const speculativeChosen = !ONLY || ONLY.some((x) => 'speculative'.includes(x) || x.includes('speculative'));
+  if (!speculativeChosen) {
+    const strategies = [fullDepth, ...exitStrategies, ...loopStrategies].filter(chosen);
+    await measure(B, ps, strategies);
+    continue;
+  }
   log(`batch ${B}: sweep of (k, E) for speculative decoding over ${SWEEP_NEW} tokens`);
   const points = await sweepSpeculative(model, ps, {
     maxNewTokens: SWEEP_NEW,
@@ -411,7 +451,12 @@ for (const B of BATCHES) {
     ...loopStrategies,
     speculative(best.k, best.draftExit),
     speculative(best.k, best.draftExit, { min: 1, max: 8 }),
-  ];
+  ].filter(chosen);
+  await measure(B, ps, strategies);
+}
+
+/** Warm-up, REPS interleaved timed runs and the figures of each strategy at batch B (rows pushed). */
+async function measure(B: number, ps: number[][], strategies: Strategy[]): Promise<void> {
   // warm-up / reference run of each (untimed): tokens for agreement and perplexity
   const first = new Map<Strategy, StrategyRun>();
   for (const s of strategies) {
@@ -496,7 +541,7 @@ const mambaDir =
   args.mamba === 'none' || args.random
     ? null
     : path.resolve(process.env.INIT_CWD ?? process.cwd(), args.mamba ?? path.join(root, 'checkpoints/austen-mamba'));
-if (mambaDir && modelInfo.kind === 'checkpoint') {
+if (mambaDir && modelInfo.kind === 'checkpoint' && !ONLY) {
   const same = (a: string, b: string) =>
     existsSync(a) && existsSync(b) && readFileSync(a, 'utf8') === readFileSync(b, 'utf8');
   const decoderTok = path.join(decoderDir, 'char-tokenizer.json');
@@ -613,7 +658,16 @@ const outPath = path.resolve(
   args.out ?? path.join(here, 'results', args.random ? 'generate-random.json' : 'generate.json'),
 );
 mkdirSync(path.dirname(outPath), { recursive: true });
-writeFileSync(outPath, `${JSON.stringify(result, null, 2)}\n`);
+if (args.merge && existsSync(outPath)) {
+  // keep the other rows, the sweeps and the Mamba rows of the file; replace (or add) the rows measured now
+  const old = JSON.parse(readFileSync(outPath, 'utf8')) as typeof result & { merged?: unknown[] };
+  const key = (r: Row) => `${r.batch}\u0000${r.strategy}`;
+  const fresh = new Map(rows.map((r) => [key(r), r]));
+  const kept = old.rows.map((r) => fresh.get(key(r)) ?? r);
+  for (const r of rows) if (!old.rows.some((o) => key(o) === key(r))) kept.push(r);
+  const note = { date: result.date, rows: rows.map((r) => `batch ${r.batch}: ${r.strategy}`), machine: result.machine };
+  writeFileSync(outPath, `${JSON.stringify({ ...old, rows: kept, merged: [...(old.merged ?? []), note] }, null, 2)}\n`);
+} else writeFileSync(outPath, `${JSON.stringify(result, null, 2)}\n`);
 log(`wrote ${path.relative(process.cwd(), outPath)} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
 if (args.doc) {
   const doc = writeGenerationDoc(root);

@@ -46,6 +46,8 @@ interface Result {
   };
   sweeps: Record<string, SweepPoint[]>;
   rows: Row[];
+  /** Later partial runs (bench:generate --only … --merge) whose rows replaced or joined these. */
+  merged?: { date: string; rows: string[]; machine: { loadAverage1m: number } }[];
   mamba?: {
     model: { path: string; numLayers: number };
     rows: {
@@ -102,6 +104,15 @@ function section(title: string, r: Result): string {
       `Run ${r.date.slice(0, 10)} on ${r.adapter}, ${r.machine.cpuCount} CPUs (load ${r.machine.loadAverage1m} at the end), Node ${r.machine.node}.`,
     '',
   );
+  for (const m of r.merged ?? []) {
+    // "batch B: name" entries: the names once, with the batches they were run at
+    const names = [...new Set(m.rows.map((x) => x.replace(/^batch \d+: /, '')))];
+    const batches = [...new Set(m.rows.map((x) => x.match(/^batch (\d+)/)?.[1]))].filter((x) => x);
+    out.push(
+      `Re-measured in a partial run at ${m.date.slice(0, 16).replace('T', ' ')} UTC (load ${m.machine.loadAverage1m} at the end; batch ${batches.join(', ')}), each row against the full depth of that run (re-measured too): ${names.join('; ')}.`,
+      '',
+    );
+  }
   for (const B of s.batches) {
     out.push(`### Batch ${B}`, '');
     out.push(

@@ -41,6 +41,7 @@ export {
 } from './generation/gpu-loop.js';
 export * from './generation/index.js';
 export * from './generation/interface.js';
+export { GATE_SLOTS, LiveGate } from './generation/live-gate.js';
 export { generateRecompute, type RecomputeResult } from './generation/recompute.js';
 export * from './generation/signals.js';
 export { generateSkipDecode, type SkipDecodeSchedule, skipDepth, skipPlan } from './generation/skipdecode.js';
@@ -53,6 +54,7 @@ export {
 } from './generation/strategies.js';
 export { type TokenSink, tokenStreamer } from './generation/stream.js';
 export { EXIT_RULE_CODE, exitDecide, maskRows, stepEnd } from './kernels/decode-step.js';
+export { dispatchGate } from './kernels/dispatch-gate.js';
 export * from './kernels/index.js';
 export { sampleTokens } from './kernels/sample.js';
 export * from './models/config.js';

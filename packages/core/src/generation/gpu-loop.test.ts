@@ -1,7 +1,9 @@
 // The device-side decode loop against the host loop (DecoderLM.step with compaction and host-side exit
 // decisions, same device sampler): identical tokens and exit blocks for greedy and seeded sampling, with
-// the fixed, maxProb and never rules, batch 1 and 8, N = 1, 4, 16 steps per submission; one submission
-// and one readback per N tokens; full-depth greedy tokens equal the float64 reference's argmax.
+// the fixed, maxProb, entropy, saturation and never rules, batch 1 and 8, N = 1, 4, 16 steps per
+// submission, with the dispatch gate (indirect dispatch off when no row is live) and without; the KV cache
+// equals the host loop's; blocksComputed counts the blocks up to each step's deepest exit (gated) or all;
+// one submission and one readback per N tokens; full-depth greedy tokens equal the float64 reference's argmax.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseDecoderConfig } from '../models/decoder-config.js';
 import { type DecoderExitRule, DecoderLM } from '../models/decoder-lm.js';
@@ -10,7 +12,7 @@ import { DecoderReference } from '../models/decoder-reference.js';
 import { argmaxOf, type SamplingOptions } from '../models/sampling.js';
 import { createGpuDevice } from '../runtime/create-device.js';
 import type { GpuDevice } from '../runtime/gpu-device.js';
-import { f32Threshold, generateHostLoop, generateOnDevice, type LoopGenerateOptions } from './gpu-loop.js';
+import { deviceLoop, f32Threshold, generateHostLoop, generateOnDevice, type LoopGenerateOptions } from './gpu-loop.js';
 
 let device: GpuDevice;
 let model: DecoderLM;
@@ -28,13 +30,18 @@ const config = parseDecoderConfig({
   offramp: { exits: [0, 1, 2] },
 });
 let maxProbT = 0.5;
+let entropyT = 1;
+let saturationT = 0.5;
 
 beforeAll(async () => {
   device = await createGpuDevice();
   w = randomDecoderWeights(config, 17);
   model = new DecoderLM(device, config, w);
   // a maxProb threshold at the median of the first exit's signal, so exits are mixed
+  // (entropy likewise, at the second exit)
   const seen: number[] = [];
+  const ent: number[] = [];
+  const sim: number[] = [];
   await generateHostLoop(model, PROMPTS.slice(0, 4), {
     maxNewTokens: 6,
     exit: {
@@ -42,13 +49,18 @@ beforeAll(async () => {
         kind: 'custom',
         decide: (s, { block }) => {
           if (block === 0) seen.push(...s.maxProb);
+          if (block === 1) ent.push(...s.entropy);
+          sim.push(...s.similarity);
           return new Array(s.maxProb.length).fill(false);
         },
       },
     },
   });
-  seen.sort((a, b) => a - b);
-  maxProbT = seen[Math.floor(seen.length / 2)];
+  const mid = (x: number[]) => x.sort((a, b) => a - b)[Math.floor(x.length / 2)];
+  maxProbT = mid(seen);
+  entropyT = mid(ent);
+  // saturation is tested at every exit: its threshold at the 90th percentile over the three
+  saturationT = sim.sort((a, b) => a - b)[Math.floor(sim.length * 0.9)];
 });
 afterAll(() => {
   model?.dispose();
@@ -63,12 +75,35 @@ function tokens(n: number, seed: number): number[] {
   });
 }
 const PROMPTS = [3, 1, 6, 2, 5, 4, 7, 2].map((n, i) => tokens(n, 100 + i));
+const all = () => Array.from({ length: config.numLayers }, (_, l) => l);
 
 const RULES: Record<string, () => DecoderExitRule> = {
   never: () => ({ kind: 'never' }),
   fixed: () => ({ kind: 'fixed', block: 1 }),
   maxProb: () => ({ kind: 'maxProb', threshold: maxProbT }),
+  entropy: () => ({ kind: 'entropy', threshold: entropyT }),
+  saturation: () => ({ kind: 'saturation', threshold: saturationT }),
 };
+
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let err = 0;
+  let mx = 0;
+  for (let i = 0; i < b.length; i++) {
+    err = Math.max(err, Math.abs(a[i] - b[i]));
+    mx = Math.max(mx, Math.abs(b[i]));
+  }
+  return err / mx;
+}
+
+/** Blocks a gated device loop computes: per step, every row of it up to the step's deepest exit. */
+function gatedBlocks(exitBlocks: number[][]): number {
+  let total = 0;
+  for (let t = 1; t < Math.max(...exitBlocks.map((e) => e.length)); t++) {
+    const rows = exitBlocks.filter((e) => e.length > t);
+    total += rows.length * (Math.max(...rows.map((e) => e[t])) + 1);
+  }
+  return total;
+}
 const SAMPLINGS: Record<string, SamplingOptions> = {
   greedy: {},
   seeded: { temperature: 0.9, topK: 12, topP: 0.95, seed: 77 },
@@ -78,7 +113,7 @@ describe('generateOnDevice equals the host loop', () => {
   const combos: [string, string, number][] = [];
   for (const s of Object.keys(SAMPLINGS))
     for (const r of Object.keys(RULES)) for (const b of [1, 8]) combos.push([s, r, b]);
-  it.each(combos)('%s sampling, %s rule, batch %i, N = 1, 4, 16', async (s, r, B) => {
+  it.each(combos)('%s sampling, %s rule, batch %i, N = 1, 4, 16, gated and not', async (s, r, B) => {
     const o: LoopGenerateOptions = {
       maxNewTokens: 10,
       sampling: SAMPLINGS[s],
@@ -86,20 +121,48 @@ describe('generateOnDevice equals the host loop', () => {
       stop: s === 'seeded' ? [3] : undefined,
     };
     const prompts = PROMPTS.slice(0, B);
-    const host = await generateHostLoop(model, prompts, o);
-    if (r === 'maxProb' && B === 8) {
+    const host = await generateHostLoop(model, prompts, { ...o, keepCache: true });
+    if (r !== 'never' && r !== 'fixed' && B === 8) {
       const early = host.exitBlocks.flat().filter((e) => e < config.numLayers - 1).length;
       expect(early, 'some tokens exit early').toBeGreaterThan(0);
       expect(early, 'some tokens run to full depth').toBeLessThan(host.exitBlocks.flat().length - B);
     }
     if (r === 'fixed') for (const e of host.exitBlocks) expect(e.slice(1).every((x) => x === 1)).toBe(true);
+    const L = config.numLayers;
+    const later = host.tokens.reduce((a, t) => a + t.length - 1, 0);
     for (const N of [1, 4, 16]) {
-      const dev = await generateOnDevice(model, prompts, { ...o, stepsPerSubmit: N });
+      const dev = await deviceLoop(
+        model,
+        prompts,
+        { ...o, stepsPerSubmit: N, keepCache: N === 4, gate: true },
+        all,
+        'test',
+      );
       expect(dev.tokens, `N ${N} tokens`).toEqual(host.tokens);
       expect(dev.exitBlocks, `N ${N} exit blocks`).toEqual(host.exitBlocks);
       expect(dev.blocksRun).toBe(host.blocksRun);
       expect(dev.readbacks).toBe(Math.ceil(10 / N));
+      expect(dev.blocksComputed, 'gated-off blocks are not computed').toBe(gatedBlocks(host.exitBlocks));
+      if (B === 1) expect(dev.blocksComputed).toBe(host.blocksComputed);
+      if (dev.cache) {
+        // the device loop's masked rows write at the blocks above their exit what CALM propagation writes
+        for (let b = 0; b < B; b++) {
+          expect(dev.cache.length(b)).toBe(host.cache!.length(b));
+          for (let l = 0; l < L; l++) {
+            const x = await dev.cache.readRow(l, b);
+            const y = await host.cache!.readRow(l, b);
+            expect(relErr(x.k, y.k), `row ${b} layer ${l} keys`).toBeLessThan(1e-5);
+            expect(relErr(x.v, y.v), `row ${b} layer ${l} values`).toBeLessThan(1e-5);
+          }
+        }
+        dev.cache.dispose();
+      }
     }
+    host.cache!.dispose();
+    const ungated = await generateOnDevice(model, prompts, { ...o, stepsPerSubmit: 4, gate: false });
+    expect(ungated.tokens).toEqual(host.tokens);
+    expect(ungated.exitBlocks).toEqual(host.exitBlocks);
+    expect(ungated.blocksComputed, 'ungated: every block of every step').toBe(later * L);
   });
 });
 

@@ -3,14 +3,19 @@
 // sampled on the device and written into the next step's input buffer, and N steps are recorded into one
 // command submission with one readback per N tokens (the tokens and their exit blocks).
 //
-// Rows that exit skip the rest of the step by a per-row ACTIVE MASK, not by compaction: every block runs on
-// all B rows and a masked row keeps its hidden state (maskRows), so the keys and values a masked row writes
-// at the blocks above its exit come from its hidden state at the exit — exactly CALM state propagation,
-// with no separate propagation pass. Why a mask: decode batches are small (the dispatches are sized by B
-// either way, and on a GPU a step of 1–8 rows costs about the same as the same step with fewer rows), the
-// loop needs no indirect-dispatch tables or row bookkeeping per step, and the propagation comes for free.
-// The cost: within a step the exits save no compute on the device (blocksComputed counts what ran;
-// blocksRun counts what the tokens needed, as host mode runs it).
+// Rows that exit skip the rest of the step by a per-row ACTIVE MASK, not by compaction: a masked row keeps
+// its hidden state (maskRows), so the keys and values it writes at the blocks above its exit come from its
+// hidden state at the exit — exactly CALM state propagation, with no separate propagation pass. Why a
+// mask: decode batches are small (the dispatches are sized by B either way, and on a GPU a step of 1–8 rows
+// costs about the same as the same step with fewer rows), the loop needs no row bookkeeping per step, and
+// the propagation comes for free. Every block's K/V (input norm, k/v projection, cache write) runs on all B
+// rows; in the blocks after the first exit where the rule can fire, the heavy rest of a block (query
+// projection, attention over the cache, o_proj, the MLP matmuls) and the LM head are GATED (live-gate.ts):
+// indirect dispatches whose workgroup counts a tiny kernel writes after each exit decision — the full grid
+// if any row of the step is still live, 0 otherwise (the light element-wise dispatches between them run
+// regardless, on whatever the gated ones left; a masked row's state is kept by maskRows). So a step whose
+// rows have all left stops computing (blocksComputed counts the gated-off blocks as not computed), while a
+// step with one live row still runs its blocks on all B rows.
 //
 // generateHostLoop is the same generation with the host-side step (DecoderLM.step: compaction, a readback
 // per exit, any rule including custom) and the same device sampler, so both modes draw the same tokens.
@@ -20,10 +25,12 @@ import { exitSignals, SIGNALS_PER_ROW } from '../kernels/exit-signals.js';
 import { gatherRows } from '../kernels/gather-rows.js';
 import { sampleTokens } from '../kernels/sample.js';
 import { scatterRows } from '../kernels/scatter-rows.js';
-import type { DecoderCache, DecoderExitRule, DecoderLM } from '../models/decoder-lm.js';
+import type { DecoderCache, DecoderExitRule, DecoderLM, DispatchFn } from '../models/decoder-lm.js';
 import { checkSampling, type SamplingOptions } from '../models/sampling.js';
+import { isSoftwareAdapter } from '../ort/ort-cpu.js';
 import type { Device } from '../runtime/device.js';
 import type { Tensor } from '../runtime/tensor.js';
+import { LiveGate } from './live-gate.js';
 import { type TokenSink, tokenStreamer } from './stream.js';
 
 export interface LoopGenerateOptions {
@@ -38,6 +45,12 @@ export interface LoopGenerateOptions {
   stepsPerSubmit?: number;
   /** Streams tokens as they become final: after each readback (device loop) or step (host loop). */
   onTokens?: TokenSink;
+  /**
+   * Device loop: skip a block's query / attention / o_proj / MLP matmuls and the LM head once no row of the
+   * step is live (indirect dispatch). Default: on, except on a software GPU adapter (lavapipe, SwiftShader),
+   * where an indirect dispatch costs more than the work it skips (measured in bench:generate).
+   */
+  gate?: boolean;
 }
 
 export interface LoopGenerateResult {
@@ -46,7 +59,11 @@ export interface LoopGenerateResult {
   exitBlocks: number[][];
   /** Blocks the generated tokens after the first needed: Σ (exit block + 1). */
   blocksRun: number;
-  /** Blocks actually run on the device for them (the device loop runs every block on every live row). */
+  /**
+   * Blocks actually run on the device for them, per row (the device loop runs a step's blocks on every row
+   * up to the deepest exit among its rows; blocks gated off count as not computed, though their K/V
+   * projections still run).
+   */
   blocksComputed: number;
   /** Readbacks of the decode loop (prefill excluded). */
   readbacks: number;
@@ -186,6 +203,11 @@ export interface DeviceLoopExtras {
   recordLogits?: boolean;
   /** Fill the cache with NaN before the prefill, so a read of a never-written entry shows (for tests). */
   poisonCache?: boolean;
+  /**
+   * Return the cache (the caller disposes it), its lengths set to the positions of the tokens fed to the
+   * model: each prompt and its generated tokens but the last (for tests).
+   */
+  keepCache?: boolean;
 }
 
 /**
@@ -198,7 +220,7 @@ export async function deviceLoop(
   o: LoopGenerateOptions & DeviceLoopExtras,
   blocks: (k: number) => readonly number[],
   what: string,
-): Promise<LoopGenerateResult & { logits?: Float32Array[] }> {
+): Promise<LoopGenerateResult & { logits?: Float32Array[]; cache?: DecoderCache }> {
   const { steps: N, maxLen } = checkOptions(model, prompts, o, what);
   const rule = o.exit?.rule ?? { kind: 'never' };
   const I = model.internals();
@@ -218,6 +240,8 @@ export async function deviceLoop(
   }
   const { logits, cache } = await model.prefill(prompts, pre, maxLen);
   const own: Tensor[] = [];
+  let gate: LiveGate | null = null;
+  let keepCache = false;
   const t = (dtype: 'u32' | 'f32', n: number, data?: ArrayLike<number>) => {
     const x = dev.tensor(dtype, [Math.max(1, n)], data);
     own.push(x);
@@ -234,6 +258,13 @@ export async function deviceLoop(
     );
     const ids = t('u32', B);
     const active = t('u32', B, new Array(B).fill(1));
+    // blocks up to the first exit where the rule can fire always run (every row is live there): only the
+    // blocks after it are gated, each after an exit decision has updated the gate
+    const gateFrom =
+      rule.kind === 'fixed' ? rule.block + 1 : rule.kind === 'never' || early.length === 0 ? L : early[0] + 1;
+    const gateOn = o.gate ?? (dev.kind === 'cpu' || !isSoftwareAdapter(dev.adapter));
+    if (gateOn && gateFrom < L && LiveGate.supported(dev)) gate = new LiveGate(dev, active, B);
+    const gated = (l: number): DispatchFn | undefined => (gate && l >= gateFrom ? gate.run : undefined);
     const exitBlock = t('u32', B, new Array(B).fill(L - 1));
     const done = t('u32', B, new Array(B).fill(0));
     const sel = t('f32', B * V, logits);
@@ -242,7 +273,7 @@ export async function deviceLoop(
     const out = t('u32', N * B * 2);
     const sig = t('f32', B * SIGNALS_PER_ROW);
     const logRec = o.recordLogits ? t('f32', N * B * V) : null;
-    const res: LoopGenerateResult & { logits?: Float32Array[] } = {
+    const res: LoopGenerateResult & { logits?: Float32Array[]; cache?: DecoderCache } = {
       tokens: prompts.map(() => []),
       exitBlocks: prompts.map(() => []),
       blocksRun: 0,
@@ -274,12 +305,12 @@ export async function deviceLoop(
             if (run[run.length - 1] !== L - 1)
               throw new ValidationError(`${what}: step ${k} does not run the last block ${L - 1}`);
             for (const l of run) {
-              const hn = I.layer(s, l, h, B, rows, pos, cache);
+              const hn = I.layer(s, l, h, B, rows, pos, cache, gated(l));
               dev.dispatch(maskRows, { live: active, hNew: hn, h }, { rows: B, width: d });
               const last = l === L - 1;
               if (!last && !early.includes(l)) continue;
               if (!last && rule.kind === 'fixed' && rule.block !== l) continue;
-              const z = I.exitLogits(s, h, B, l);
+              const z = I.exitLogits(s, h, B, l, gated(l));
               if (!last && code >= EXIT_RULE_CODE.maxProb) {
                 dev.dispatch(
                   exitSignals,
@@ -299,6 +330,7 @@ export async function deviceLoop(
                   { idx: rows, x: h, y: prev },
                   { count: B, width: d, srcStride: d, srcOffset: 0 },
                 );
+              if (!last) gate?.update();
             }
           }
           if (logRec)
@@ -322,6 +354,11 @@ export async function deviceLoop(
           for (let slot = 0; slot < slots; slot++) res.logits!.push(lr.slice(slot * B * V, (slot + 1) * B * V));
         }
         for (let slot = 0; slot < slots; slot++) {
+          // the step's blocks ran on every row up to the deepest exit among its rows (all, ungated)
+          let deepest = -1;
+          for (let b = 0; b < B; b++)
+            if (rec[(slot * B + b) * 2] !== 0xffffffff) deepest = Math.max(deepest, rec[(slot * B + b) * 2 + 1]);
+          if (!gate) deepest = L - 1;
           for (let b = 0; b < B; b++) {
             const o2 = (slot * B + b) * 2;
             if (rec[o2] === 0xffffffff) continue;
@@ -330,7 +367,7 @@ export async function deviceLoop(
             if (first + slot > 0) {
               const run = blocks(first + slot);
               res.blocksRun += run.filter((l) => l <= rec[o2 + 1]).length;
-              res.blocksComputed += run.length;
+              res.blocksComputed += run.filter((l) => l <= deepest).length;
             }
             if (stop.includes(rec[o2])) ended[b] = true;
           }
@@ -340,10 +377,18 @@ export async function deviceLoop(
         s.dispose();
       }
     }
+    if (o.keepCache) {
+      prompts.forEach((p, b) => {
+        cache.lengths[b] = p.length + res.tokens[b].length - 1;
+      });
+      res.cache = cache;
+      keepCache = true;
+    }
     return res;
   } finally {
     for (const x of own) x.dispose();
-    cache.dispose();
+    gate?.dispose();
+    if (!keepCache) cache.dispose();
   }
 }
 
@@ -354,8 +399,8 @@ export async function deviceLoop(
 export async function generateHostLoop(
   model: DecoderLM,
   prompts: readonly (readonly number[])[],
-  o: LoopGenerateOptions,
-): Promise<LoopGenerateResult> {
+  o: LoopGenerateOptions & Pick<DeviceLoopExtras, 'keepCache'>,
+): Promise<LoopGenerateResult & { cache?: DecoderCache }> {
   const { maxLen } = checkOptions(model, prompts, o, 'generateHostLoop');
   const sampling = o.sampling ?? {};
   const stop = new Set(o.stop ?? []);
@@ -364,7 +409,7 @@ export async function generateHostLoop(
   const B = prompts.length;
   const { logits, cache } = await model.prefill(prompts, undefined, maxLen);
   const sampler = hostSampler(dev, B, V, sampling);
-  const res: LoopGenerateResult = {
+  const res: LoopGenerateResult & { cache?: DecoderCache } = {
     tokens: prompts.map(() => []),
     exitBlocks: prompts.map(() => []),
     blocksRun: 0,
@@ -375,6 +420,7 @@ export async function generateHostLoop(
     res.readbacks++;
     return sampler.draw(lg, step);
   };
+  let keepCache = false;
   const flush = tokenStreamer(res.tokens, res.exitBlocks, o.onTokens);
   try {
     const done = new Array(B).fill(false);
@@ -399,9 +445,17 @@ export async function generateHostLoop(
       res.blocksComputed += r.blocksRun;
       flush();
     }
+    if (o.keepCache) {
+      // as the device loop's: the positions of the tokens fed while the row was not done
+      prompts.forEach((p, b) => {
+        cache.lengths[b] = p.length + res.tokens[b].length - 1;
+      });
+      res.cache = cache;
+      keepCache = true;
+    }
     return res;
   } finally {
     sampler.dispose();
-    cache.dispose();
+    if (!keepCache) cache.dispose();
   }
 }

@@ -45,9 +45,20 @@ const RULES: Record<string, DecoderExitRule> = {
     kind: 'custom',
     decide: (s, { block }) => Array.from(s.argmax, (a) => block === 0 && a % 2 === 0),
   },
+  // argmax % 4 = 0 leaves at block 0, 1 at block 1, 2 at block 2, 3 runs to the end: owed positions join
+  // the next step at different blocks, stop part-way when every token leaves, and pile up in a row
+  staggered: {
+    kind: 'custom',
+    decide: (s, { block }) => Array.from(s.argmax, (a) => a % 4 === block),
+  },
 };
 
-describe.each(Object.keys(RULES))('generateRecompute, %s', (name) => {
+const CASES = Object.keys(RULES).flatMap((name) => [
+  { name, fused: true },
+  { name, fused: false },
+]);
+
+describe.each(CASES)('generateRecompute, $name, fused $fused', ({ name, fused }) => {
   it('later tokens attend to the full-depth K/V of exited tokens; logits equal the reference', async () => {
     const w = randomDecoderWeights(config, 31);
     const model = new DecoderLM(device, config, w);
@@ -61,6 +72,7 @@ describe.each(Object.keys(RULES))('generateRecompute, %s', (name) => {
       exit: { rule: RULES[name] },
       keepLogits: true,
       keepCache: true,
+      fused,
     });
     const early = r.exitBlocks.flat().filter((e) => e < L - 1).length;
     expect(early).toBeGreaterThan(0);
@@ -104,6 +116,45 @@ describe.each(Object.keys(RULES))('generateRecompute, %s', (name) => {
     }
     expect(diff).toBeGreaterThan(1e-3);
     for (const c of [calm, full.cache, r.cache!]) c.dispose();
+    model.dispose();
+  });
+});
+
+describe.each(Object.keys(RULES))('generateRecompute fused against unfused, %s', (name) => {
+  it('gives identical tokens, exit blocks, recomputed blocks and cache, greedy and sampled', async () => {
+    const w = randomDecoderWeights(config, 32);
+    const model = new DecoderLM(device, config, w);
+    const prompts = [[3, 1], [7, 7, 2, 9], [11], [4, 5, 6]];
+    for (const sampling of [{}, { temperature: 0.9, topK: 12, seed: 5 }]) {
+      const run = (fused: boolean) =>
+        generateRecompute(model, prompts, {
+          maxNewTokens: 10,
+          sampling,
+          exit: { rule: RULES[name] },
+          keepCache: true,
+          fused,
+        });
+      const a = await run(true);
+      const b = await run(false);
+      expect(a.tokens).toEqual(b.tokens);
+      expect(a.exitBlocks).toEqual(b.exitBlocks);
+      expect(a.recomputedBlocks).toBe(b.recomputedBlocks);
+      // the fused form did its recomputation inside the steps (only 'fixed' leaves every token early, so
+      // nothing ever runs deeper and everything is settled at the end)
+      expect(b.settledBlocks).toBe(0);
+      if (name === 'fixed at block 1') expect(a.settledBlocks).toBe(a.recomputedBlocks);
+      else expect(a.settledBlocks).toBeLessThan(a.recomputedBlocks);
+      expect(a.exitBlocks.flat().some((e) => e < config.numLayers - 1)).toBe(true);
+      for (let r = 0; r < prompts.length; r++)
+        for (let l = 0; l < config.numLayers; l++) {
+          const x = await a.cache!.readRow(l, r);
+          const y = await b.cache!.readRow(l, r);
+          expect(relErr(x.k, y.k), `row ${r} layer ${l} keys`).toBeLessThan(1e-6);
+          expect(relErr(x.v, y.v), `row ${r} layer ${l} values`).toBeLessThan(1e-6);
+        }
+      a.cache!.dispose();
+      b.cache!.dispose();
+    }
     model.dispose();
   });
 });

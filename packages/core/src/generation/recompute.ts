@@ -5,16 +5,22 @@
 // which writes the K/V the token would have written at full depth. So every later token attends to exactly
 // the full-depth K/V of every earlier token — unlike CALM propagation, whose entries for the skipped blocks
 // come from the exit's hidden state (norm + k/v projections only) and differ.
-// Here the recomputation runs as its own pass right before the next step (one forwardLayers call per exit
-// block among the rows, batched over rows), not fused into the next token's forward; the outputs are the
-// same, and recomputedBlocks counts its cost. Host-driven (one step and one readback per token).
-import type { DecoderCache, DecoderExitRule, DecoderLM } from '../models/decoder-lm.js';
+// Fused (the default, EE-LLM's form): the owed blocks ride in the next step's dispatches — at block b the
+// rows are the tokens still running plus the owed positions that skipped b, their hidden states carried
+// from where they stopped (DecoderExitOptions.deferred) — so the recomputation costs no dispatches of its
+// own; a position still owed when every token of a step leaves early stays owed for the step after.
+// Unfused (fused: false): the recomputation runs as its own pass right before the next step (one
+// forwardLayers call per exit block among the rows, batched over rows). Both give the same tokens and
+// cache; recomputedBlocks counts the cost. Host-driven (one step and one readback per token).
+import type { DecoderCache, DecoderExitRule, DecoderLM, DeferredKV } from '../models/decoder-lm.js';
 import { checkOptions, hostSampler, type LoopGenerateOptions, type LoopGenerateResult } from './gpu-loop.js';
 import { tokenStreamer } from './stream.js';
 
 export interface RecomputeResult extends LoopGenerateResult {
   /** Blocks run again to fill skipped K/V, summed over tokens (included in blocksComputed). */
   recomputedBlocks: number;
+  /** Of those, blocks run after the last step to settle what was still owed (fused, with keepCache). */
+  settledBlocks: number;
   /** With keepLogits: each step's (B, V) logits (index t: the logits token t was drawn from). */
   logits?: Float32Array[];
   /** With keepCache: the cache, every position's K/V filled (the caller disposes it). */
@@ -28,6 +34,8 @@ export async function generateRecompute(
     exit: { rule: DecoderExitRule };
     keepLogits?: boolean;
     keepCache?: boolean;
+    /** Recompute inside the next step's dispatches (default true) or as a pass of its own before it. */
+    fused?: boolean;
   },
 ): Promise<RecomputeResult> {
   const { maxLen } = checkOptions(model, prompts, o, 'generateRecompute');
@@ -45,6 +53,7 @@ export async function generateRecompute(
     blocksComputed: 0,
     readbacks: 0,
     recomputedBlocks: 0,
+    settledBlocks: 0,
     logits: o.keepLogits ? [] : undefined,
   };
   const draw = (lg: Float32Array, step: number) => {
@@ -78,6 +87,28 @@ export async function generateRecompute(
     }
     pending = [];
   };
+  // fused: the positions still owed, carried from step to step
+  let owed: DeferredKV | null = null;
+  const settle = async () => {
+    // every owed block, block by block (an owed position attends to the others of its row at each block)
+    if (!owed) return;
+    const { rows, positions, next } = owed;
+    const hs = (await owed.h.read()) as Float32Array;
+    owed.h.dispose();
+    owed = null;
+    for (let b = next[0]; b < L; b++) {
+      let n = 0;
+      while (n < rows.length && next[n] <= b) n++;
+      const h = dev.tensor('f32', [n, d], hs.subarray(0, n * d));
+      const out = model.forwardLayers(h, cache, rows.slice(0, n), positions.slice(0, n), b, b + 1);
+      hs.set((await out.read()) as Float32Array, 0);
+      out.dispose();
+      h.dispose();
+      res.recomputedBlocks += n;
+      res.settledBlocks += n;
+    }
+  };
+  const fused = o.fused ?? true;
   let keepCache = false;
   const flush = tokenStreamer(res.tokens, res.exitBlocks, o.onTokens);
   try {
@@ -90,11 +121,22 @@ export async function generateRecompute(
     });
     flush();
     for (let k = 1; k < o.maxNewTokens && done.some((x) => !x); k++) {
-      recompute();
-      const r = await model.step(next, cache, { rule: o.exit.rule, skip: 'none', keepHidden: true });
+      if (!fused) recompute();
+      const r = await model.step(
+        next,
+        cache,
+        fused
+          ? { rule: o.exit.rule, skip: 'none', deferred: owed }
+          : { rule: o.exit.rule, skip: 'none', keepHidden: true },
+      );
       res.readbacks++;
       res.blocksComputed += r.blocksRun;
-      for (let b = 0; b < B; b++)
+      if (fused) {
+        owed?.h.dispose();
+        owed = r.deferred ?? null;
+        res.recomputedBlocks += r.deferredBlocks ?? 0;
+      }
+      for (let b = 0; b < B && !fused; b++)
         if (r.exitBlocks[b] < L - 1)
           pending.push({
             row: b,
@@ -114,6 +156,7 @@ export async function generateRecompute(
     }
     if (o.keepCache) {
       recompute();
+      await settle();
       res.cache = cache;
       keepCache = true;
     }
@@ -121,6 +164,7 @@ export async function generateRecompute(
     return res;
   } finally {
     sampler.dispose();
+    (owed as DeferredKV | null)?.h.dispose();
     if (!keepCache) cache.dispose();
   }
 }

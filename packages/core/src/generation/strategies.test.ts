@@ -56,9 +56,19 @@ describe('generateWithStrategy', () => {
         expect(r.exitBlocks.flatMap((e) => e.slice(1)).every((e) => e === 1)).toBe(true);
         expect(r.blocksRun).toBe(2 * 5 * 2);
       }
-      // blocks 2 and 3 recomputed for each exited token a later step follows (4 of the 5 per row)
-      if (strategy === 'recompute') expect(r.blocksComputed).toBe(r.blocksRun + 2 * 4 * 2);
+      // fused recomputation rides in a step that runs deeper: with every token leaving at block 1 none does,
+      // so nothing is recomputed during generation (what is owed stays owed)
+      if (strategy === 'recompute') expect(r.blocksComputed).toBe(r.blocksRun);
     }
+    // unfused: blocks 2 and 3 recomputed for each exited token a later step follows (4 of the 5 per row)
+    const unfused = await generateWithStrategy(model, prompts, {
+      strategy: 'recompute',
+      maxNewTokens: 6,
+      sampling,
+      exit: { rule },
+      fused: false,
+    });
+    expect(unfused.blocksComputed).toBe(unfused.blocksRun + 2 * 4 * 2);
   });
 
   it('calm on the device equals calm on the host; recompute equals calm at full depth', async () => {

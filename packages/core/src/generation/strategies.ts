@@ -2,8 +2,9 @@
 //   'calm'       per-token exits by a rule; skipped blocks' K/V from the exit's hidden state (CALM
 //                propagation). Runs in the device loop (generateOnDevice) unless mode is 'host' or the rule
 //                is custom (then the host loop).
-//   'recompute'  per-token exits by a rule; skipped blocks' K/V recomputed from the exited token before the
-//                next step (EE-LLM), so later tokens see full-depth K/V (generateRecompute, host-driven).
+//   'recompute'  per-token exits by a rule; skipped blocks' K/V recomputed from the exited token in the
+//                dispatches of the next step that runs deeper (EE-LLM; fused: false runs it as a pass of its
+//                own before the next step), so later tokens see full-depth K/V (generateRecompute).
 //   'skipdecode' one depth per step shared by the batch, non-increasing; lower blocks skipped
 //                (generateSkipDecode, device loop).
 import { ValidationError } from '../errors.js';
@@ -28,6 +29,10 @@ export interface StrategyOptions {
   schedule?: SkipDecodeSchedule;
   /** 'calm' only: 'device' (default) or 'host'. */
   mode?: 'device' | 'host';
+  /** 'recompute' only: recompute inside the next step's dispatches (default true) or in a pass of its own. */
+  fused?: boolean;
+  /** 'calm' on the device: gate a step's blocks off once no row is live (default true; see gpu-loop.ts). */
+  gate?: boolean;
   /** Device loop: decode steps per submission. */
   stepsPerSubmit?: number;
   /** Streams tokens as they become final (per readback in the device loops, per step on the host). */
@@ -41,7 +46,10 @@ export interface StrategyResult {
   exitBlocks: number[][];
   /** Blocks the tokens after the first ran (their own forward). */
   blocksRun: number;
-  /** Blocks computed on the device, recomputation included (the device loop runs masked rows too). */
+  /**
+   * Blocks computed on the device, recomputation included (the device loop runs masked rows too: every row
+   * of a step up to its deepest exit with the dispatch gate on, every block with it off).
+   */
   blocksComputed: number;
   /** blocksRun / (tokens after the first × numLayers). */
   depthFraction: number;
@@ -62,11 +70,20 @@ export async function generateWithStrategy(
         throw new ValidationError(`generateWithStrategy: mode must be 'device' or 'host', got '${o.mode}'`);
       r = host
         ? await generateHostLoop(model, prompts, { ...base, exit: { rule } })
-        : await generateOnDevice(model, prompts, { ...base, exit: { rule }, stepsPerSubmit: o.stepsPerSubmit });
+        : await generateOnDevice(model, prompts, {
+            ...base,
+            exit: { rule },
+            stepsPerSubmit: o.stepsPerSubmit,
+            gate: o.gate,
+          });
       break;
     }
     case 'recompute':
-      r = await generateRecompute(model, prompts, { ...base, exit: { rule: o.exit?.rule ?? { kind: 'never' } } });
+      r = await generateRecompute(model, prompts, {
+        ...base,
+        exit: { rule: o.exit?.rule ?? { kind: 'never' } },
+        fused: o.fused,
+      });
       break;
     case 'skipdecode':
       if (!o.schedule)

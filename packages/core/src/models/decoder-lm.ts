@@ -19,8 +19,10 @@ import { gatherRows } from '../kernels/gather-rows.js';
 import { matmul, selectMatmulSpec } from '../kernels/matmul.js';
 import { rmsNorm } from '../kernels/rms-norm.js';
 import { ropeCacheWrite } from '../kernels/rope.js';
+import { scatterRows } from '../kernels/scatter-rows.js';
 import { swiglu } from '../kernels/swiglu.js';
 import type { Device } from '../runtime/device.js';
+import type { Kernel, Params, Spec } from '../runtime/kernel.js';
 import type { Bindable, Tensor, TensorView } from '../runtime/tensor.js';
 import { mulberry32 } from '../util/random.js';
 import type { HostTensor } from './common.js';
@@ -77,6 +79,14 @@ export interface DecoderExitOptions {
   /** Return each row's hidden state at the block it left from (StepResult.exitHidden). */
   keepHidden?: boolean;
   /**
+   * Deferred recomputation fused into the step (EE-LLM; needs skip 'none'): earlier positions whose keys
+   * and values of blocks ≥ next[i] are still owed ride in this step's dispatches — at block b the rows are
+   * the tokens still running plus the owed positions with next ≤ b (hidden state carried from where they
+   * stopped; each attends causally at its own position), so the owed blocks cost no dispatches of their
+   * own. null: nothing owed yet. StepResult.deferred is what is owed after the step.
+   */
+  deferred?: DeferredKV | null;
+  /**
    * Gate logits (n) at an early exit from the live rows' hidden states h (n, d) there (an exit classifier,
    * e.g. DYNAMAX's): signal `gate` becomes σ(logit) for rules that read signals. The returned tensor stays
    * the caller's (keep it until step returns); null: no gate at this exit.
@@ -95,6 +105,24 @@ export interface DecoderStepResult {
   propagatedBlocks: number;
   /** (B, d) hidden state of each row after the block it left from (with keepHidden). */
   exitHidden?: Float32Array;
+  /**
+   * With exit.deferred: the positions still owed after this step (this step's exited tokens, and owed ones
+   * not carried to the last block because every token left before), or null when none. The caller disposes h.
+   */
+  deferred?: DeferredKV | null;
+  /** With exit.deferred: owed blocks computed in this step's dispatches, summed over positions. */
+  deferredBlocks?: number;
+}
+
+/** Positions whose keys and values from block next[i] up are still to be computed (deferred recomputation). */
+export interface DeferredKV {
+  /** Cache row of each owed position. */
+  rows: readonly number[];
+  positions: readonly number[];
+  /** First block each still has to run, non-decreasing (1 ≤ next < numLayers). */
+  next: readonly number[];
+  /** (n, d): each one's hidden state entering block next[i]. */
+  h: Tensor;
 }
 
 export interface DecoderGenerateOptions {
@@ -124,11 +152,37 @@ export interface DecoderScoreResult {
   tokenNll: Float64Array[];
 }
 
+/**
+ * How a group of a block's dispatches is recorded: the device's dispatch, or (the device loop) an indirect
+ * dispatch gated on whether any row is live.
+ */
+export type DispatchFn = <S extends Spec>(
+  kernel: Kernel<S>,
+  bindings: Record<string, Bindable>,
+  params: Params,
+  spec?: Partial<S>,
+) => void;
+
 /** @internal See DecoderLM.internals(). */
 export interface DecoderInternals {
   scope(): Scope;
-  layer(s: Scope, l: number, x: Tensor, n: number, rows: Tensor, pos: Tensor, cache: DecoderCache): Tensor;
-  exitLogits(s: Scope, h: Tensor, n: number, block: number): Tensor;
+  /**
+   * Block l; with `gated`, the heavy dispatches a row that only needs its keys and values can skip (the
+   * query projection, attention over the cache, o_proj and the MLP's three matmuls) are recorded through it;
+   * the light element-wise ones (norms, adds, SwiGLU) run directly, on whatever those left in their outputs.
+   */
+  layer(
+    s: Scope,
+    l: number,
+    x: Tensor,
+    n: number,
+    rows: Tensor,
+    pos: Tensor,
+    cache: DecoderCache,
+    gated?: DispatchFn,
+  ): Tensor;
+  /** An exit's logits; with `gated`, the LM head's matmul is recorded through it. */
+  exitLogits(s: Scope, h: Tensor, n: number, block: number, gated?: DispatchFn): Tensor;
   embedIds(s: Scope, ids: Tensor, n: number): Tensor;
   propagate(
     s: Scope,
@@ -414,9 +468,20 @@ export class DecoderLM {
     });
   }
 
-  private linear(x: Bindable, W: Bindable, M: number, N: number, K: number, y: Bindable): void {
+  /** The device's own dispatch (the default of every DispatchFn parameter). */
+  private readonly direct: DispatchFn = (k, b, p, sp) => this.device.dispatch(k, b, p, sp);
+
+  private linear(
+    x: Bindable,
+    W: Bindable,
+    M: number,
+    N: number,
+    K: number,
+    y: Bindable,
+    run: DispatchFn = this.direct,
+  ): void {
     const spec = selectMatmulSpec(this.device, M, N, K, false, true);
-    this.device.dispatch(
+    run(
       matmul,
       { a: x, b: W, bias: this.dummy, c: y },
       { M, N, K, batch: 1, strideA: 0, strideB: 0, strideC: 0 },
@@ -424,15 +489,15 @@ export class DecoderLM {
     );
   }
 
-  private norm(s: Scope, x: Tensor, w: Tensor, n: number): Tensor {
+  private norm(s: Scope, x: Tensor, w: Tensor, n: number, run: DispatchFn = this.direct): Tensor {
     const y = s.f32([n, this.d]);
-    this.device.dispatch(rmsNorm, { x, weight: w, y }, { rows: n, cols: this.d, eps: this.config.rmsNormEps });
+    run(rmsNorm, { x, weight: w, y }, { rows: n, cols: this.d, eps: this.config.rmsNormEps });
     return y;
   }
 
-  private add(s: Scope, x: Tensor, b: Tensor, n: number): Tensor {
+  private add(s: Scope, x: Tensor, b: Tensor, n: number, run: DispatchFn = this.direct): Tensor {
     const y = s.f32([n, this.d]);
-    this.device.dispatch(binary, { x, b, y }, { n: n * this.d, period: n * this.d }, { op: 'add' });
+    run(binary, { x, b, y }, { n: n * this.d, period: n * this.d }, { op: 'add' });
     return y;
   }
 
@@ -468,17 +533,17 @@ export class DecoderLM {
     }
   }
 
-  private exitLogitsIn(s: Scope, h: Tensor, n: number, block: number): Tensor {
+  private exitLogitsIn(s: Scope, h: Tensor, n: number, block: number, run: DispatchFn = this.direct): Tensor {
     const hn = this.norm(s, h, this.exitNorms.get(block) ?? this.normF, n);
     const head = this.exitHeads.get(block) ?? this.head;
     const out = s.f32([n, this.V]);
     if (this.windows.length === 1) {
-      this.linear(hn, head, n, this.V, this.d, out);
+      this.linear(hn, head, n, this.V, this.d, out, run);
       return out;
     }
     const spec = selectMatmulSpec(this.device, 1, this.windows[0].count, this.d, false, true);
     for (const w of this.windows) {
-      this.device.dispatch(
+      run(
         matmul,
         {
           a: hn,
@@ -517,14 +582,26 @@ export class DecoderLM {
       );
   }
 
-  /** Block l over n tokens (cache rows / positions as u32 tensors): writes their K/V, returns h (n, d). */
-  private layer(s: Scope, l: number, x: Tensor, n: number, rows: Tensor, pos: Tensor, cache: DecoderCache): Tensor {
+  /**
+   * Block l over n tokens (cache rows / positions as u32 tensors): writes their K/V, returns h (n, d). The
+   * query projection, attention, o_proj and the MLP matmuls go through `run` (see DecoderInternals.layer).
+   */
+  private layer(
+    s: Scope,
+    l: number,
+    x: Tensor,
+    n: number,
+    rows: Tensor,
+    pos: Tensor,
+    cache: DecoderCache,
+    run: DispatchFn = this.direct,
+  ): Tensor {
     const w = this.layers[l];
     const { H, Hkv, hd } = this;
     const xn = this.norm(s, x, w.ln1, n);
     const q = s.f32([n, H * hd]);
     const kv = s.f32([n, 2 * Hkv * hd]);
-    this.linear(xn, w.q, n, H * hd, this.d, q);
+    this.linear(xn, w.q, n, H * hd, this.d, q, run);
     this.linear(xn, w.kv, n, 2 * Hkv * hd, this.d, kv);
     const qr = s.f32([n, H * hd]);
     const dims = { n, H, Hkv, hd, B: cache.batch, Tmax: cache.maxLength };
@@ -535,24 +612,24 @@ export class DecoderLM {
       { withQ: true },
     );
     const att = s.f32([n, H * hd]);
-    this.device.dispatch(
+    run(
       cachedAttention,
       { q: qr, rows, pos, kCache: cache.k[l], vCache: cache.v[l], out: att },
       { ...dims, scale: 1 / Math.sqrt(hd) },
       { qb: cachedAttentionBlock(H / Hkv), headDim4: Math.ceil(hd / 4) },
     );
     const o = s.f32([n, this.d]);
-    this.linear(att, w.o, n, this.d, H * hd, o);
+    this.linear(att, w.o, n, this.d, H * hd, o, run);
     const h1 = this.add(s, x, o, n);
     const hn = this.norm(s, h1, w.ln2, n);
     const g = s.f32([n, this.I]);
     const u = s.f32([n, this.I]);
-    this.linear(hn, w.gate, n, this.I, this.d, g);
-    this.linear(hn, w.up, n, this.I, this.d, u);
+    this.linear(hn, w.gate, n, this.I, this.d, g, run);
+    this.linear(hn, w.up, n, this.I, this.d, u, run);
     const a = s.f32([n, this.I]);
     this.device.dispatch(swiglu, { gate: g, up: u, y: a }, { n: n * this.I });
     const dn = s.f32([n, this.d]);
-    this.linear(a, w.down, n, this.d, this.I, dn);
+    this.linear(a, w.down, n, this.d, this.I, dn, run);
     return this.add(s, h1, dn, n);
   }
 
@@ -764,6 +841,71 @@ export class DecoderLM {
     return y;
   }
 
+  /** (na + |idx|, d): rows 0..na of a, then rows idx of b. */
+  private concatRows(s: Scope, a: Tensor, na: number, b: Tensor, idx: readonly number[]): Tensor {
+    const y = s.f32([na + idx.length, this.d]);
+    const ident = Array.from({ length: na + idx.length }, (_, i) => i);
+    if (na > 0)
+      this.device.dispatch(
+        gatherRows,
+        { idx: s.u32(ident.slice(0, na)), x: a, y },
+        { count: na, width: this.d, srcStride: this.d, srcOffset: 0 },
+      );
+    const t = this.gather(s, b, idx);
+    this.device.dispatch(
+      scatterRows,
+      { idx: s.u32(ident.slice(na)), x: t, y },
+      { count: idx.length, width: this.d, dstStride: this.d, dstOffset: 0 },
+    );
+    return y;
+  }
+
+  private packRows(_s: Scope, rest: readonly { row: number; pos: number; next: number }[]) {
+    return { rows: rest.map((x) => x.row), positions: rest.map((x) => x.pos), next: rest.map((x) => x.next) };
+  }
+
+  /** (|rest|, d): row k of each entry's tensor, in order (one gather and one scatter per source tensor). */
+  private packHidden(s: Scope, rest: readonly { h: Tensor; k: number }[]): Tensor {
+    const y = s.f32([rest.length, this.d]);
+    const sources = [...new Set(rest.map((x) => x.h))];
+    for (const src of sources) {
+      const at = rest.flatMap((x, i) => (x.h === src ? [i] : []));
+      const t = this.gather(
+        s,
+        src,
+        at.map((i) => rest[i].k),
+      );
+      this.device.dispatch(
+        scatterRows,
+        { idx: s.u32(at), x: t, y },
+        { count: at.length, width: this.d, dstStride: this.d, dstOffset: 0 },
+      );
+    }
+    return y;
+  }
+
+  private checkDeferred(o: DeferredKV, cache: DecoderCache): void {
+    const n = o.rows.length;
+    if (o.positions.length !== n || o.next.length !== n)
+      throw new ValidationError(
+        `step: exit.deferred has ${n} rows, ${o.positions.length} positions and ${o.next.length} next blocks; they must be equally many`,
+      );
+    this.checkHidden(o.h, Math.max(1, n), 'step: exit.deferred');
+    for (let i = 0; i < n; i++) {
+      const r = o.rows[i];
+      if (!Number.isInteger(r) || r < 0 || r >= cache.batch)
+        throw new ValidationError(`step: exit.deferred entry ${i} names row ${r}; rows are [0, ${cache.batch})`);
+      if (!Number.isInteger(o.positions[i]) || o.positions[i] < 0 || o.positions[i] >= cache.lengths[r])
+        throw new ValidationError(
+          `step: exit.deferred entry ${i} has position ${o.positions[i]}; it must be an earlier position of row ${r}, in [0, ${cache.lengths[r]})`,
+        );
+      if (!Number.isInteger(o.next[i]) || o.next[i] < 1 || o.next[i] >= this.L || (i > 0 && o.next[i] < o.next[i - 1]))
+        throw new ValidationError(
+          `step: exit.deferred next blocks must be non-decreasing integers in [1, ${this.L}), got [${o.next.join(', ')}]`,
+        );
+    }
+  }
+
   private checkRule(rule: DecoderExitRule): void {
     const inUnit = (x: number) => x >= 0 && x <= 1;
     switch (rule.kind) {
@@ -817,8 +959,16 @@ export class DecoderLM {
     const out = new Float32Array(B * V);
     const exitBlocks = new Int32Array(B).fill(this.L - 1);
     const exitHidden = exit?.keepHidden ? new Float32Array(B * this.d) : undefined;
+    const fused = exit?.deferred !== undefined;
+    const owed = exit?.deferred ?? null;
+    if (fused && propagate)
+      throw new ValidationError(
+        "step: exit.deferred needs exit.skip 'none' (the owed positions fill the skipped entries themselves)",
+      );
+    if (owed) this.checkDeferred(owed, cache);
     let blocksRun = 0;
     let propagatedBlocks = 0;
+    let deferredBlocks = 0;
     const s = new Scope(this.device);
     try {
       let live = Array.from({ length: B }, (_, i) => i);
@@ -828,10 +978,31 @@ export class DecoderLM {
       let h = this.embedIn(s, tokens);
       let prev = h; // hidden state at the previous exit (the embedding before the first)
       const early = this.exits.slice(0, -1);
+      // fused recomputation: owed[wait..] have not joined yet; ride are the owed positions running with the
+      // tokens (their hidden states are rows n.. of h); exited are this step's leaving tokens
+      let wait = 0;
+      let ride: number[] = [];
+      const exited: { row: number; pos: number; next: number; h: Tensor; k: number }[] = [];
+      let stopped = this.L; // the block after which every token had left (L: ran to the end)
+      let stoppedRows = 0; // the tokens running then (the riders follow them in h)
+      const withRiders = () => {
+        rowsT = s.u32([...live, ...ride.map((i) => owed!.rows[i])]);
+        posT = s.u32([...pos, ...ride.map((i) => owed!.positions[i])]);
+      };
       for (let l = 0; l < this.L; l++) {
         const n = live.length;
-        h = this.layer(s, l, h, n, rowsT, posT, cache);
+        if (owed && wait < owed.rows.length && owed.next[wait] <= l) {
+          let j = wait;
+          while (j < owed.rows.length && owed.next[j] <= l) j++;
+          const joined = Array.from({ length: j - wait }, (_, i) => wait + i);
+          h = this.concatRows(s, h, n + ride.length, owed.h, joined);
+          ride = [...ride, ...joined];
+          wait = j;
+          withRiders();
+        }
+        h = this.layer(s, l, h, n + ride.length, rowsT, posT, cache);
         blocksRun += n;
+        deferredBlocks += ride.length;
         if (l === this.L - 1) {
           const z = (await this.exitLogitsIn(s, h, n, l).read()) as Float32Array;
           live.forEach((row, r) => {
@@ -892,6 +1063,7 @@ export class DecoderLM {
           out.set(zl.subarray(k * V, (k + 1) * V), live[r] * V);
           exitBlocks[live[r]] = l;
           if (hh) exitHidden!.set(hh.subarray(k * this.d, (k + 1) * this.d), live[r] * this.d);
+          if (fused) exited.push({ row: live[r], pos: pos[r], next: l + 1, h: hLeave, k });
         });
         if (propagate) {
           const lr = all ? rowsT : s.u32(leave.map((r) => live[r]));
@@ -900,19 +1072,38 @@ export class DecoderLM {
           propagatedBlocks += leave.length * (this.L - 1 - l);
         }
         if (all) {
+          stoppedRows = n;
           live = [];
+          stopped = l;
           break;
         }
         const stay = Array.from({ length: n }, (_, r) => r).filter((r) => !leave.includes(r));
-        h = this.gather(s, h, stay);
+        h = this.gather(s, h, [...stay, ...ride.map((_, i) => n + i)]);
         prev = h;
         live = stay.map((r) => live[r]);
         pos = stay.map((r) => pos[r]);
-        rowsT = s.u32(live);
-        posT = s.u32(pos);
+        if (ride.length) withRiders();
+        else {
+          rowsT = s.u32(live);
+          posT = s.u32(pos);
+        }
       }
       for (let b = 0; b < B; b++) cache.lengths[b]++;
-      return { logits: out, exitBlocks, blocksRun, propagatedBlocks, exitHidden };
+      const res: DecoderStepResult = { logits: out, exitBlocks, blocksRun, propagatedBlocks, exitHidden };
+      if (fused) {
+        // still owed: this step's exits, the riders if every token left before the last block, the rest
+        const rest: { row: number; pos: number; next: number; h: Tensor; k: number }[] = [...exited];
+        if (stopped < this.L)
+          ride.forEach((i, k) => {
+            rest.push({ row: owed!.rows[i], pos: owed!.positions[i], next: stopped + 1, h, k: stoppedRows + k });
+          });
+        for (let i = wait; owed && i < owed.rows.length; i++)
+          rest.push({ row: owed.rows[i], pos: owed.positions[i], next: owed.next[i], h: owed.h, k: i });
+        rest.sort((a, b) => a.next - b.next);
+        res.deferred = rest.length ? { ...this.packRows(s, rest), h: s.keep(this.packHidden(s, rest)) } : null;
+        res.deferredBlocks = deferredBlocks;
+      }
+      return res;
     } finally {
       s.dispose();
     }
@@ -1028,8 +1219,8 @@ export class DecoderLM {
   internals(): DecoderInternals {
     return {
       scope: () => new Scope(this.device),
-      layer: (s, l, x, n, rows, pos, cache) => this.layer(s, l, x, n, rows, pos, cache),
-      exitLogits: (s, h, n, block) => this.exitLogitsIn(s, h, n, block),
+      layer: (s, l, x, n, rows, pos, cache, gated) => this.layer(s, l, x, n, rows, pos, cache, gated),
+      exitLogits: (s, h, n, block, gated) => this.exitLogitsIn(s, h, n, block, gated),
       embedIds: (s, ids, n) => this.embedIds(s, ids, n),
       propagate: (s, h, n, rows, pos, cache, from, to) => this.propagateIn(s, h, n, rows, pos, cache, from, to),
       checkRule: (rule) => this.checkRule(rule),

@@ -56,6 +56,32 @@ export class CpuDevice implements Device {
     this.dispatchCount++;
   }
 
+  dispatchIndirect<S extends Spec>(
+    kernel: Kernel<S>,
+    bindings: Record<string, Bindable>,
+    params: Params,
+    spec: Partial<S> | undefined,
+    args: Tensor,
+    offset: number,
+  ): void {
+    if (args.dtype !== 'u32' || !Number.isInteger(offset) || offset < 0 || offset + 3 > args.length)
+      throw new ValidationError(
+        `kernel '${kernel.name}': indirect arguments must be 3 u32 inside a u32 tensor; got offset ${offset} in ${args}`,
+      );
+    const a = (args.handle as AnyTypedArray).subarray(offset, offset + 3);
+    if (a[0] === 0 || a[1] === 0 || a[2] === 0) return;
+    const full = this.dispatchDims(kernel, params, spec);
+    if (a[0] !== full[0] || a[1] !== full[1] || a[2] !== full[2])
+      throw new ValidationError(
+        `kernel '${kernel.name}': the CPU device runs an indirect dispatch in full or not at all; its arguments are [${Array.from(a).join(', ')}], the full grid is [${full.join(', ')}]`,
+      );
+    this.dispatch(kernel, bindings, params, spec);
+  }
+
+  dispatchDims<S extends Spec>(kernel: Kernel<S>, params: Params, spec?: Partial<S>): [number, number, number] {
+    return kernel.dispatch(params, kernel.resolveSpec(spec));
+  }
+
   flush(): void {}
   async sync(): Promise<void> {}
   async read(t: Tensor): Promise<AnyTypedArray> {

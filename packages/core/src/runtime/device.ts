@@ -35,6 +35,21 @@ export interface Device {
     params: Params,
     spec?: Partial<S>,
   ): void;
+  /**
+   * Records one dispatch whose workgroup counts are read on the device from `args` (u32 x, y, z at element
+   * `offset`), written by an earlier kernel: either dispatchDims(kernel, params, spec) or zeros (the
+   * dispatch is skipped). GPU: dispatchWorkgroupsIndirect; CPU: the reference runs unless a count is 0.
+   */
+  dispatchIndirect?<S extends Spec>(
+    kernel: Kernel<S>,
+    bindings: Record<string, Bindable>,
+    params: Params,
+    spec: Partial<S> | undefined,
+    args: Tensor,
+    offset: number,
+  ): void;
+  /** The workgroup counts (x, y, z) a dispatch of kernel with these params uses on this device. */
+  dispatchDims?<S extends Spec>(kernel: Kernel<S>, params: Params, spec?: Partial<S>): [number, number, number];
   /** Submits pending work. Required before readbacks, writes and frees (done for you by those calls). */
   flush(): void;
   /** Flushes, waits for the GPU and throws the first GPU error recorded since the last check. */

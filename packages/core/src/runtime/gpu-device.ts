@@ -9,7 +9,7 @@ import { foldDispatch, type Kernel, type Params, type Spec } from './kernel.js';
 import { PipelineCache } from './pipeline-cache.js';
 import { type Bindable, Tensor } from './tensor.js';
 
-const STORAGE_USAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST
+const STORAGE_USAGE = 0x80 | 0x04 | 0x08 | 0x100; // STORAGE | COPY_SRC | COPY_DST | INDIRECT
 const UNIFORM_USAGE = 0x40 | 0x08; // UNIFORM | COPY_DST
 const READBACK_USAGE = 0x01 | 0x08; // MAP_READ | COPY_DST
 
@@ -133,6 +133,36 @@ export class GpuDevice implements Device {
     params: Params,
     spec?: Partial<S>,
   ): void {
+    this.record(kernel, bindings, params, spec);
+  }
+
+  dispatchIndirect<S extends Spec>(
+    kernel: Kernel<S>,
+    bindings: Record<string, Bindable>,
+    params: Params,
+    spec: Partial<S> | undefined,
+    args: Tensor,
+    offset: number,
+  ): void {
+    if (args.dtype !== 'u32' || !Number.isInteger(offset) || offset < 0 || offset + 3 > args.length)
+      throw new ValidationError(
+        `kernel '${kernel.name}': indirect arguments must be 3 u32 inside a u32 tensor; got offset ${offset} in ${args}`,
+      );
+    this.record(kernel, bindings, params, spec, { args, offset });
+  }
+
+  dispatchDims<S extends Spec>(kernel: Kernel<S>, params: Params, spec?: Partial<S>): [number, number, number] {
+    const d = kernel.dispatch(params, kernel.resolveSpec(spec));
+    return kernel.linear ? foldDispatch(d[0], this.limits.maxComputeWorkgroupsPerDimension) : d;
+  }
+
+  private record<S extends Spec>(
+    kernel: Kernel<S>,
+    bindings: Record<string, Bindable>,
+    params: Params,
+    spec: Partial<S> | undefined,
+    indirect?: { args: Tensor; offset: number },
+  ): void {
     this.alive();
     const s = kernel.resolveSpec(spec);
     kernel.checkParams(params);
@@ -169,7 +199,8 @@ export class GpuDevice implements Device {
         `kernel '${kernel.name}': dispatch [${x}, ${y}, ${z}] exceeds ${lim} workgroups per dimension`,
       );
     }
-    if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
+    if (indirect) pass.dispatchWorkgroupsIndirect(indirect.args.handle as GPUBuffer, indirect.offset * 4);
+    else if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
     this.dispatchCount++;
     this.releaseAfterFlush(uniform);
     if (this.options.debug) this.flush();
