@@ -35,6 +35,8 @@ export {
   f32Threshold,
   generateHostLoop,
   generateOnDevice,
+  type HostLoopStep,
+  hostDecodeLoop,
   hostSampler,
   type LoopGenerateOptions,
   type LoopGenerateResult,

@@ -30,6 +30,7 @@ import {
   exitSignals,
   f32Threshold,
   gatherRows,
+  hostDecodeLoop,
   hostSampler,
   type LoopGenerateResult,
   maskRows,
@@ -372,41 +373,17 @@ export async function mambaGenerateHostLoop(
   const { logits, cache } = await lm.prefill(prompts, { classifiers: o.classifiers });
   const sampler = hostSampler(lm.device, B, V, sampling);
   let keep = false;
-  const res: MambaLoopResult = {
-    tokens: prompts.map(() => []),
-    exitBlocks: prompts.map(() => []),
-    blocksRun: 0,
-    blocksComputed: 0,
-    readbacks: 0,
-  };
-  const draw = (lg: Float32Array, step: number) => {
-    res.readbacks++;
-    return sampler.draw(lg, step);
-  };
-  const flush = tokenStreamer(res.tokens, res.exitBlocks, o.onTokens);
   try {
-    const done = new Array(B).fill(false);
-    let next = await draw(logits, 0);
-    next.forEach((tok, b) => {
-      res.tokens[b].push(tok);
-      res.exitBlocks[b].push(L - 1);
-      if (stop.has(tok)) done[b] = true;
+    const res: MambaLoopResult = await hostDecodeLoop({
+      B,
+      first: logits,
+      L,
+      draw: (lg, step) => sampler.draw(lg, step),
+      step: (next) => lm.step(next, cache, o.exit),
+      stop,
+      maxNewTokens: o.maxNewTokens,
+      onTokens: o.onTokens,
     });
-    flush();
-    for (let k = 1; k < o.maxNewTokens && done.some((x) => !x); k++) {
-      const r = await lm.step(next, cache, o.exit);
-      res.readbacks++;
-      next = await draw(r.logits, k);
-      next.forEach((tok, b) => {
-        if (done[b]) return;
-        res.tokens[b].push(tok);
-        res.exitBlocks[b].push(r.exitBlocks[b]);
-        res.blocksRun += r.exitBlocks[b] + 1;
-        if (stop.has(tok)) done[b] = true;
-      });
-      res.blocksComputed += r.blocksRun;
-      flush();
-    }
     if (o.keepCache) {
       res.cache = cache;
       keep = true;

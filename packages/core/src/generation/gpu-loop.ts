@@ -409,42 +409,18 @@ export async function generateHostLoop(
   const B = prompts.length;
   const { logits, cache } = await model.prefill(prompts, undefined, maxLen);
   const sampler = hostSampler(dev, B, V, sampling);
-  const res: LoopGenerateResult & { cache?: DecoderCache } = {
-    tokens: prompts.map(() => []),
-    exitBlocks: prompts.map(() => []),
-    blocksRun: 0,
-    blocksComputed: 0,
-    readbacks: 0,
-  };
-  const draw = (lg: Float32Array, step: number) => {
-    res.readbacks++;
-    return sampler.draw(lg, step);
-  };
   let keepCache = false;
-  const flush = tokenStreamer(res.tokens, res.exitBlocks, o.onTokens);
   try {
-    const done = new Array(B).fill(false);
-    let next = await draw(logits, 0);
-    next.forEach((tok, b) => {
-      res.tokens[b].push(tok);
-      res.exitBlocks[b].push(L - 1);
-      if (stop.has(tok)) done[b] = true;
+    const res: LoopGenerateResult & { cache?: DecoderCache } = await hostDecodeLoop({
+      B,
+      first: logits,
+      L,
+      draw: (lg, step) => sampler.draw(lg, step),
+      step: (next) => model.step(next, cache, o.exit ? { rule: o.exit.rule } : undefined),
+      stop,
+      maxNewTokens: o.maxNewTokens,
+      onTokens: o.onTokens,
     });
-    flush();
-    for (let k = 1; k < o.maxNewTokens && done.some((x) => !x); k++) {
-      const r = await model.step(next, cache, o.exit ? { rule: o.exit.rule } : undefined);
-      res.readbacks++;
-      next = await draw(r.logits, k);
-      next.forEach((tok, b) => {
-        if (done[b]) return;
-        res.tokens[b].push(tok);
-        res.exitBlocks[b].push(r.exitBlocks[b]);
-        res.blocksRun += r.exitBlocks[b] + 1;
-        if (stop.has(tok)) done[b] = true;
-      });
-      res.blocksComputed += r.blocksRun;
-      flush();
-    }
     if (o.keepCache) {
       // as the device loop's: the positions of the tokens fed while the row was not done
       prompts.forEach((p, b) => {
@@ -458,4 +434,67 @@ export async function generateHostLoop(
     sampler.dispose();
     if (!keepCache) cache.dispose();
   }
+}
+
+/** One step of a host-driven decode loop: each row's logits at its exit, its exit block, blocks run in all. */
+export interface HostLoopStep {
+  logits: Float32Array;
+  exitBlocks: ArrayLike<number>;
+  blocksRun: number;
+}
+
+/**
+ * The token bookkeeping every host-driven decode loop shares (the decoder's and the Mamba LM's): draws the
+ * first token from the prefill's logits (full depth), then steps until maxNewTokens or every row has drawn a
+ * stop token, counting readbacks (one per step and one per draw), blocks run and streaming through onTokens.
+ * The caller owns the sampler and the cache.
+ */
+export async function hostDecodeLoop(a: {
+  /** Rows of the batch. */
+  B: number;
+  /** The prefill's logits (B, V). */
+  first: Float32Array;
+  /** Blocks of the model (the prefill's tokens are counted as exits at block L − 1). */
+  L: number;
+  draw: (logits: Float32Array, step: number) => Promise<number[]>;
+  step: (next: number[], k: number) => Promise<HostLoopStep>;
+  stop: ReadonlySet<number>;
+  maxNewTokens: number;
+  onTokens?: TokenSink;
+}): Promise<LoopGenerateResult> {
+  const res: LoopGenerateResult = {
+    tokens: Array.from({ length: a.B }, () => []),
+    exitBlocks: Array.from({ length: a.B }, () => []),
+    blocksRun: 0,
+    blocksComputed: 0,
+    readbacks: 0,
+  };
+  const draw = (lg: Float32Array, step: number) => {
+    res.readbacks++;
+    return a.draw(lg, step);
+  };
+  const flush = tokenStreamer(res.tokens, res.exitBlocks, a.onTokens);
+  const done = new Array(a.B).fill(false);
+  let next = await draw(a.first, 0);
+  next.forEach((tok, b) => {
+    res.tokens[b].push(tok);
+    res.exitBlocks[b].push(a.L - 1);
+    if (a.stop.has(tok)) done[b] = true;
+  });
+  flush();
+  for (let k = 1; k < a.maxNewTokens && done.some((x) => !x); k++) {
+    const r = await a.step(next, k);
+    res.readbacks++;
+    next = await draw(r.logits, k);
+    next.forEach((tok, b) => {
+      if (done[b]) return;
+      res.tokens[b].push(tok);
+      res.exitBlocks[b].push(r.exitBlocks[b]);
+      res.blocksRun += r.exitBlocks[b] + 1;
+      if (a.stop.has(tok)) done[b] = true;
+    });
+    res.blocksComputed += r.blocksRun;
+    flush();
+  }
+  return res;
 }
