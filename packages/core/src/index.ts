@@ -78,6 +78,7 @@ export {
 } from './ort/ort-cpu.js';
 export { OrtDecoderCache, OrtDecoderLM, type OrtDecoderLMOptions } from './ort/ort-decoder.js';
 export { OrtRunner } from './ort/ort-runner.js';
+export { OrtSessionCache } from './ort/session-cache.js';
 export {
   type AdmitOptions,
   type FinishedRow,

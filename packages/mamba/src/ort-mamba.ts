@@ -25,6 +25,7 @@ import {
   type OrtCpu,
   type OrtCpuOptions,
   type OrtSession,
+  OrtSessionCache,
   ValidationError,
 } from '@offramp/core';
 import { checkExitBlocks, defaultExitBlocks, type MambaConfig } from './config.js';
@@ -187,8 +188,7 @@ export class OrtMambaLM implements GenerationModel<OrtMambaCache> {
   private readonly emb: Float32Array;
   private readonly normF: Float32Array;
   private readonly headT: Float32Array;
-  private readonly sessions = new Map<string, Promise<OrtSession>>();
-  private disposed = false;
+  private readonly sessions: OrtSessionCache;
 
   /** From normalized host tensors (normalizeMambaTensors / loadMambaDir), as MambaLM. */
   constructor(
@@ -198,6 +198,7 @@ export class OrtMambaLM implements GenerationModel<OrtMambaCache> {
     options: { exits?: number[] } = {},
   ) {
     const c = config;
+    this.sessions = new OrtSessionCache(ortCpu, 'OrtMambaLM');
     this.numLayers = c.numLayers;
     this.vocabSize = c.vocabSize;
     this.d = c.hiddenSize;
@@ -249,14 +250,7 @@ export class OrtMambaLM implements GenerationModel<OrtMambaCache> {
   }
 
   private session(key: string, build: () => Uint8Array): Promise<OrtSession> {
-    if (this.disposed) throw new ValidationError('OrtMambaLM: the model was disposed');
-    let s = this.sessions.get(key);
-    if (!s) {
-      s = this.ortCpu.createSession(build());
-      this.sessions.set(key, s);
-      s.catch(() => this.sessions.delete(key));
-    }
-    return s;
+    return this.sessions.get(key, build);
   }
 
   private stepGraph(from: number, to: number, stateOnly: boolean): Uint8Array {
@@ -471,10 +465,7 @@ export class OrtMambaLM implements GenerationModel<OrtMambaCache> {
 
   /** Releases every session. */
   async dispose(): Promise<void> {
-    this.disposed = true;
-    const all = [...this.sessions.values()];
-    this.sessions.clear();
-    for (const s of all) await (await s.catch(() => null))?.release();
+    await this.sessions.dispose();
   }
 }
 

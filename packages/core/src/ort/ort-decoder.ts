@@ -37,6 +37,7 @@ import {
   transpose2d,
 } from './decoder-graphs.js';
 import { createOrtCpu, type OrtCpu, type OrtCpuOptions, type OrtSession, type OrtTensor } from './ort-cpu.js';
+import { OrtSessionCache } from './session-cache.js';
 
 export interface OrtDecoderLMOptions {
   /** Exit blocks (0-based, increasing; the last block is added). Default: config.exits. */
@@ -140,8 +141,7 @@ export class OrtDecoderLM implements GenerationModel<OrtDecoderCache> {
   private readonly heads = new Map<number, OrtDecoderHeadWeights>();
   private readonly emb: Float32Array;
   private readonly invFreq: Float64Array;
-  private readonly sessions = new Map<string, Promise<OrtSession>>();
-  private disposed = false;
+  private readonly sessions: OrtSessionCache;
 
   /** Builds from HF-named host tensors (checked against the config as DecoderLM checks them). */
   constructor(
@@ -151,6 +151,7 @@ export class OrtDecoderLM implements GenerationModel<OrtDecoderCache> {
     options: OrtDecoderLMOptions = {},
   ) {
     const c = config;
+    this.sessions = new OrtSessionCache(ortCpu, 'OrtDecoderLM');
     checkDecoderTensors(c, tensors as ReadonlyMap<string, { shape: readonly number[] }>);
     this.numLayers = c.numLayers;
     this.vocabSize = c.vocabSize;
@@ -213,14 +214,7 @@ export class OrtDecoderLM implements GenerationModel<OrtDecoderCache> {
   }
 
   private session(key: string, build: () => Uint8Array): Promise<OrtSession> {
-    if (this.disposed) throw new ValidationError('OrtDecoderLM: the model was disposed');
-    let s = this.sessions.get(key);
-    if (!s) {
-      s = this.ortCpu.createSession(build());
-      this.sessions.set(key, s);
-      s.catch(() => this.sessions.delete(key));
-    }
-    return s;
+    return this.sessions.get(key, build);
   }
 
   private tensor(data: Float32Array, dims: number[]): OrtTensor {
@@ -579,10 +573,7 @@ export class OrtDecoderLM implements GenerationModel<OrtDecoderCache> {
 
   /** Releases every session. */
   async dispose(): Promise<void> {
-    this.disposed = true;
-    const all = [...this.sessions.values()];
-    this.sessions.clear();
-    for (const s of all) await (await s.catch(() => null))?.release();
+    await this.sessions.dispose();
   }
 }
 
