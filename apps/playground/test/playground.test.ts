@@ -604,6 +604,7 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
       expect(await bare.getByTestId('policy-check').count()).toBe(0);
       // a server on the ONNX Runtime CPU path runs the batch in host mode: the view shows its live rows and
       // wall ms per block (a segment's time on its exit block), as the server reports them
+      const tCpu = performance.now();
       const cpu = await createServer({
         models: { 'fashion-cnn': { path: join(REPO_ROOT, 'checkpoints/fashion-cnn'), maxBatch: 64 } },
         device: 'cpu',
@@ -634,7 +635,9 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
         expect(blockMs.reduce((a, x) => a + x, 0)).toBeLessThanOrEqual(
           Number(await cpuTable.getAttribute('data-compute-ms')),
         );
-        console.log(`batch (server, ONNX Runtime CPU): block ms ${blockMs.map((x) => x.toFixed(1)).join(' / ')}`);
+        console.log(
+          `batch (server, ONNX Runtime CPU): block ms ${blockMs.map((x) => x.toFixed(1)).join(' / ')}; this check took ${(performance.now() - tCpu).toFixed(0)} ms`,
+        );
       } finally {
         await cpu.close();
       }

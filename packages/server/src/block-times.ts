@@ -2,9 +2,9 @@
 // asked for a trace). Host mode on the GPU (or the CPU reference kernels): a block's time runs from its
 // beforeBlock to its afterBlock (for a block with an exit head: after the policy decided, signals readback
 // included), as the playground measures it. ONNX Runtime CPU path: the blocks up to an exit run as one session
-// call (a segment) and their hooks are all called after it, so the segment's time, from the previous exit
-// decision (or the start of the batch) to its exit decision, is given to its exit block and its other blocks
-// get 0. Device mode: the loop runs on the GPU with one readback and the hooks are replayed afterwards, so
+// call (a segment; the OrtRunner calls its first block's beforeBlock just before that call and the other hooks
+// after it), so the segment's time, from its first block's start to its exit decision, is given to its exit
+// block and its other blocks get 0. Device mode: the loop runs on the GPU with one readback and the hooks are replayed afterwards, so
 // there are no per-block times (undefined).
 import type { RunHooks, RunSummary } from '@offramp/core';
 
@@ -14,8 +14,8 @@ export interface BlockTimer {
   blockMs(summary: RunSummary): number[] | undefined;
 }
 
-/** `start`: the batch's start (performance.now()), the same instant its compute time is measured from. */
-export function blockTimer(start: number): BlockTimer {
+/** Collects one run's block times; create one per run and pass its hooks to that run. */
+export function blockTimer(): BlockTimer {
   const before: number[] = [];
   const after: number[] = [];
   const exitAt: boolean[] = [];
@@ -34,11 +34,14 @@ export function blockTimer(start: number): BlockTimer {
       const ran = summary.rowsPerBlock.filter((r) => r > 0).length;
       const ms: number[] = [];
       if (summary.backend === 'ort-cpu') {
-        let last = start;
+        let segStart: number | undefined;
         for (let b = 0; b < ran; b++) {
-          if (exitAt[b] && after[b] !== undefined) {
-            ms.push(after[b] - last);
-            last = after[b];
+          segStart ??= before[b];
+          if (exitAt[b]) {
+            if (segStart === undefined || after[b] === undefined)
+              throw new Error(`internal: the segment ending at block ${b} ran without its hooks`);
+            ms.push(after[b] - segStart);
+            segStart = undefined;
           } else ms.push(0);
         }
         return ms;

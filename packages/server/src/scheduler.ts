@@ -155,7 +155,7 @@ export class BatchScheduler {
     try {
       const trace = batch.some((p) => p.job.trace);
       // per-block times only for traced batches: untraced ones run without hooks
-      const timer = trace ? blockTimer(start) : null;
+      const timer = trace ? blockTimer() : null;
       // 'auto': device mode when the device is a GPU and the policy has a WGSL form, else host mode
       const res = await m.runner.run(batchInput(batch.map((p) => p.job.row)), {
         policy: first.policy,
