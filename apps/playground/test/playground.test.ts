@@ -546,6 +546,13 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
       expect(live).toEqual(nodeBatch.summary.rowsPerBlock);
       // the server ran the 64 rows as one engine batch and says so
       expect(await summary.textContent()).toMatch(/engine batch\(es\): 64 rows, (device|host) mode/);
+      // the live rows shown are the server's rows_per_block; device mode reports no per-block times
+      const table = page.getByTestId('batch-table');
+      expect(await table.getAttribute('data-rows-source')).toBe('server');
+      if ((await summary.textContent())!.includes('64 rows, device mode')) {
+        expect(await table.getAttribute('data-block-ms')).toBe('[]');
+        expect(await page.getByTestId('ms-0').textContent()).toBe('–');
+      }
       await page.screenshot({ path: join(SHOTS, 'server-batch.png'), fullPage: true });
 
       // generate: the Mamba streamed from /v1/completions, the same tokens and exits as a non-streamed completion
@@ -595,6 +602,45 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
         nodeBatch.samples.map((s) => s.exitBlock),
       );
       expect(await bare.getByTestId('policy-check').count()).toBe(0);
+      // a server on the ONNX Runtime CPU path runs the batch in host mode: the view shows its live rows and
+      // wall ms per block (a segment's time on its exit block), as the server reports them
+      const tCpu = performance.now();
+      const cpu = await createServer({
+        models: { 'fashion-cnn': { path: join(REPO_ROOT, 'checkpoints/fashion-cnn'), maxBatch: 64 } },
+        device: 'cpu',
+        cors: true,
+      });
+      try {
+        const cpuUrl = await cpu.listen(0, '127.0.0.1');
+        await bare.getByTestId('server').fill(cpuUrl);
+        const cpuSummary = bare.getByTestId('batch-summary');
+        await expect
+          .poll(async () => cpuSummary.textContent(), { timeout: 30_000 })
+          .toMatch(new RegExp(`server ${cpuUrl} .*64 rows, host mode`));
+        const cpuExits: number[] = JSON.parse((await bare.getByTestId('batch-exits').getAttribute('data-exits'))!);
+        const cpuTable = bare.getByTestId('batch-table');
+        expect(await cpuTable.getAttribute('data-rows-source')).toBe('server');
+        const blocks = nodeBatch.summary.rowsPerBlock.length;
+        const counted = new Array(blocks).fill(0);
+        for (const e of cpuExits) for (let b = 0; b <= e; b++) counted[b]++;
+        const shownLive = [];
+        for (let b = 0; b < blocks; b++) shownLive.push(Number(await bare.getByTestId(`live-${b}`).textContent()));
+        expect(shownLive).toEqual(counted);
+        const blockMs: number[] = JSON.parse((await cpuTable.getAttribute('data-block-ms'))!);
+        expect(blockMs).toHaveLength(counted.filter((c) => c > 0).length);
+        for (let b = 0; b < blockMs.length; b++) {
+          expect(blockMs[b]).toBeGreaterThanOrEqual(0);
+          expect(await bare.getByTestId(`ms-${b}`).textContent()).toBe(blockMs[b].toFixed(1));
+        }
+        expect(blockMs.reduce((a, x) => a + x, 0)).toBeLessThanOrEqual(
+          Number(await cpuTable.getAttribute('data-compute-ms')),
+        );
+        console.log(
+          `batch (server, ONNX Runtime CPU): block ms ${blockMs.map((x) => x.toFixed(1)).join(' / ')}; this check took ${(performance.now() - tCpu).toFixed(0)} ms`,
+        );
+      } finally {
+        await cpu.close();
+      }
       await bare.close();
       expect(pageErrors).toEqual([]);
     } finally {

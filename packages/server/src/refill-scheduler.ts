@@ -9,6 +9,10 @@
 // policy's decide is called for its own rows: no grouping by policy spec is needed on the host path, and every
 // answer equals the request run alone. The WebGPU path (device mode, one readback per batch) is not stepped:
 // there 'refill' is refused at start-up (see docs/scheduling.md).
+//
+// Traced answers: a request spans several steps, each with other rows, so there is no one batch whose live rows
+// per block or per-block times describe it: JobResult's rowsPerBlock and blockMs are left absent (the classify
+// response's batch.rows_per_block and batch.block_ms with them); onBatch still reports each step's rowsPerBlock.
 import { SteppedRunner } from '@offramp/core';
 import { batchInput, type ServedModel } from './models.js';
 import { type BatchInfo, type Job, type JobResult, QueueFullError, type SchedulerOptions } from './scheduler.js';

@@ -4,6 +4,7 @@
 // answered from its own row of the batch result. One policy spec per batch because device mode compiles one
 // WGSL policy into the decide kernel of a run; per-row policies would need a different kernel.
 import type { ExitPolicy, SampleResult } from '@offramp/core';
+import { blockTimer } from './block-times.js';
 import { batchInput, bucketOf, type EncodedRow, type ServedModel } from './models.js';
 
 export class QueueFullError extends Error {
@@ -40,6 +41,16 @@ export interface JobResult {
   mode: 'device' | 'host';
   queueMs: number;
   computeMs: number;
+  /**
+   * Rows that entered each block in the batch's run (its RunSummary). Absent from the refill scheduler, whose
+   * requests span several steps rather than one batch.
+   */
+  rowsPerBlock?: number[];
+  /**
+   * Wall ms per block that ran (see block-times.ts), measured only when some request of the batch asked for a
+   * trace and the run was in host mode; absent in device mode (one recorded submission, one readback).
+   */
+  blockMs?: number[];
 }
 
 interface Pending {
@@ -142,24 +153,38 @@ export class BatchScheduler {
     const generation = this.generation;
     this.runningBatches.add(batch);
     try {
+      const trace = batch.some((p) => p.job.trace);
+      // per-block times only for traced batches: untraced ones run without hooks
+      const timer = trace ? blockTimer() : null;
       // 'auto': device mode when the device is a GPU and the policy has a WGSL form, else host mode
       const res = await m.runner.run(batchInput(batch.map((p) => p.job.row)), {
         policy: first.policy,
         mode: 'auto',
-        trace: batch.some((p) => p.job.trace),
+        trace,
+        ...(timer ? { hooks: [timer.hooks] } : {}),
       });
       const mode = res.summary.mode;
       const computeMs = performance.now() - start;
+      const rowsPerBlock = res.summary.rowsPerBlock;
+      const blockMs = timer?.blockMs(res.summary);
       this.o.onBatch?.({
         model: m.name,
         policy: first.policySpec,
         mode,
         size: batch.length,
         computeMs,
-        rowsPerBlock: res.summary.rowsPerBlock,
+        rowsPerBlock,
       });
       batch.forEach((p, i) => {
-        p.resolve({ sample: res.samples[i], batchSize: batch.length, mode, queueMs: start - p.at, computeMs });
+        p.resolve({
+          sample: res.samples[i],
+          batchSize: batch.length,
+          mode,
+          queueMs: start - p.at,
+          computeMs,
+          rowsPerBlock,
+          ...(blockMs ? { blockMs } : {}),
+        });
       });
     } catch (e) {
       for (const p of batch) p.reject(e);

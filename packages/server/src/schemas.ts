@@ -66,6 +66,18 @@ const ClassifyResult = z.object({
       mode: z.enum(['device', 'host']).describe('device: the policy ran on the GPU; host: in TypeScript'),
       queue_ms: z.number().describe('Time from arrival to the start of its batch'),
       compute_ms: z.number().describe("The batch's run time (every block, all its rows)"),
+      rows_per_block: z
+        .array(z.number().int())
+        .optional()
+        .describe(
+          "Rows of the batch that entered each block (block 0: every row), from the run's summary. Absent with scheduler 'refill' (a request spans several steps, not one batch)",
+        ),
+      block_ms: z
+        .array(z.number())
+        .optional()
+        .describe(
+          "Host mode: wall ms of each block that ran, from the block's start to its exit decision (on the ONNX Runtime CPU path the blocks up to an exit run as one call: that segment's time is on its exit block, 0 on the others). Absent in device mode, where the batch is one recorded GPU submission with one readback and has no per-block times, and with scheduler 'refill'",
+        ),
     })
     .optional()
     .describe('With trace: the engine batch this input ran in'),

@@ -787,7 +787,16 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
           ...(body.trace && s.trace ? { trace: traceOut(s.trace) } : {}),
           // with the trace: the engine batch this input ran in (other requests' rows included)
           ...(body.trace
-            ? { batch: { size: r.batchSize, mode: r.mode, queue_ms: r.queueMs, compute_ms: r.computeMs } }
+            ? {
+                batch: {
+                  size: r.batchSize,
+                  mode: r.mode,
+                  queue_ms: r.queueMs,
+                  compute_ms: r.computeMs,
+                  ...(r.rowsPerBlock ? { rows_per_block: r.rowsPerBlock } : {}),
+                  ...(r.blockMs ? { block_ms: r.blockMs } : {}),
+                },
+              }
             : {}),
         };
       });

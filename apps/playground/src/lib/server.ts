@@ -10,6 +10,10 @@ export interface ServerBatch {
   mode: 'device' | 'host';
   queue_ms: number;
   compute_ms: number;
+  /** Rows of the batch that entered each block (servers that report it; not with scheduler 'refill'). */
+  rows_per_block?: number[];
+  /** Host mode only: wall ms of each block that ran (absent in device mode). */
+  block_ms?: number[];
 }
 
 export interface ServerClassifyResult {

@@ -2,7 +2,7 @@ import type { RunHooks, RunResult } from '@offramp/core';
 import { useEffect, useState } from 'react';
 import { type Classifier, loadClassifier } from '../lib/runtime.ts';
 import { fashionBatch } from '../lib/samples.ts';
-import { classifyAllOnServer, type ServerModel, serverModel } from '../lib/server.ts';
+import { classifyAllOnServer, type ServerBatch, type ServerModel, serverModel } from '../lib/server.ts';
 import { errorText, type Mode, SLIDER_POLICIES } from '../lib/state.ts';
 
 const N = 64;
@@ -19,11 +19,22 @@ interface Shown {
   rows: Row[];
   labels: number[];
   rowsPerBlock: number[];
-  /** Host mode in the page: wall ms per block. */
+  /** Host mode (in the page, or the server's batches): wall ms per block. */
   blockMs: number[];
+  /** Server mode: the engine batches' run time, summed. */
+  computeMs?: number;
+  /** Server mode: live rows per block as the server reported them, or counted from the rows' exit blocks. */
+  rowsSource?: 'server' | 'exits';
   /** One line on how it ran. */
   summary: string;
   mode: string;
+}
+
+/** Element-wise sum of per-block lists of different lengths (a block no list reaches is left out). */
+function sumPerBlock(lists: number[][]): number[] {
+  const out: number[] = [];
+  for (const l of lists) for (let b = 0; b < l.length; b++) out[b] = (out[b] ?? 0) + l[b];
+  return out;
 }
 
 function rowsPerBlock(rows: Row[], blocks: number): number[] {
@@ -35,7 +46,8 @@ function rowsPerBlock(rows: Row[], blocks: number): number[] {
 /**
  * One batch of 64 test images through the Fashion CNN: which rows are still live in each block, the exits,
  * and the wall time per block (host mode: between the block's start and its exit decision, readback included;
- * device mode runs the whole loop on the GPU with one readback, so only the batch's wall time is known).
+ * device mode runs the whole loop on the GPU with one readback, so only the batch's wall time is known). In
+ * server mode the live rows and block times are those the server reports for its engine batches.
  */
 export function BatchView({ mode, server = '' }: { mode: Mode; server?: string }) {
   const [clf, setClf] = useState<Classifier | null>(null);
@@ -73,23 +85,29 @@ export function BatchView({ mode, server = '' }: { mode: Mode; server?: string }
           if (!live) return;
           const ms = performance.now() - t0;
           const rows = rs.map((r) => ({ exitIndex: r.exit_index, exitBlock: r.exit_block, prediction: r.prediction }));
-          // the engine batches the rows ran in, as the server reports them (size, mode, run time)
-          const seen = new Map<string, string>();
-          for (const r of rs)
-            if (r.batch)
-              seen.set(
-                `${r.batch.size}/${r.batch.compute_ms}`,
-                `${r.batch.size} rows, ${r.batch.mode} mode, ${r.batch.compute_ms.toFixed(1)} ms`,
-              );
+          // the engine batches the rows ran in, as the server reports them (size, mode, run time, live rows and
+          // host-mode wall time per block), each once
+          const seen = new Map<string, ServerBatch>();
+          for (const r of rs) if (r.batch) seen.set(`${r.batch.size}/${r.batch.compute_ms}`, r.batch);
+          const batches = [...seen.values()];
+          const reported = batches.length > 0 && rs.every((r) => r.batch?.rows_per_block);
           const flops = rs.reduce((a, r) => a + r.cost_fraction, 0) / rs.length;
           setRes({
             rows,
             labels,
-            rowsPerBlock: rowsPerBlock(rows, remote.num_blocks),
-            blockMs: [],
+            rowsPerBlock: reported
+              ? sumPerBlock(batches.map((b) => b.rows_per_block!))
+              : rowsPerBlock(rows, remote.num_blocks),
+            // block times summed over the engine batches (present only when every batch ran in host mode)
+            blockMs:
+              batches.length && batches.every((b) => b.block_ms) ? sumPerBlock(batches.map((b) => b.block_ms!)) : [],
+            computeMs: batches.reduce((a, b) => a + b.compute_ms, 0),
+            rowsSource: reported ? 'server' : 'exits',
             mode: 'server',
             summary: `server ${server} · round trip ${ms.toFixed(1)} ms (requests of at most ${remote.max_batch} images) · engine batch(es): ${
-              seen.size ? [...seen.values()].join('; ') : 'not reported by this server'
+              batches.length
+                ? batches.map((b) => `${b.size} rows, ${b.mode} mode, ${b.compute_ms.toFixed(1)} ms`).join('; ')
+                : 'not reported by this server'
             } · FLOPs ${(flops * 100).toFixed(1)}% of full depth`,
           });
           setError(null);
@@ -156,7 +174,12 @@ export function BatchView({ mode, server = '' }: { mode: Mode; server?: string }
           <p data-testid="batch-summary" data-mode={res.mode}>
             {res.summary} · accuracy {correct}/{N}
           </p>
-          <table data-testid="batch-table">
+          <table
+            data-testid="batch-table"
+            data-rows-source={res.rowsSource ?? 'run'}
+            data-block-ms={JSON.stringify(res.blockMs)}
+            data-compute-ms={res.computeMs ?? ''}
+          >
             <thead>
               <tr>
                 <th>block</th>
@@ -171,7 +194,7 @@ export function BatchView({ mode, server = '' }: { mode: Mode; server?: string }
                 <tr key={b}>
                   <td>{b}</td>
                   <td data-testid={`live-${b}`}>{res.rowsPerBlock[b]}</td>
-                  <td>{res.blockMs[b] !== undefined ? res.blockMs[b].toFixed(1) : '–'}</td>
+                  <td data-testid={`ms-${b}`}>{res.blockMs[b] !== undefined ? res.blockMs[b].toFixed(1) : '–'}</td>
                   <td style={{ textAlign: 'left' }}>
                     {res.rows.map((s, i) => (
                       <span
@@ -197,8 +220,12 @@ export function BatchView({ mode, server = '' }: { mode: Mode; server?: string }
           )}
           {res.mode === 'server' && (
             <p className="muted">
-              The server reports each engine batch's size, mode and run time; the live rows per block are counted from
-              the exit block of each row it answered.
+              {res.rowsSource === 'server'
+                ? "Live rows per block as the server reports them for its engine batches (summed over the batches, other clients' rows included)"
+                : "Live rows per block counted from each row's exit block (this server does not report them)"}
+              {res.blockMs.length
+                ? '; wall ms per block as the server timed them in host mode (summed over the batches; on its ONNX Runtime CPU path a segment of blocks runs as one call and its time is on its exit block).'
+                : '; no per-block times: the server ran device mode (one GPU submission, one readback per batch) or does not report them.'}
             </p>
           )}
           <span data-testid="batch-exits" hidden data-exits={JSON.stringify(res.rows.map((r) => r.exitBlock))} />

@@ -2,7 +2,7 @@
 // translated layer graph and cached (the batch dimension is symbolic, so one session serves every live-row
 // count without padding rows); weights are initializers inside each session, loaded once. After each segment
 // the host computes the exit signals (the exit-signals kernel's reference), asks the policy, calls the hooks in
-// the Runner's order, retires the exiting rows and compacts the carried state (a row gather) before the next
+// the Runner's order (beforeBlock of a segment's first block just before its session call, the rest after it), retires the exiting rows and compacts the carried state (a row gather) before the next
 // segment. Host mode only: on the CPU the host decides at no readback cost.
 import type { BlockContext, RunSummary } from '../engine/hooks.js';
 import type { EarlyExitModel, ModelInput } from '../engine/model.js';
@@ -152,6 +152,9 @@ export class OrtRunner {
           io.perRow,
         ]);
       }
+      // the segment's first block starts with its session call (the same hook order as the Runner's; a hook
+      // timing a segment sees its start here)
+      for (const h of hooks) h.beforeBlock?.(ctxOf(seg.blocks[0], live));
       const out = await seg.session.run(feeds);
       const logits = out[tr.logits].data as Float32Array;
       const pooled = out[tr.pooled].data as Float32Array;
@@ -160,7 +163,7 @@ export class OrtRunner {
 
       // hooks of the blocks before the exit block, in the Runner's order
       for (const b of seg.blocks) {
-        for (const h of hooks) h.beforeBlock?.(ctxOf(b, live));
+        if (b !== seg.blocks[0]) for (const h of hooks) h.beforeBlock?.(ctxOf(b, live));
         if (b !== seg.block) for (const h of hooks) h.afterBlock?.(ctxOf(b, live), { liveRows: live });
       }
 
