@@ -20,11 +20,7 @@ export interface OrtTensor {
 export interface OrtSession {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
-  /** `fetches` as a record: the outputs to return, each null (ORT allocates it) or a preallocated tensor. */
-  run(
-    feeds: Record<string, OrtTensor>,
-    fetches?: readonly string[] | Record<string, OrtTensor | null>,
-  ): Promise<Record<string, OrtTensor>>;
+  run(feeds: Record<string, OrtTensor>, fetches?: string[]): Promise<Record<string, OrtTensor>>;
   release(): Promise<void>;
 }
 

@@ -44,31 +44,8 @@ interface Compiled {
 interface HostArray {
   data: Float32Array | Int32Array;
   perRow: number;
-  /** Which of the workspace's two buffers of this name holds it (undefined: an array the run does not own). */
-  slot?: 0 | 1;
-}
-
-/**
- * The buffers one run writes the carried state into (two per carried tensor: a segment reads one and writes
- * the other), handed to ONNX Runtime as preallocated outputs. Reused across runs, so a run allocates no
- * carried state: without them every segment's carried output (4 MB for a 32 × 128 × 256 hidden state) is a
- * fresh external buffer, and that churn costs full garbage collections between segments. One workspace
- * serves one run at a time; concurrent runs take their own.
- */
-class Workspace {
-  private readonly bufs = new Map<string, [Float32Array | Int32Array, Float32Array | Int32Array]>();
-  /** Buffer `slot` of `name` with room for at least `length` values. */
-  get(name: string, elem: 'float32' | 'int32', length: number, slot: 0 | 1): Float32Array | Int32Array {
-    let pair = this.bufs.get(name);
-    if (!pair || pair[slot].length < length || (elem === 'float32') !== pair[slot] instanceof Float32Array) {
-      const make = () => (elem === 'float32' ? new Float32Array(length) : new Int32Array(length));
-      pair = pair && pair[1 - slot].length >= length ? pair : [make(), make()];
-      if (pair[slot].length < length || (elem === 'float32') !== pair[slot] instanceof Float32Array)
-        pair[slot] = make();
-      this.bufs.set(name, pair);
-    }
-    return pair[slot];
-  }
+  /** A segment's output: onnxruntime-node returns every output in a fresh buffer, so the run owns it. */
+  owned?: boolean;
 }
 
 export class OrtRunner {
@@ -76,7 +53,6 @@ export class OrtRunner {
   private readonly compiled = new Map<number, Promise<Compiled>>();
   private disposed = false;
   private sessionsBuilt = 0;
-  private readonly idle: Workspace[] = [];
 
   constructor(
     readonly ortCpu: OrtCpu,
@@ -164,123 +140,106 @@ export class OrtRunner {
     let prevPooled: { data: Float32Array; dim: number } | null = null;
     const ctxOf = (block: number, liveRows: number): BlockContext => ({ block, liveRows, batchSize: n, mode });
 
-    const ws = this.idle.pop() ?? new Workspace();
-    try {
-      for (let s = 0; s < segments.length && live > 0; s++) {
-        const seg = segments[s];
-        const { tr } = seg;
-        const feeds: Record<string, OrtTensor> = {};
-        for (const io of tr.inputs) {
-          const h = host.get(io.name);
-          if (!h) throw new Error(`internal: segment ${s} reads '${io.name}', which the host does not hold`);
-          if (h.perRow !== io.perRow)
-            throw new Error(`internal: '${io.name}' has ${h.perRow} values per row, segment ${s} wants ${io.perRow}`);
-          feeds[io.name] = new this.ortCpu.ort.Tensor(io.elem === 'float32' ? 'float32' : 'int32', h.data, [
-            live,
-            io.perRow,
-          ]);
-        }
-        // carried outputs go into the workspace buffer the inputs do not use; the heads' small outputs are ORT's
-        const fetches: Record<string, OrtTensor | null> = { [tr.logits]: null, [tr.pooled]: null };
-        if (tr.gate) fetches[tr.gate] = null;
-        const slots = new Map<string, 0 | 1>();
-        for (const c of tr.carried) {
-          // an output that is also a head's or another carried tensor's stays ORT's (shared, so not gathered in place)
-          if (c.elem === 'int64' || c.output in fetches || tr.carried.some((d) => d !== c && d.output === c.output)) {
-            fetches[c.output] = null;
-            continue;
-          }
-          const slot: 0 | 1 = host.get(c.name)?.slot === 0 ? 1 : 0;
-          const buf = ws.get(c.name, c.elem, n * c.perRow, slot).subarray(0, live * c.perRow);
-          fetches[c.output] = new this.ortCpu.ort.Tensor(c.elem, buf, [live, c.perRow]);
-          slots.set(c.name, slot);
-        }
-        const out = await seg.session.run(feeds, fetches);
-        const logits = out[tr.logits].data as Float32Array;
-        const pooled = out[tr.pooled].data as Float32Array;
-        const gate = tr.gate ? (out[tr.gate].data as Float32Array) : undefined;
-        for (const c of tr.carried)
-          host.set(c.name, { data: out[c.output].data as Float32Array, perRow: c.perRow, slot: slots.get(c.name) });
-
-        // hooks of the blocks before the exit block, in the Runner's order
-        for (const b of seg.blocks) {
-          for (const h of hooks) h.beforeBlock?.(ctxOf(b, live));
-          if (b !== seg.block) for (const h of hooks) h.afterBlock?.(ctxOf(b, live), { liveRows: live });
-        }
-
-        // signals, exactly as the exit-signals kernel defines them
-        const hasPrev = seg.exit > 0 && prevPooled !== null && prevPooled.dim === tr.poolDim;
-        const raw = new Float32Array(live * SIGNALS_PER_ROW);
-        exitSignals.reference(
-          {
-            logits,
-            gateLogit: gate ?? new Float32Array(1),
-            pooled,
-            prevPooled: hasPrev ? prevPooled!.data : new Float32Array(1),
-            signals: raw,
-          },
-          { rows: live, classes: tr.classes, dim: tr.poolDim },
-          { gate: Boolean(gate), similarity: hasPrev },
-        );
-        const signals = unpackSignals(raw, live, ids);
-        if (policy.needs?.includes('logits')) signals.logits = logits;
-        if (traceRows) for (let r = 0; r < live; r++) traceRows[ids[r]].push(raw.slice(r * 8, r * 8 + 8));
-        const isLast = seg.exit === E - 1;
-        const ctx: ExitContext = {
-          exitIndex: seg.exit,
-          numExits: E,
-          block: seg.block,
-          numBlocks: model.numBlocks,
-          isLast,
-          costFraction: costFractions[seg.exit],
-          numClasses: C,
-        };
-        const decided = policy.decide(ctx, signals, state);
-        if (!decided || decided.length !== live) {
-          throw new ValidationError(
-            `policy '${policy.name}' returned ${decided?.length ?? 'nothing'} decisions for ${live} rows at exit ${seg.exit}`,
-          );
-        }
-        const exiting: number[] = [];
-        const stay: number[] = [];
-        const stayRows: number[] = [];
-        for (let r = 0; r < live; r++) {
-          if (isLast || decided[r]) {
-            exiting.push(ids[r]);
-            exitOf[ids[r]] = seg.exit;
-            outLogits.set(logits.subarray(r * C, (r + 1) * C), ids[r] * C);
-          } else {
-            stay.push(ids[r]);
-            stayRows.push(r);
-          }
-        }
-        const ctxB = ctxOf(seg.block, live);
-        for (const h of hooks) {
-          h.afterBlock?.(ctxB, {
-            liveRows: stay.length,
-            exit: { index: seg.exit, signals, exiting: Int32Array.from(exiting) },
-          });
-          for (const sid of exiting) h.onExit?.(sid, { exitIndex: seg.exit, block: seg.block });
-        }
-        // compaction: a row gather of everything later segments read (in place in the workspace's buffers: the
-        // staying rows are in increasing order, so row i moves to i ≤ its old index)
-        if (stay.length > 0 && stay.length < live) {
-          prevPooled = { data: gatherRows(pooled, tr.poolDim, stayRows) as Float32Array, dim: tr.poolDim };
-          for (const [name, h] of host) {
-            const data =
-              h.slot === undefined
-                ? gatherRows(h.data, h.perRow, stayRows)
-                : gatherRowsInPlace(h.data, h.perRow, stayRows);
-            host.set(name, { data, perRow: h.perRow, slot: h.slot });
-          }
-        } else {
-          prevPooled = { data: pooled, dim: tr.poolDim };
-        }
-        live = stay.length;
-        ids = Int32Array.from(stay);
+    for (let s = 0; s < segments.length && live > 0; s++) {
+      const seg = segments[s];
+      const { tr } = seg;
+      const feeds: Record<string, OrtTensor> = {};
+      for (const io of tr.inputs) {
+        const h = host.get(io.name);
+        if (!h) throw new Error(`internal: segment ${s} reads '${io.name}', which the host does not hold`);
+        if (h.perRow !== io.perRow)
+          throw new Error(`internal: '${io.name}' has ${h.perRow} values per row, segment ${s} wants ${io.perRow}`);
+        feeds[io.name] = new this.ortCpu.ort.Tensor(io.elem === 'float32' ? 'float32' : 'int32', h.data, [
+          live,
+          io.perRow,
+        ]);
       }
-    } finally {
-      this.idle.push(ws);
+      const out = await seg.session.run(feeds);
+      const logits = out[tr.logits].data as Float32Array;
+      const pooled = out[tr.pooled].data as Float32Array;
+      const gate = tr.gate ? (out[tr.gate].data as Float32Array) : undefined;
+      for (const c of tr.carried)
+        host.set(c.name, { data: out[c.output].data as Float32Array, perRow: c.perRow, owned: true });
+
+      // hooks of the blocks before the exit block, in the Runner's order
+      for (const b of seg.blocks) {
+        for (const h of hooks) h.beforeBlock?.(ctxOf(b, live));
+        if (b !== seg.block) for (const h of hooks) h.afterBlock?.(ctxOf(b, live), { liveRows: live });
+      }
+
+      // signals, exactly as the exit-signals kernel defines them
+      const hasPrev = seg.exit > 0 && prevPooled !== null && prevPooled.dim === tr.poolDim;
+      const raw = new Float32Array(live * SIGNALS_PER_ROW);
+      exitSignals.reference(
+        {
+          logits,
+          gateLogit: gate ?? new Float32Array(1),
+          pooled,
+          prevPooled: hasPrev ? prevPooled!.data : new Float32Array(1),
+          signals: raw,
+        },
+        { rows: live, classes: tr.classes, dim: tr.poolDim },
+        { gate: Boolean(gate), similarity: hasPrev },
+      );
+      const signals = unpackSignals(raw, live, ids);
+      if (policy.needs?.includes('logits')) signals.logits = logits;
+      if (traceRows) for (let r = 0; r < live; r++) traceRows[ids[r]].push(raw.slice(r * 8, r * 8 + 8));
+      const isLast = seg.exit === E - 1;
+      const ctx: ExitContext = {
+        exitIndex: seg.exit,
+        numExits: E,
+        block: seg.block,
+        numBlocks: model.numBlocks,
+        isLast,
+        costFraction: costFractions[seg.exit],
+        numClasses: C,
+      };
+      const decided = policy.decide(ctx, signals, state);
+      if (!decided || decided.length !== live) {
+        throw new ValidationError(
+          `policy '${policy.name}' returned ${decided?.length ?? 'nothing'} decisions for ${live} rows at exit ${seg.exit}`,
+        );
+      }
+      const exiting: number[] = [];
+      const stay: number[] = [];
+      const stayRows: number[] = [];
+      for (let r = 0; r < live; r++) {
+        if (isLast || decided[r]) {
+          exiting.push(ids[r]);
+          exitOf[ids[r]] = seg.exit;
+          outLogits.set(logits.subarray(r * C, (r + 1) * C), ids[r] * C);
+        } else {
+          stay.push(ids[r]);
+          stayRows.push(r);
+        }
+      }
+      const ctxB = ctxOf(seg.block, live);
+      for (const h of hooks) {
+        h.afterBlock?.(ctxB, {
+          liveRows: stay.length,
+          exit: { index: seg.exit, signals, exiting: Int32Array.from(exiting) },
+        });
+        for (const sid of exiting) h.onExit?.(sid, { exitIndex: seg.exit, block: seg.block });
+      }
+      // compaction: a row gather of everything later segments read
+      // (in place for the segments' outputs: the staying rows are increasing, so each row moves to a lower or
+      // the same index; no 4 MB allocation per boundary for the hidden state)
+      if (stay.length > 0 && stay.length < live) {
+        prevPooled = { data: gatherRows(pooled, tr.poolDim, stayRows) as Float32Array, dim: tr.poolDim };
+        const done = new Map<Float32Array | Int32Array, Float32Array | Int32Array>();
+        for (const [name, h] of host) {
+          let data = done.get(h.data); // one output shared by two carried names is gathered once
+          if (!data) {
+            data = h.owned ? gatherRowsInPlace(h.data, h.perRow, stayRows) : gatherRows(h.data, h.perRow, stayRows);
+            done.set(h.data, data);
+          }
+          host.set(name, { data, perRow: h.perRow, owned: h.owned });
+        }
+      } else {
+        prevPooled = { data: pooled, dim: tr.poolDim };
+      }
+      live = stay.length;
+      ids = Int32Array.from(stay);
     }
 
     const samples: SampleResult[] = [];
@@ -365,7 +324,7 @@ function gatherRows(data: Float32Array | Int32Array, perRow: number, rows: numbe
   return out;
 }
 
-/** Moves rows[i] to row i within `data` (rows increasing) and returns the first rows.length rows. */
+/** Moves row rows[i] to row i within `data` (rows increasing) and returns the first rows.length rows. */
 function gatherRowsInPlace(data: Float32Array | Int32Array, perRow: number, rows: number[]): Float32Array | Int32Array {
   rows.forEach((r, i) => {
     if (r !== i) data.copyWithin(i * perRow, r * perRow, (r + 1) * perRow);

@@ -114,8 +114,8 @@ export interface TranslatedSegment {
   pooled: string;
   classes: number;
   poolDim: number;
-  /** Carried state this segment changes: host name → graph output name, width and element type. */
-  carried: { name: string; output: string; perRow: number; elem: OnnxElem }[];
+  /** Carried state this segment changes: host name → graph output name and width. */
+  carried: { name: string; output: string; perRow: number }[];
   nodes: number;
 }
 
@@ -404,7 +404,7 @@ export function translateSegment(g: CapturedGraph, s: number, withCarried = true
       const wasInput = tr.inputs.some((io) => io.name === v?.name);
       if (!v || wasInput) continue; // unchanged by this segment: the host keeps its copy
       if (v.perRow !== e.width) throw new Error(`internal: carried '${e.c.name}' width ${v.perRow} ≠ ${e.width}`);
-      carried.push({ name: e.c.name, output: tr.output(v, seen), perRow: v.perRow, elem: v.elem });
+      carried.push({ name: e.c.name, output: tr.output(v, seen), perRow: v.perRow });
     }
   }
   return {
