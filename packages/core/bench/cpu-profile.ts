@@ -1,10 +1,11 @@
-// Where the segmenting overhead of the ONNX Runtime path goes, on the CPU benchmark's encoder at full depth.
-// Interleaved in each round: the whole model as one session; the six segment sessions chained directly (no
-// host work; each segment's carried output fed to the next as the same ORT tensor); the same chain with every
-// input copied into a fresh typed array first (what a host copy costs); the OrtRunner (signals, policy, hooks);
-// and the six segments' bodies without their exit heads is not separable, so the early heads' share is
-// estimated from a chain whose inputs are a single row (per-call fixed cost). Prints medians of per-round
-// ratios. `tsx --conditions=@offramp/source bench/cpu-profile.ts [rounds]`
+// Where the segmenting overhead of the ONNX Runtime path goes, on the CPU benchmark's encoder at full depth
+// (batch 32 × 128 tokens). Interleaved in each round, the order rotated: the whole model as one session; the
+// six segment sessions chained directly (each segment's carried output fed to the next as the same ORT tensor,
+// no host work); the same chain with every input copied into a fresh typed array first (what one host copy of
+// the carried state per boundary costs); the OrtRunner at full depth (exit signals, policy, bookkeeping), with
+// the time outside its session calls; and the chain on one row (per-call fixed cost plus 1/32 of the work).
+// Prints medians and the median of per-round ratios. Not part of bench:cpu:
+//   tsx --conditions=@offramp/source bench/cpu-profile.ts [rounds]
 import { loadavg } from 'node:os';
 import type { ModelInput } from '../src/engine/model.js';
 import { neverExit } from '../src/engine/policy.js';
