@@ -156,7 +156,7 @@ const loadBefore = loadavg();
 const ortCpu = await createOrtCpu({ threads: THREADS });
 const ortDev = new OrtCpuDevice(ortCpu);
 console.log(
-  `cpu benchmark: ${cpuList.length} × ${cpuList[0]?.model ?? 'unknown CPU'}, load ${loadBefore.map((x) => x.toFixed(1)).join(' ')}; ${ortCpu.describe()}; ${ROUNDS} timed rounds after a warm-up, order rotated`,
+  `cpu benchmark: ${cpuList.length} × ${cpuList[0]?.model ?? 'unknown CPU'}, load ${loadBefore.map((x) => x.toFixed(1)).join(' ')}; ${ortCpu.describe()}; ${ROUNDS} timed rounds after ${ONLY ? 'three warm-ups, order alternating' : 'a warm-up, order rotated'}`,
 );
 
 // ------------------------------------------------------------------ 1. the engine encoder at full depth
