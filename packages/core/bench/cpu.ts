@@ -11,6 +11,12 @@
 //   3. The decoder (checkpoints/austen-decoder) generating on ORT vs on WebGPU, full depth and with a CALM exit,
 //      batch 1 and 8 (bench/cpu-decoder.ts).
 // Writes bench/results/cpu.json. Exits non-zero only when an output is wrong.
+//
+// `--only full-depth [--rounds N]` (N default 30): only the encoder at full depth, Offramp-on-ORT against the
+// whole-model session, interleaved in one process (one of each per round, the order alternating), without the
+// WebGPU path; reports the median of the per-round speed ratios and their range, and writes
+// bench/results/cpu-full-depth.json. On a shared machine the per-round ratio cancels most of the load drift
+// that separate medians do not.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -28,7 +34,18 @@ import { mulberry32 } from '../src/util/random.js';
 import { loadModelDir } from '../src/weights/model-dir.js';
 import { benchDecoderOrt } from './cpu-decoder.js';
 
-const ROUNDS = Number(process.env.CPU_BENCH_ROUNDS ?? 3);
+const argv = process.argv.slice(2);
+const argOf = (flag: string): string | undefined => {
+  const i = argv.indexOf(flag);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const ONLY = argOf('--only');
+if (ONLY !== undefined && ONLY !== 'full-depth')
+  throw new Error(`--only '${ONLY}' is not a section of this benchmark: the one allowed value is 'full-depth'`);
+const roundsArg = argOf('--rounds');
+if (roundsArg !== undefined && !(Number.isInteger(Number(roundsArg)) && Number(roundsArg) >= 1))
+  throw new Error(`--rounds must be a positive integer, got '${roundsArg}'`);
+const ROUNDS = Number(roundsArg ?? process.env.CPU_BENCH_ROUNDS ?? (ONLY ? 30 : 3));
 const THREADS = process.env.CPU_BENCH_THREADS ? Number(process.env.CPU_BENCH_THREADS) : undefined;
 const N_CHECKPOINT = Number(process.env.CPU_BENCH_N ?? 512);
 /** Inputs scored for accuracy (the whole held-out split by default: 10,000 for both checkpoints). */
@@ -139,7 +156,7 @@ const loadBefore = loadavg();
 const ortCpu = await createOrtCpu({ threads: THREADS });
 const ortDev = new OrtCpuDevice(ortCpu);
 console.log(
-  `cpu benchmark: ${cpuList.length} × ${cpuList[0]?.model ?? 'unknown CPU'}, load ${loadBefore.map((x) => x.toFixed(1)).join(' ')}; ${ortCpu.describe()}; ${ROUNDS} timed rounds after a warm-up, order rotated`,
+  `cpu benchmark: ${cpuList.length} × ${cpuList[0]?.model ?? 'unknown CPU'}, load ${loadBefore.map((x) => x.toFixed(1)).join(' ')}; ${ortCpu.describe()}; ${ROUNDS} timed rounds after ${ONLY ? 'three warm-ups, order alternating' : 'a warm-up, order rotated'}`,
 );
 
 // ------------------------------------------------------------------ 1. the engine encoder at full depth
@@ -147,6 +164,10 @@ const weights = randomWeights(cfg, SEED);
 const om = buildModel(ortDev, cfg, weights);
 const ortRunner = new Runner(ortDev, om, { maxBatch: BATCH });
 const whole = new WholeModel(ortCpu, om);
+if (ONLY === 'full-depth') {
+  await fullDepthOnly();
+  process.exit(failed ? 1 : 0);
+}
 const gpu = await createGpuDevice();
 const gm = buildModel(gpu, cfg, weights);
 const gpuRunner = new Runner(gpu, gm, { maxBatch: BATCH });
@@ -183,6 +204,11 @@ const encoderResult = {
   logitMaxAbsDiff: { wholeOrt: dWhole, webgpu: dGpu },
   runs: Object.fromEntries(Object.entries(enc).map(([k, v]) => [k, { ...v, gflops: +gflops(v.medianMs).toFixed(1) }])),
   offrampOrtSpeedVsWholeOrt: +(enc.wholeOrt.medianMs / enc.offrampOrt.medianMs).toFixed(3),
+  /** whole-model ms / Offramp-on-ORT ms within each round (the two run next to each other). */
+  offrampOrtSpeedVsWholeOrtPerRound: (() => {
+    const r = enc.wholeOrt.ms.map((w, i) => w / enc.offrampOrt.ms[i]);
+    return { median: +median(r).toFixed(3), min: +Math.min(...r).toFixed(3), max: +Math.max(...r).toFixed(3) };
+  })(),
   offrampOrtSpeedVsWebgpu: +(enc.offrampWebgpu.medianMs / enc.offrampOrt.medianMs).toFixed(2),
   target: 'Offramp-on-ORT ≥ 0.85× the whole-model session',
 };
@@ -318,3 +344,68 @@ console.log(
 );
 gpu.destroy();
 if (failed) process.exit(1);
+
+/** `--only full-depth`: Offramp-on-ORT vs the whole-model session, interleaved, ROUNDS rounds. */
+async function fullDepthOnly(): Promise<void> {
+  const rand = mulberry32(SEED + 1);
+  const input: ModelInput = {
+    ids: Array.from({ length: BATCH }, () => Array.from({ length: SEQ }, () => Math.floor(rand() * cfg.vocab_size))),
+  };
+  const flat = (r: { samples: { logits: Float32Array }[] }) =>
+    Float32Array.from(r.samples.flatMap((x) => Array.from(x.logits)));
+  const first = await ortRunner.run(input, { policy: neverExit() });
+  const d = maxAbsDiff(flat(first), await whole.logits(input));
+  check(d <= LOGIT_TOLERANCE, `Offramp-on-ORT and whole-model ORT logits differ by ${d}`);
+  for (let i = 0; i < 2; i++) {
+    await ortRunner.run(input, { policy: neverExit() });
+    await whole.logits(input);
+  }
+  const ms = { offrampOrt: [] as number[], wholeOrt: [] as number[] };
+  const loads: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const order = r % 2 ? (['wholeOrt', 'offrampOrt'] as const) : (['offrampOrt', 'wholeOrt'] as const);
+    for (const name of order) {
+      const t = performance.now();
+      if (name === 'offrampOrt') await ortRunner.run(input, { policy: neverExit() });
+      else await whole.logits(input);
+      ms[name].push(performance.now() - t);
+    }
+    loads.push(loadavg()[0]);
+  }
+  const ratios = ms.wholeOrt.map((w, i) => w / ms.offrampOrt[i]);
+  const q = (xs: number[], f: number) =>
+    [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(f * xs.length))];
+  const result = {
+    benchmark: 'cpu --only full-depth',
+    date: new Date().toISOString(),
+    machine: { cpus: cpuList.length, model: cpuList[0]?.model, loadBefore, loadAfter: loadavg() },
+    load1mDuringRounds: { min: Math.min(...loads), median: median(loads), max: Math.max(...loads) },
+    ort: ortCpu.describe(),
+    model: '6×256 encoder, 4 heads, MLP 1024, batch 32 × 128 tokens, full depth (6 exit heads run on the ORT path)',
+    rounds: ROUNDS,
+    logitMaxAbsDiff: d,
+    medianMs: { offrampOrt: +median(ms.offrampOrt).toFixed(1), wholeOrt: +median(ms.wholeOrt).toFixed(1) },
+    roundsMs: {
+      offrampOrt: ms.offrampOrt.map((x) => +x.toFixed(1)),
+      wholeOrt: ms.wholeOrt.map((x) => +x.toFixed(1)),
+    },
+    /** whole-model ms / Offramp-on-ORT ms, per round: > 1 means the segmented path was faster. */
+    speedRatioPerRound: ratios.map((x) => +x.toFixed(3)),
+    speedRatio: {
+      median: +median(ratios).toFixed(3),
+      min: +Math.min(...ratios).toFixed(3),
+      max: +Math.max(...ratios).toFixed(3),
+      p25: +q(ratios, 0.25).toFixed(3),
+      p75: +q(ratios, 0.75).toFixed(3),
+    },
+    ratioOfMedians: +(median(ms.wholeOrt) / median(ms.offrampOrt)).toFixed(3),
+    target: 'Offramp-on-ORT ≥ 0.85× the whole-model session',
+  };
+  console.log(
+    `full depth, ${ROUNDS} interleaved rounds (load ${result.load1mDuringRounds.min.toFixed(1)}–${result.load1mDuringRounds.max.toFixed(1)}): Offramp-on-ORT ${result.medianMs.offrampOrt} ms, whole model ${result.medianMs.wholeOrt} ms (medians); speed ratio per round median ${result.speedRatio.median}× (range ${result.speedRatio.min}–${result.speedRatio.max}, middle half ${result.speedRatio.p25}–${result.speedRatio.p75}); target ≥ 0.85`,
+  );
+  const dir = join(dirname(fileURLToPath(import.meta.url)), 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'cpu-full-depth.json'), `${JSON.stringify(result, null, 2)}\n`);
+  console.log('wrote bench/results/cpu-full-depth.json');
+}

@@ -44,6 +44,8 @@ interface Compiled {
 interface HostArray {
   data: Float32Array | Int32Array;
   perRow: number;
+  /** A segment's output: onnxruntime-node returns every output in a fresh buffer, so the run owns it. */
+  owned?: boolean;
 }
 
 export class OrtRunner {
@@ -159,7 +161,8 @@ export class OrtRunner {
       const logits = out[tr.logits].data as Float32Array;
       const pooled = out[tr.pooled].data as Float32Array;
       const gate = tr.gate ? (out[tr.gate].data as Float32Array) : undefined;
-      for (const c of tr.carried) host.set(c.name, { data: out[c.output].data as Float32Array, perRow: c.perRow });
+      for (const c of tr.carried)
+        host.set(c.name, { data: out[c.output].data as Float32Array, perRow: c.perRow, owned: true });
 
       // hooks of the blocks before the exit block, in the Runner's order
       for (const b of seg.blocks) {
@@ -222,10 +225,19 @@ export class OrtRunner {
         for (const sid of exiting) h.onExit?.(sid, { exitIndex: seg.exit, block: seg.block });
       }
       // compaction: a row gather of everything later segments read
+      // (in place for the segments' outputs: the staying rows are increasing, so each row moves to a lower or
+      // the same index; no 4 MB allocation per boundary for the hidden state)
       if (stay.length > 0 && stay.length < live) {
-        for (const [name, h] of host)
-          host.set(name, { data: gatherRows(h.data, h.perRow, stayRows), perRow: h.perRow });
         prevPooled = { data: gatherRows(pooled, tr.poolDim, stayRows) as Float32Array, dim: tr.poolDim };
+        const done = new Map<Float32Array | Int32Array, Float32Array | Int32Array>();
+        for (const [name, h] of host) {
+          let data = done.get(h.data); // one output shared by two carried names is gathered once
+          if (!data) {
+            data = h.owned ? gatherRowsInPlace(h.data, h.perRow, stayRows) : gatherRows(h.data, h.perRow, stayRows);
+            done.set(h.data, data);
+          }
+          host.set(name, { data, perRow: h.perRow, owned: h.owned });
+        }
       } else {
         prevPooled = { data: pooled, dim: tr.poolDim };
       }
@@ -313,6 +325,14 @@ function gatherRows(data: Float32Array | Int32Array, perRow: number, rows: numbe
     out.set(data.subarray(r * perRow, (r + 1) * perRow), i * perRow);
   });
   return out;
+}
+
+/** Moves row rows[i] to row i within `data` (rows increasing) and returns the first rows.length rows. */
+function gatherRowsInPlace(data: Float32Array | Int32Array, perRow: number, rows: number[]): Float32Array | Int32Array {
+  rows.forEach((r, i) => {
+    if (r !== i) data.copyWithin(i * perRow, r * perRow, (r + 1) * perRow);
+  });
+  return data.subarray(0, rows.length * perRow);
 }
 
 function softmax(z: Float32Array): Float32Array {
