@@ -11,6 +11,7 @@ import { exitSignals, SIGNALS_PER_ROW } from '../kernels/exit-signals.js';
 import type { Device } from '../runtime/device.js';
 import { GpuDevice } from '../runtime/gpu-device.js';
 import type { Tensor } from '../runtime/tensor.js';
+import { argmax } from '../util/probs.js';
 import { cascadeCombine } from './cascade-kernels.js';
 import { decideKernel } from './engine-kernels.js';
 import type { ExecutionMode } from './hooks.js';
@@ -384,12 +385,6 @@ export class Cascade {
 
 function range(a: number, b: number): number[] {
   return Array.from({ length: b - a }, (_, i) => a + i);
-}
-
-function argmax(z: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < z.length; i++) if (z[i] > z[best]) best = i;
-  return best;
 }
 
 async function readRange(dev: Device, t: Tensor, offset: number, length: number) {

@@ -9,6 +9,7 @@ import type { Device } from '../runtime/device.js';
 import { GpuDevice } from '../runtime/gpu-device.js';
 import type { Kernel } from '../runtime/kernel.js';
 import type { Tensor } from '../runtime/tensor.js';
+import { argmax, softmax } from '../util/probs.js';
 import { decideKernel } from './engine-kernels.js';
 import type { BlockContext, ExecutionMode, RunHooks, RunSummary } from './hooks.js';
 import type { EarlyExitModel, EncodedBatch, ModelInput } from './model.js';
@@ -580,22 +581,6 @@ function replayHooks(
       for (const h of hooks) h.afterBlock?.(ctx, { liveRows: liveIds.length });
     }
   }
-}
-
-function softmax(z: Float32Array): Float32Array {
-  let m = Number.NEGATIVE_INFINITY;
-  for (const v of z) m = Math.max(m, v);
-  const p = new Float32Array(z.length);
-  let s = 0;
-  for (let i = 0; i < z.length; i++) s += p[i] = Math.exp(z[i] - m);
-  for (let i = 0; i < z.length; i++) p[i] /= s;
-  return p;
-}
-
-function argmax(z: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < z.length; i++) if (z[i] > z[best]) best = i;
-  return best;
 }
 
 function sliceInput(input: ModelInput, n: number, a: number, b: number): ModelInput {

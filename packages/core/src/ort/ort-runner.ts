@@ -18,6 +18,7 @@ import { ValidationError } from '../errors.js';
 import { exitSignals, SIGNALS_PER_ROW } from '../kernels/exit-signals.js';
 import type { Device } from '../runtime/device.js';
 import type { AnyTypedArray } from '../runtime/dtype.js';
+import { argmax, softmax } from '../util/probs.js';
 import type { OrtCpu, OrtSession, OrtTensor } from './ort-cpu.js';
 import {
   type CapturedGraph,
@@ -333,20 +334,4 @@ function gatherRowsInPlace(data: Float32Array | Int32Array, perRow: number, rows
     if (r !== i) data.copyWithin(i * perRow, r * perRow, (r + 1) * perRow);
   });
   return data.subarray(0, rows.length * perRow);
-}
-
-function softmax(z: Float32Array): Float32Array {
-  let m = Number.NEGATIVE_INFINITY;
-  for (const v of z) m = Math.max(m, v);
-  const p = new Float32Array(z.length);
-  let s = 0;
-  for (let i = 0; i < z.length; i++) s += p[i] = Math.exp(z[i] - m);
-  for (let i = 0; i < z.length; i++) p[i] /= s;
-  return p;
-}
-
-function argmax(z: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < z.length; i++) if (z[i] > z[best]) best = i;
-  return best;
 }

@@ -14,6 +14,7 @@ import type { ExitContext, ExitPolicy, ExitSignals } from '../engine/policy.js';
 import type { Runner, SampleResult, SampleTrace } from '../engine/runner.js';
 import { ValidationError } from '../errors.js';
 import { exitSignals, SIGNALS_PER_ROW } from '../kernels/exit-signals.js';
+import { argmax, softmax } from '../util/probs.js';
 import type { OrtTensor } from './ort-cpu.js';
 import { OrtRunner } from './ort-runner.js';
 
@@ -404,20 +405,4 @@ function traceOf(rows: Float32Array[]): SampleTrace {
     tr.similarity.push(row[5]);
   }
   return tr;
-}
-
-function softmax(z: Float32Array): Float32Array {
-  let m = Number.NEGATIVE_INFINITY;
-  for (const v of z) m = Math.max(m, v);
-  const p = new Float32Array(z.length);
-  let s = 0;
-  for (let i = 0; i < z.length; i++) s += p[i] = Math.exp(z[i] - m);
-  for (let i = 0; i < z.length; i++) p[i] /= s;
-  return p;
-}
-
-function argmax(z: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < z.length; i++) if (z[i] > z[best]) best = i;
-  return best;
 }
