@@ -169,14 +169,11 @@ if (results.length === 0 || !tokensForBm25)
 // the stage-0 bag-of-embeddings (token embeddings before the blocks are trained), when its cache is there
 let boe: { textToCode: RetrievalMetrics; codeToCode: RetrievalMetrics; file: string } | null = null;
 {
-  const t = results[0].training as { seed?: number } | null;
+  const t = results[0].training as { seed?: number; stage0?: { cache?: string } } | null;
   const dim = results[0].hidden;
-  const file = path.join(
-    root,
-    '.data',
-    'runs',
-    `code-search-stage0-${t?.seed ?? 1234}-${results[0].maxPosition}-${dim}.json`,
-  );
+  const file = t?.stage0?.cache
+    ? path.join(root, t.stage0.cache)
+    : path.join(root, '.data', 'runs', `code-search-stage0-${t?.seed ?? 1234}-${results[0].maxPosition}-${dim}.json`);
   if (existsSync(file)) {
     const table = Float32Array.from((JSON.parse(readFileSync(file, 'utf8')) as { table: number[] }).table);
     const bag = (rows: number[][]) => {

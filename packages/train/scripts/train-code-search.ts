@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type EncoderEmbedderConfig, writeSafetensors } from '@offramp/core';
-import { loadCodeSearch, splitCodePairs } from '../src/data/code-search.js';
+import { CODE_SEARCH_PY_DEBS, loadCodeSearch, splitCodePairs } from '../src/data/code-search.js';
 import { ensureDatasets } from '../src/data/fetch.js';
 import { checkoutRoot } from '../src/data/paths.js';
 import { type DecoderBackend, initDecoderBackend } from '../src/decoder/backend.js';
@@ -258,6 +258,7 @@ const training = {
     batch_size: preBatch,
     lr: PRE_LR,
     schedule: `linear warm-up ${Math.round(preSteps / 20)} steps, cosine decay to 10 %`,
+    cache: path.relative(root, preFile),
     seconds: Math.round(pre.seconds),
     final_loss: Number(pre.loss.toFixed(4)),
     validation_mrr: pre.evalCurve.map((e) => ({ step: e.step, mrr: Number(e.value.toFixed(4)) })),
@@ -292,20 +293,27 @@ pooling over the valid tokens, and ONE projection head (LayerNorm → Linear to 
 conditioned on a learned ${config.exit_embedding_dim}-wide exit-index embedding (ModularStarEncoder), unit-length embeddings.
 ${params.toLocaleString('en-US')} parameters (F32).
 
-- **Data**: @offramp/train's code-search set (Debian's Python 3.11 standard library; query = a docstring's
-  summary sentence, document = the function without its docstring), split by top-level module:
-  ${data.train.length.toLocaleString('en-US')} training pairs from ${data.trainModules.length} modules; the ${data.test.length.toLocaleString('en-US')} pairs of the other ${data.testModules.length} modules are held out.
-  See docs/data-code-search.md.
+- **Data**: @offramp/train's code-search set (Debian's Python 3.11 standard library and ${CODE_SEARCH_PY_DEBS.length} Debian
+  \`python3-*\` library packages; query = a docstring's summary sentence, document = the function without its
+  docstring), split by unit (a standard-library top-level module, or a whole package): ${train.length.toLocaleString('en-US')} training pairs
+  from ${inner.trainModules.length} units, ${val.length} validation pairs from ${inner.testModules.length} other units (the learning curve); the
+  ${data.test.length.toLocaleString('en-US')} pairs of the test units (${data.testModules.length}) are held out. See docs/data-code-search.md.
 - **Tokenizer**: ${CODE_TOKENIZER_FILE}, GPT-2's byte-level BPE cut to its first ${CODE_MERGES} merges (${vocabSize} ids
-  with <|pad|> = ${padId}); texts are put on one line (whitespace runs → one space) first. Queries are cut at
+  with <|pad|> = ${padId}). Text form (${TEXT_FORM_FILE}): ${textForm === 'words' ? "'words': identifiers split at `_` and camelCase, punctuation runs set apart, lower case, one line, so `read_file` and 'read file' give the same tokens" : "'one-line': whitespace runs → one space"}. Queries are cut at
   ${QUERY_LEN} tokens, code at ${CODE_LEN}.
-- **Training** (\`${variant === 'mose' ? 'pnpm train:code-search' : `pnpm train:code-search --variant ${variant}`}\`): ${recipe}. ${steps} steps of ${batchSize} pairs
-  (${((steps * batchSize) / data.train.length).toFixed(1)} epochs; batches drawn from groups of similar code length), Adam, lr ${lr}, seed ${seed},
-  ${Math.round(result.seconds)} s on the tfjs ${a.backend} backend, after a stage 0 that trains the token embeddings
-  as a bag-of-embeddings dual encoder with the same loss (${preSteps} steps of ${preBatch} pairs, ${Math.round(pre.seconds)} s; shared by the three variants). Loss per tenth of the run: ${training.loss_curve.join(', ')}.
+- **Training** (\`${variant === 'mose' ? 'pnpm train:code-search' : `pnpm train:code-search --variant ${variant}`}\`): stage 0 trains the token embeddings
+  as a bag-of-embeddings dual encoder with symmetric InfoNCE (${preSteps} steps of ${preBatch} pairs, lr ${PRE_LR}, warm-up + cosine,
+  ${Math.round(pre.seconds)} s; shared by the three variants; validation MRR ${pre.evalCurve.map((e) => e.value.toFixed(3)).join(' → ')}). The
+  encoder then starts from it with zero position embeddings and the head's projection set to pass the pooled
+  state through, so every exit starts as the bag of embeddings; ${recipe}. ${steps} steps of ${batchSize} pairs
+  (${((steps * batchSize) / train.length).toFixed(2)} epochs; batches drawn from groups of similar code length), Adam, lr ${lr} (warm-up ${WARMUP}
+  steps, cosine decay to 10 %), seed ${seed}, ${Math.round(result.seconds)} s on the tfjs ${a.backend} backend. Loss per tenth of the
+  run: ${training.loss_curve.join(', ')}. Validation MRR per exit (learning curve): ${result.evalCurve.map((e) => `step ${e.step}: ${e.values.map((v) => v.toFixed(3)).join(' / ')}`).join('; ')}.
 - **Results**: recall@1/10 and MRR per exit on the held-out modules: docs/results-embeddings.md.
 - **Use**: \`offramp embed --model DIR [--exit K] text...\`; the engine's \`embed()\` in @offramp/core.
-- **Licence** of the training data: Python Software Foundation License (LICENSE-python.txt in the data cache).
+- **Licence** of the training data: the Python Software Foundation License for the standard library
+  (LICENSE-python.txt in the data cache); each package's own licence (its Debian copyright file, collected in
+  LICENSES-packages.txt in the data cache). The weights contain no text of the sources beyond what they encode.
 `,
 );
 console.log(`wrote ${outDir} (${params} parameters, ${result.seconds.toFixed(0)} s)`);
