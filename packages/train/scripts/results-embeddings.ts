@@ -226,7 +226,7 @@ L.push(
 );
 L.push('');
 L.push(
-  `**Task.** Text-to-code: each of the ${test.length.toLocaleString('en-US')} held-out docstring summaries (from ${data.testModules.length} standard-library modules never seen in training, see [data-code-search.md](data-code-search.md)) searches the ${test.length.toLocaleString('en-US')} held-out functions (without docstrings); its own function is the one relevant document. Code-to-code: each function's refactored form (names renamed, comments and layout dropped) searches the same ${test.length.toLocaleString('en-US')} functions. Recall@k = share of queries whose document ranks in the top k (ties count against it); MRR = mean of 1/rank.`,
+  `**Task.** Text-to-code: each of the ${test.length.toLocaleString('en-US')} held-out docstring summaries (from ${data.testModules.length} test units, standard-library modules and whole library packages never seen in training, see [data-code-search.md](data-code-search.md)) searches the ${test.length.toLocaleString('en-US')} held-out functions (without docstrings); its own function is the one relevant document. Code-to-code: each function's refactored form (names renamed, comments and layout dropped) searches the same ${test.length.toLocaleString('en-US')} functions. Recall@k = share of queries whose document ranks in the top k (ties count against it); MRR = mean of 1/rank.`,
 );
 L.push('');
 L.push(
@@ -333,10 +333,23 @@ const tr = results[0].training as {
   batch_size?: number;
   train_pairs?: number;
   seconds?: number;
+  backend?: string;
+  stage0?: { steps?: number; batch_size?: number; seconds?: number; validation_mrr?: { step: number; mrr: number }[] };
 } | null;
 if (tr?.steps && tr.batch_size && tr.train_pairs)
   L.push(
-    `- Training budget: ${tr.steps} steps of ${tr.batch_size} pairs (${((tr.steps * tr.batch_size) / tr.train_pairs).toFixed(2)} epochs, about ${Math.round((tr.seconds ?? 0) / 60)} min per run on a shared 2-core machine, tfjs WebGPU backend on lavapipe). The models are far from converged; the comparisons between trainings and exits are at this budget only.`,
+    `- Training budget: stage 0 (the bag of embeddings the encoders start from) ${tr.stage0?.steps} steps of ${tr.stage0?.batch_size} pairs (${Math.round((tr.stage0?.seconds ?? 0) / 60)} min), then ${tr.steps} steps of ${tr.batch_size} pairs per encoder (${((tr.steps * tr.batch_size) / tr.train_pairs).toFixed(2)} epochs, about ${Math.round((tr.seconds ?? 0) / 60)} min per run on a shared 2-core machine, tfjs ${tr.backend ?? 'webgpu'} backend). The comparisons between trainings and exits are at this budget only.`,
+  );
+for (const r of results) {
+  const t = r.training as { validation_mrr?: { step: number; mrr_per_exit: number[] }[] } | null;
+  if (t?.validation_mrr?.length)
+    L.push(
+      `- Learning curve of **${r.variant}** (validation MRR per exit on 400 pairs of units outside training and test): ${t.validation_mrr.map((e) => `step ${e.step}: ${e.mrr_per_exit.map((x) => x.toFixed(3)).join(' / ')}`).join('; ')}.`,
+    );
+}
+if (tr?.stage0?.validation_mrr?.length)
+  L.push(
+    `- Learning curve of stage 0 (validation MRR): ${tr.stage0.validation_mrr.map((e) => `step ${e.step}: ${e.mrr.toFixed(3)}`).join('; ')}.`,
   );
 writeFileSync(a.out, `${L.join('\n')}\n`);
 console.log(`wrote ${a.out} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);

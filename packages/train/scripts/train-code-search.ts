@@ -34,15 +34,15 @@ import { tf } from '../src/training/backend.js';
 const { values: a } = parseArgs({
   options: {
     variant: { type: 'string', default: 'mose' },
-    steps: { type: 'string', default: '200' },
-    batch: { type: 'string', default: '64' },
-    lr: { type: 'string', default: '0.0005' },
+    steps: { type: 'string', default: '48' },
+    batch: { type: 'string', default: '32' },
+    lr: { type: 'string', default: '0.0003' },
     seed: { type: 'string', default: '1234' },
     out: { type: 'string' },
     backend: { type: 'string', default: 'wasm' },
     'code-len': { type: 'string', default: '256' },
     hidden: { type: 'string', default: '64' },
-    'pre-steps': { type: 'string', default: '1500' },
+    'pre-steps': { type: 'string', default: '500' },
     'pre-batch': { type: 'string', default: '256' },
     'text-form': { type: 'string', default: 'words' },
     help: { type: 'boolean', default: false },
@@ -50,7 +50,7 @@ const { values: a } = parseArgs({
 });
 if (a.help) {
   console.log(
-    'pnpm train:code-search [--variant mose|independent|last] [--steps 200] [--batch 64] [--code-len 256] [--hidden 64] [--pre-steps 1500] [--pre-batch 256] [--text-form words|one-line] [--lr 0.0005] [--seed 1234] [--out DIR] [--backend wasm|webgpu|cpu]',
+    'pnpm train:code-search [--variant mose|independent|last] [--steps 48] [--batch 32] [--code-len 256] [--hidden 64] [--pre-steps 500] [--pre-batch 256] [--text-form words|one-line] [--lr 0.0003] [--seed 1234] [--out DIR] [--backend wasm|webgpu|cpu]',
   );
   process.exit(0);
 }
@@ -99,7 +99,7 @@ const data = loadCodeSearch();
 const VAL_SEED = 777;
 const inner = splitCodePairs(data.train, 0.05, VAL_SEED);
 const train = inner.train;
-const VAL_N = 600;
+const VAL_N = 400;
 const val = inner.test.filter((_, i) => i % Math.max(1, Math.floor(inner.test.length / VAL_N)) === 0).slice(0, VAL_N);
 const config: EncoderEmbedderConfig = {
   architecture: 'encoder_embedder',
@@ -203,7 +203,7 @@ else {
     warmup: Math.round(preSteps / 20),
     seed,
     evaluate: bagMrr,
-    evalEvery: Math.max(1, Math.round(preSteps / 6)),
+    evalEvery: Math.max(1, Math.round(preSteps / 5)),
     log: console.log,
   });
   pre = { table: Array.from(r.table), seconds: r.seconds, loss: r.loss, evalCurve: r.evalCurve };
@@ -238,7 +238,7 @@ const result = await trainEmbedder(model, {
     const c = await inBatches(valC, (ids, lengths) => model.embed(ids, lengths));
     return q.map((x, j) => mrrOf(x, c[j], config.embedding_dim));
   },
-  evalEvery: Math.max(1, Math.round(steps / 5)),
+  evalEvery: Math.max(1, Math.round(steps / 2)),
   log: console.log,
 });
 const weights = await model.export();

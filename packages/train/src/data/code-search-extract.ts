@@ -104,7 +104,10 @@ def extract(path, rel, out):
             variant = refactor(stripped)
         except Exception:
             continue
-        out.append({"path": rel, "line": fn.lineno, "name": fn.name, "query": summary(doc), "code": code, "refactored": variant})
+        query = summary(doc)
+        if not query or not code.strip():
+            continue  # a docstring whose first paragraph is empty says nothing to search by
+        out.append({"path": rel, "line": fn.lineno, "name": fn.name, "query": query, "code": code, "refactored": variant})
 
 
 def main():
