@@ -34,7 +34,7 @@ import { tf } from '../src/training/backend.js';
 const { values: a } = parseArgs({
   options: {
     variant: { type: 'string', default: 'mose' },
-    steps: { type: 'string', default: '48' },
+    steps: { type: 'string', default: '32' },
     batch: { type: 'string', default: '32' },
     lr: { type: 'string', default: '0.0003' },
     seed: { type: 'string', default: '1234' },
@@ -50,7 +50,7 @@ const { values: a } = parseArgs({
 });
 if (a.help) {
   console.log(
-    'pnpm train:code-search [--variant mose|independent|last] [--steps 48] [--batch 32] [--code-len 256] [--hidden 64] [--pre-steps 500] [--pre-batch 256] [--text-form words|one-line] [--lr 0.0003] [--seed 1234] [--out DIR] [--backend wasm|webgpu|cpu]',
+    'pnpm train:code-search [--variant mose|independent|last] [--steps 32] [--batch 32] [--code-len 256] [--hidden 64] [--pre-steps 500] [--pre-batch 256] [--text-form words|one-line] [--lr 0.0003] [--seed 1234] [--out DIR] [--backend wasm|webgpu|cpu]',
   );
   process.exit(0);
 }
