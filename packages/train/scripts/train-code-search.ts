@@ -5,7 +5,8 @@
 // ablations 'independent' (InfoNCE at every exit, no distillation) and 'last' (InfoNCE at the last exit only).
 // Texts are split into words first (identifiers at `_` and camelCase, lower case: text_form.json 'words'); the
 // blocks start from a stage 0 that trains the token embeddings as a bag-of-embeddings dual encoder, with the head
-// initialised to pass the pooled state through (identity on the first d inputs) and zero position embeddings,
+// initialised to pass the pooled state through (identity on the first d inputs), zero position embeddings and
+// blocks that start as the identity (residual output projections at zero),
 // so every exit starts as that bag of embeddings and the blocks learn what it misses. A validation split (5 %
 // of the training units, seeded) gives the learning curve; the held-out test units are never read here.
 // pnpm train:code-search [--variant mose|independent|last] [--steps N] [--out DIR] [--seed N] [--backend wasm]
@@ -222,6 +223,14 @@ for (let i = 0; i < hidden; i++) proj[i * config.embedding_dim + i] = 1;
 model.params
   .get('head.proj.weight')!
   .assign(tf.tensor2d(proj, [hidden + config.exit_embedding_dim, config.embedding_dim]));
+// and every block starts as the identity: its residual branches' output projections at zero (their inputs still
+// random, so the gradient reaches them from the first step)
+for (let i = 0; i < config.num_layers; i++) {
+  for (const w of [`blocks.${i}.attn.out.weight`, `blocks.${i}.mlp.fc2.weight`]) {
+    const v = model.params.get(w)!;
+    v.assign(tf.zerosLike(v));
+  }
+}
 const WARMUP = Math.max(1, Math.round(steps / 20));
 const result = await trainEmbedder(model, {
   variant,
@@ -304,8 +313,9 @@ ${params.toLocaleString('en-US')} parameters (F32).
 - **Training** (\`${variant === 'mose' ? 'pnpm train:code-search' : `pnpm train:code-search --variant ${variant}`}\`): stage 0 trains the token embeddings
   as a bag-of-embeddings dual encoder with symmetric InfoNCE (${preSteps} steps of ${preBatch} pairs, lr ${PRE_LR}, warm-up + cosine,
   ${Math.round(pre.seconds)} s; shared by the three variants; validation MRR ${pre.evalCurve.map((e) => e.value.toFixed(3)).join(' → ')}). The
-  encoder then starts from it with zero position embeddings and the head's projection set to pass the pooled
-  state through, so every exit starts as the bag of embeddings; ${recipe}. ${steps} steps of ${batchSize} pairs
+  encoder then starts from it with zero position embeddings, blocks that start as the identity (residual output
+  projections at zero) and the head's projection set to pass the pooled state through, so every exit starts as
+  the bag of embeddings (centred by the head's LayerNorm); ${recipe}. ${steps} steps of ${batchSize} pairs
   (${((steps * batchSize) / train.length).toFixed(2)} epochs; batches drawn from groups of similar code length), Adam, lr ${lr} (warm-up ${WARMUP}
   steps, cosine decay to 10 %), seed ${seed}, ${Math.round(result.seconds)} s on the tfjs ${a.backend} backend. Loss per tenth of the
   run: ${training.loss_curve.join(', ')}. Validation MRR per exit (learning curve): ${result.evalCurve.map((e) => `step ${e.step}: ${e.values.map((v) => v.toFixed(3)).join(' / ')}`).join('; ')}.
