@@ -312,7 +312,7 @@ ${params.toLocaleString('en-US')} parameters (F32).
   ${QUERY_LEN} tokens, code at ${CODE_LEN}.
 - **Training** (\`${variant === 'mose' ? 'pnpm train:code-search' : `pnpm train:code-search --variant ${variant}`}\`): stage 0 trains the token embeddings
   as a bag-of-embeddings dual encoder with symmetric InfoNCE (${preSteps} steps of ${preBatch} pairs, lr ${PRE_LR}, warm-up + cosine,
-  ${Math.round(pre.seconds)} s; shared by the three variants; validation MRR ${pre.evalCurve.map((e) => e.value.toFixed(3)).join(' → ')}). The
+  ${Math.round(pre.seconds)} s; cached and reused by the other variants; validation MRR every fifth of the run ${pre.evalCurve.map((e) => e.value.toFixed(3)).join(' → ')}). The
   encoder then starts from it with zero position embeddings, blocks that start as the identity (residual output
   projections at zero) and the head's projection set to pass the pooled state through, so every exit starts as
   the bag of embeddings (centred by the head's LayerNorm); ${recipe}. ${steps} steps of ${batchSize} pairs
