@@ -62,10 +62,15 @@ beforeAll(() => {
     ].join('\n'),
   );
   writeFileSync(path.join(lib, 'tests', 'test_x.py'), 'def t():\n    """Skipped: a test folder."""\n    return 1\n');
+  mkdirSync(path.join(lib, 'pkg', '_vendor'), { recursive: true });
+  writeFileSync(
+    path.join(lib, 'pkg', '_vendor', 'other.py'),
+    'def v():\n    """Skipped: a vendored copy of another project."""\n    return 1\n',
+  );
 }, 120_000);
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-it('extracts functions with a docstring and a body, without the docstring, with their refactored form', () => {
+it('extracts functions with a docstring and a body (test and vendored folders skipped), without the docstring, with their refactored form', () => {
   const out = runExtractor(python.bin, python.env, path.join(work, 'lib'), work);
   const rows = parseCodePairs(out, 'extractor output');
   expect(rows.map((r) => `${r.path}:${r.name}`)).toEqual(['pkg/util.py:file_size', 'pkg/util.py:width']);
@@ -82,4 +87,14 @@ it('extracts functions with a docstring and a body, without the docstring, with 
   // a method: re-indented to column 0, its decorator left out of the code and the refactored form
   expect(w.code).toBe('def width(self):\n    w = self._w\n    return w');
   expect(w.refactored).toBe('def f(self):\n    v0 = self._w\n    return v0');
+});
+
+it('puts a package prefix before every path when given one, and the prefix names the split unit', () => {
+  const out = runExtractor(python.bin, python.env, path.join(work, 'lib'), work, 'python3-pkg');
+  const rows = parseCodePairs(out, 'extractor output');
+  expect(rows.map((r) => `${r.path}:${r.name}`)).toEqual([
+    'python3-pkg:pkg/util.py:file_size',
+    'python3-pkg:pkg/util.py:width',
+  ]);
+  expect(rows.every((r) => r.module === 'python3-pkg')).toBe(true);
 });

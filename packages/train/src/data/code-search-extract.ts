@@ -6,7 +6,8 @@ export const EXTRACT_PY = String.raw`
 # method with a docstring gives (query = the docstring's summary sentence, code = the function without its
 # docstring), plus a refactored form of the code (parameters and locals renamed, comments and layout
 # normalised by ast.unparse) for the code-to-code set. Writes JSON Lines on stdout, one object per function,
-# in path order. usage: python3 extract.py ROOT   (ROOT: the folder holding the .py files)
+# in path order. usage: python3 extract.py ROOT [PREFIX]   (ROOT: the folder holding the .py files; PREFIX, when
+# given, is put before every path as PREFIX:path)
 import ast
 import builtins
 import json
@@ -14,6 +15,8 @@ import os
 import sys
 
 SKIP_DIRS = {"test", "tests", "idle_test", "__pycache__", "site-packages", "dist-packages"}
+# copies of other projects bundled inside a package: left out so the same code is not counted twice
+VENDORED_DIRS = {"_vendor", "vendor", "_vendored", "vendored", "extern", "externals", "_externals"}
 BUILTINS = set(dir(builtins))
 
 
@@ -101,21 +104,25 @@ def extract(path, rel, out):
             variant = refactor(stripped)
         except Exception:
             continue
-        out.append({"path": rel, "line": fn.lineno, "name": fn.name, "query": summary(doc), "code": code, "refactored": variant})
+        query = summary(doc)
+        if not query or not code.strip():
+            continue  # a docstring whose first paragraph is empty says nothing to search by
+        out.append({"path": rel, "line": fn.lineno, "name": fn.name, "query": query, "code": code, "refactored": variant})
 
 
 def main():
     root = sys.argv[1]
     files = []
     for d, dirs, names in os.walk(root):
-        dirs[:] = sorted(x for x in dirs if x not in SKIP_DIRS and not x.startswith("test"))
+        dirs[:] = sorted(x for x in dirs if x not in SKIP_DIRS | VENDORED_DIRS and not x.startswith("test"))
         for name in names:
             if name.endswith(".py") and not name.startswith("test_"):
                 files.append(os.path.join(d, name))
     files.sort()
     out = []
+    prefix = sys.argv[2] + ":" if len(sys.argv) > 2 else ""
     for path in files:
-        extract(path, os.path.relpath(path, root).replace(os.sep, "/"), out)
+        extract(path, prefix + os.path.relpath(path, root).replace(os.sep, "/"), out)
     for row in out:
         sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
 

@@ -12,10 +12,13 @@ const row = (path: string, name: string, query: string, refactored = `def f():\n
 });
 
 describe('code-search pairs', () => {
-  it('names the split unit by top-level folder or file', () => {
+  it('names the split unit by package, else by top-level folder or file', () => {
     expect(moduleOf('email/mime/text.py')).toBe('email');
     expect(moduleOf('os.py')).toBe('os');
     expect(moduleOf('json/__init__.py')).toBe('json');
+    // a library package's function: the whole Debian package is one unit
+    expect(moduleOf('python3-requests:requests/api.py')).toBe('python3-requests');
+    expect(moduleOf('python3-numpy:numpy/linalg/linalg.py')).toBe('python3-numpy');
   });
 
   it('parses JSON Lines and rejects a row without a query', () => {

@@ -6,7 +6,7 @@
 // (equal refactored forms) and splits by top-level module, so no module is in both train and test.
 
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { mulberry32, ValidationError } from '@offramp/core';
 import { corruptFile, type DataOptions, readCacheFile } from './cache.js';
@@ -18,7 +18,60 @@ export const CODE_SEARCH_LICENSE_FILE = 'LICENSE-python.txt';
 /** The Debian packages the sources come from (the interpreter package runs the extraction when needed). */
 export const CODE_SEARCH_DEBS = ['libpython3.11-minimal', 'libpython3.11-stdlib'] as const;
 export const CODE_SEARCH_INTERPRETER_DEB = 'python3.11-minimal';
+/**
+ * Debian packages of Python libraries whose functions are added to the standard library's (their
+ * `usr/lib/python3/dist-packages` trees; vendored copies of other projects left out). Each is one split unit.
+ * Chosen for docstring-rich, mostly pure-Python code across domains; together about 45 MB of .deb files.
+ */
+export const CODE_SEARCH_PY_DEBS = [
+  'python3-aiohttp',
+  'python3-astropy',
+  'python3-attr',
+  'python3-babel',
+  'python3-biopython',
+  'python3-click',
+  'python3-cryptography',
+  'python3-dask',
+  'python3-dateutil',
+  'python3-distlib',
+  'python3-django',
+  'python3-docutils',
+  'python3-flask',
+  'python3-future',
+  'python3-hypothesis',
+  'python3-ipython',
+  'python3-jedi',
+  'python3-jinja2',
+  'python3-matplotlib',
+  'python3-mpmath',
+  'python3-networkx',
+  'python3-nltk',
+  'python3-numpy',
+  'python3-openpyxl',
+  'python3-pandas',
+  'python3-paramiko',
+  'python3-paste',
+  'python3-pygments',
+  'python3-pyparsing',
+  'python3-rdflib',
+  'python3-reportlab',
+  'python3-requests',
+  'python3-rich',
+  'python3-setuptools',
+  'python3-sklearn',
+  'python3-sqlalchemy',
+  'python3-statsmodels',
+  'python3-tornado',
+  'python3-twisted',
+  'python3-urllib3',
+  'python3-werkzeug',
+  'python3-xarray',
+] as const;
+/** The copyright files of CODE_SEARCH_PY_DEBS, one after another, each under a header naming its package. */
+export const CODE_SEARCH_PACKAGE_LICENSES_FILE = 'LICENSES-packages.txt';
 export const CODE_SEARCH_SPLIT_SEED = 20261202;
+/** Share of the rows whose units go to the test side (5 %: about 4,400 pairs, enough to rank among). */
+export const CODE_SEARCH_TEST_FRACTION = 0.05;
 /** Queries shorter than this many words say too little to retrieve by. */
 export const MIN_QUERY_WORDS = 3;
 
@@ -49,8 +102,13 @@ export interface CodeSearchSplit {
   extracted: number;
 }
 
-/** The split unit of a path: its first folder, or the file name without `.py`. */
+/**
+ * The split unit of a path: the Debian package for a library's function (`python3-requests:requests/api.py` →
+ * `python3-requests`), else (the standard library) its first folder, or the file name without `.py`.
+ */
 export function moduleOf(p: string): string {
+  const colon = p.indexOf(':');
+  if (colon > 0) return p.slice(0, colon);
   const first = p.split('/')[0];
   return first.endsWith('.py') ? first.slice(0, -3) : first;
 }
@@ -97,7 +155,7 @@ export function parseCodePairs(text: string, source: string): CodePair[] {
  */
 export function splitCodePairs(
   rows: readonly CodePair[],
-  testFraction = 0.2,
+  testFraction = CODE_SEARCH_TEST_FRACTION,
   seed = CODE_SEARCH_SPLIT_SEED,
 ): CodeSearchSplit {
   if (!(testFraction > 0 && testFraction < 1)) {
@@ -146,11 +204,24 @@ export function loadCodeSearch(options?: DataOptions & { testFraction?: number; 
   return splitCodePairs(rows, options?.testFraction, options?.seed);
 }
 
-/** Runs the extractor over `root` with `python` (argv[0] and an environment); returns the JSON Lines. */
-export function runExtractor(python: string, env: NodeJS.ProcessEnv, root: string, work: string): string {
+/**
+ * Runs the extractor over `root` with `python` (argv[0] and an environment); returns the JSON Lines. `prefix`
+ * (a package name) is put before every path as `prefix:path`.
+ */
+export function runExtractor(
+  python: string,
+  env: NodeJS.ProcessEnv,
+  root: string,
+  work: string,
+  prefix?: string,
+): string {
   const script = path.join(work, 'extract.py');
   writeFileSync(script, EXTRACT_PY);
-  const r = spawnSync(python, [script, root], { encoding: 'utf8', env, maxBuffer: 256 * 1024 * 1024 });
+  const r = spawnSync(python, prefix ? [script, root, prefix] : [script, root], {
+    encoding: 'utf8',
+    env,
+    maxBuffer: 256 * 1024 * 1024,
+  });
   if (r.error) throw new Error(`${python} could not start: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${python} ${script} failed (exit ${r.status}): ${r.stderr.slice(-600)}`);
   return r.stdout;
@@ -203,6 +274,30 @@ export function fetchCodeSearch(dir: string, step: Step, tempDir: () => string, 
       }
     }
   });
-  writeFileSync(path.join(dir, CODE_SEARCH_FILE), pairs);
+  const parts = [pairs];
+  const licences: string[] = [];
+  for (const pkg of CODE_SEARCH_PY_DEBS) {
+    const root = step(`apt-get download ${pkg} + dpkg-deb -x`, () => extractDeb(pkg, work));
+    const tree = path.join(root, 'usr/lib/python3/dist-packages');
+    if (!existsSync(tree)) throw new Error(`${tree} is missing from the extracted package ${pkg}`);
+    parts.push(
+      step(`extracting ${pkg}`, () => {
+        const env = { ...process.env, PYTHONHOME: path.join(home, 'usr'), PYTHONDONTWRITEBYTECODE: '1' };
+        try {
+          return runExtractor(path.join(interp, 'usr/bin/python3.11'), env, tree, work, pkg);
+        } catch {
+          const { PYTHONHOME: _, ...plain } = process.env;
+          return runExtractor('python3', { ...plain, PYTHONDONTWRITEBYTECODE: '1' }, tree, work, pkg);
+        }
+      }),
+    );
+    const copyright = path.join(root, 'usr/share/doc', pkg, 'copyright');
+    licences.push(
+      `==== ${pkg} ====\n${existsSync(copyright) ? readFileSync(copyright, 'utf8') : '(no copyright file in the package)\n'}`,
+    );
+    rmSync(root, { recursive: true, force: true });
+  }
+  writeFileSync(path.join(dir, CODE_SEARCH_FILE), parts.join(''));
   copyFileSync(path.join(lib, 'LICENSE.txt'), path.join(dir, CODE_SEARCH_LICENSE_FILE));
+  writeFileSync(path.join(dir, CODE_SEARCH_PACKAGE_LICENSES_FILE), licences.join('\n'));
 }

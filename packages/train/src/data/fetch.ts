@@ -21,7 +21,12 @@ import {
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { CODE_SEARCH_FILE, CODE_SEARCH_LICENSE_FILE, fetchCodeSearch } from './code-search.js';
+import {
+  CODE_SEARCH_FILE,
+  CODE_SEARCH_LICENSE_FILE,
+  CODE_SEARCH_PACKAGE_LICENSES_FILE,
+  fetchCodeSearch,
+} from './code-search.js';
 import { IMAGE_FILES, IMAGE_SOURCES, loadImages, SKIMAGE_DATA_PATH } from './images.js';
 import { CLI_FETCH_COMMAND, checkoutRoot, type DataOptions, FETCH_COMMAND, resolveDataDir } from './paths.js';
 
@@ -281,12 +286,15 @@ const DATASETS: Dataset[] = [
   },
   {
     name: 'code-search',
-    files: [CODE_SEARCH_FILE, CODE_SEARCH_LICENSE_FILE],
+    files: [CODE_SEARCH_FILE, CODE_SEARCH_LICENSE_FILE, CODE_SEARCH_PACKAGE_LICENSES_FILE],
     fetch: (dir, step, tempDir) => fetchCodeSearch(dir, step, tempDir, extractDeb),
     async verify(dataDir) {
       const m = await import('./code-search.js');
       const s = m.loadCodeSearch({ dataDir });
-      check(s.extracted > 4000 && s.extracted < 7000, `code-search has ${s.extracted} pairs, expected about 5,100`);
+      check(
+        s.extracted > 30000 && s.extracted < 200000,
+        `code-search has ${s.extracted} pairs, expected 30,000 to 200,000`,
+      );
       return `${fmt(s.extracted)} functions with docstrings; ${fmt(s.train.length)} train / ${fmt(s.test.length)} test pairs in ${s.trainModules.length} / ${s.testModules.length} modules`;
     },
   },

@@ -5,8 +5,14 @@ export * from './retrieval.js';
 export {
   buildTruncatedGpt2Tokenizer,
   CODE_TOKENIZER_FILE,
+  codeWords,
   encodeTexts,
   loadBpeTokenizer,
   oneLine,
   PAD_TOKEN,
+  readTextForm,
+  TEXT_FORM_FILE,
+  TEXT_FORMS,
+  type TextForm,
+  textIn,
 } from './tokenizer.js';

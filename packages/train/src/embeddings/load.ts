@@ -14,12 +14,14 @@ import {
 } from '@offramp/core';
 import { readBoundedText, readSafetensorsFile } from '@offramp/core/node';
 import type { BpeTokenizer } from '../tokenizers/bpe.js';
-import { CODE_TOKENIZER_FILE, encodeTexts, loadBpeTokenizer } from './tokenizer.js';
+import { CODE_TOKENIZER_FILE, encodeTexts, loadBpeTokenizer, readTextForm, type TextForm } from './tokenizer.js';
 
 export interface LoadedEmbedder {
   dir: string;
   config: EncoderEmbedderConfig;
   tokenizer: BpeTokenizer;
+  /** How texts are prepared before BPE (text_form.json; 'one-line' when absent). */
+  textForm: TextForm;
   model: EncoderEmbedder;
   runner: Runner;
   /** Token ids of texts as the model reads them (one line, at most max_position ids). */
@@ -47,6 +49,7 @@ export async function loadEmbedder(
   const host = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [name, t] of tensors) host.set(name, { shape: t.shape, data: Float32Array.from(t.data) });
   const tokenizer = loadBpeTokenizer(path.join(dir, CODE_TOKENIZER_FILE));
+  const textForm = readTextForm(dir);
   if (tokenizer.vocabSize !== config.vocab_size) {
     throw new FormatError(
       `${dir}: ${CODE_TOKENIZER_FILE} has ${tokenizer.vocabSize} ids but config.json says vocab_size ${config.vocab_size}`,
@@ -56,11 +59,12 @@ export async function loadEmbedder(
   // the ONNX Runtime CPU path does not translate the embedder: its own kernels always
   const runner = new Runner(device, model, { maxBatch: options.maxBatch ?? 32, ort: false });
   const pad = config.pad_token_id ?? 0;
-  const tokenize = (texts: readonly string[]) => encodeTexts(tokenizer, texts, config.max_position, pad);
+  const tokenize = (texts: readonly string[]) => encodeTexts(tokenizer, texts, config.max_position, pad, textForm);
   return {
     dir,
     config,
     tokenizer,
+    textForm,
     model,
     runner,
     tokenize,

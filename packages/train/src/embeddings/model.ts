@@ -7,6 +7,25 @@ import { geluTanh, layerNorm } from '../training/models.js';
 
 let count = 0;
 
+/**
+ * Rows of `table` at `ids` (any shape) with the table's gradient as a scatter-add (ScatterNd sums duplicate
+ * indices): tf.gather's own gradient needs UnsortedSegmentSum, which the WebAssembly backend lacks.
+ */
+export function gatherRows(table: tf.Tensor, ids: tf.Tensor): tf.Tensor {
+  const f = tf.customGrad(((t: tf.Tensor, i: tf.Tensor, save: (ts: tf.Tensor[]) => void) => {
+    save([i]);
+    return {
+      value: tf.gather(t, i),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [V, d] = t.shape;
+        const flat = tf.reshape(saved[0], [-1, 1]);
+        return [tf.scatterND(flat, tf.reshape(dy, [-1, d]), [V, d]), tf.zerosLike(saved[0])];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(table, ids) as tf.Tensor;
+}
+
 export class TfEmbedder {
   readonly params = new Map<string, tf.Variable>();
 
@@ -46,7 +65,7 @@ export class TfEmbedder {
     const H = c.num_heads;
     const dh = d / H;
     const eps = c.layer_norm_eps ?? 1e-5;
-    const tok = tf.gather(this.p('embeddings.token.weight'), ids) as tf.Tensor3D;
+    const tok = gatherRows(this.p('embeddings.token.weight'), ids) as tf.Tensor3D;
     const pos = tf.slice(this.p('embeddings.position.weight'), [0, 0], [T, d]);
     let h = tf.add(tok, pos) as tf.Tensor3D;
     const valid = tf.cast(tf.less(tf.range(0, T, 1, 'int32').expandDims(0), lengths.expandDims(1)), 'float32');

@@ -1,7 +1,10 @@
 // The code-search tokenizer: GPT-2's byte-level BPE cut to its first `merges` merges (a valid BPE of its own:
 // the 256 byte tokens plus one token per kept merge, ids unchanged), plus a <|pad|> token. Code is put on one
-// line first (runs of whitespace → one space) so indentation does not eat the context.
-import { readFileSync } from 'node:fs';
+// line first (runs of whitespace → one space) so indentation does not eat the context. A model folder may hold
+// text_form.json ({"form": "words"}): then texts are also split into words before BPE (identifiers at `_` and
+// camelCase boundaries, punctuation apart, lower case), so `read_file` in code and "read file" in a docstring
+// give the same tokens. Without the file the form is 'one-line' (folders made before the words form).
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { FormatError } from '@offramp/core';
 import { type BpeTokenizer, byteLevelBpeJson, gpt3EncoderDir, loadBpeTokenizer } from '../tokenizers/bpe.js';
@@ -39,10 +42,61 @@ export function oneLine(text: string): string {
   return text.replace(/\s+/g, ' ').trim();
 }
 
-/** Token ids of each text (one line, at most `maxLen` ids, at least one: an empty text gives [pad]). */
-export function encodeTexts(tok: BpeTokenizer, texts: readonly string[], maxLen: number, padId: number): number[][] {
+/**
+ * The 'words' form: identifiers split at underscores and camelCase boundaries (`parseHTTPResponse_v2` →
+ * `parse http response v2`), every run of other punctuation set apart by spaces, lower case, one line.
+ */
+export function codeWords(text: string): string {
+  return oneLine(
+    text
+      .replace(/(\p{Ll}|\p{N})(\p{Lu})/gu, '$1 $2')
+      .replace(/(\p{Lu})(\p{Lu}\p{Ll})/gu, '$1 $2')
+      .replace(/_+/g, ' ')
+      .replace(/([^\p{L}\p{N}\s]+)/gu, ' $1 ')
+      .toLowerCase(),
+  );
+}
+
+export const TEXT_FORMS = ['one-line', 'words'] as const;
+export type TextForm = (typeof TEXT_FORMS)[number];
+export const TEXT_FORM_FILE = 'text_form.json';
+
+/**
+ * A text in the given form. The words form starts with a space, so the first word gets the same BPE tokens
+ * (GPT-2's words carry their leading space) as it does anywhere else.
+ */
+export function textIn(form: TextForm, text: string): string {
+  if (form === 'one-line') return oneLine(text);
+  const w = codeWords(text);
+  return w.length > 0 ? ` ${w}` : '';
+}
+
+/** The text form of a model folder: its text_form.json, or 'one-line' when there is none. */
+export function readTextForm(dir: string): TextForm {
+  const file = path.join(dir, TEXT_FORM_FILE);
+  if (!existsSync(file)) return 'one-line';
+  const raw = readJsonFile(file, 'the text form') as { form?: unknown };
+  if (!TEXT_FORMS.includes(raw?.form as TextForm)) {
+    throw new FormatError(
+      `${file}: "form" is ${JSON.stringify(raw?.form)}; allowed: ${TEXT_FORMS.map((f) => `"${f}"`).join(', ')}`,
+    );
+  }
+  return raw.form as TextForm;
+}
+
+/**
+ * Token ids of each text (in `form`, default one line; at most `maxLen` ids, at least one: an empty text gives
+ * [pad]).
+ */
+export function encodeTexts(
+  tok: BpeTokenizer,
+  texts: readonly string[],
+  maxLen: number,
+  padId: number,
+  form: TextForm = 'one-line',
+): number[][] {
   return texts.map((t) => {
-    const ids = Array.from(tok.encode(oneLine(t)).subarray(0, maxLen));
+    const ids = Array.from(tok.encode(textIn(form, t)).subarray(0, maxLen));
     return ids.length > 0 ? ids : [padId];
   });
 }

@@ -9,7 +9,7 @@ import { mulberry32 } from '@offramp/core';
 import * as tf from '@tensorflow/tfjs';
 import { shuffleInPlace } from '../data/split.js';
 import { stopGradient } from '../training/models.js';
-import { padBatch, type TfEmbedder } from './model.js';
+import { gatherRows, padBatch, type TfEmbedder } from './model.js';
 
 export const EMBED_VARIANTS = ['mose', 'independent', 'last'] as const;
 export type EmbedVariant = (typeof EMBED_VARIANTS)[number];
@@ -30,6 +30,11 @@ export interface EmbedTrainOptions {
   seed: number;
   /** Code rows are padded up to a multiple of this (fewer distinct shapes to compile). */
   padMultiple?: number;
+  /** Steps of linear warm-up before the cosine decay to 10 % of `lr` (default 0: constant `lr`). */
+  warmup?: number;
+  /** Called after `evalEvery` steps and at the end (e.g. a validation MRR per exit for the learning curve). */
+  evaluate?: (step: number) => Promise<number[]>;
+  evalEvery?: number;
   log?: (line: string) => void;
 }
 
@@ -38,6 +43,21 @@ export interface EmbedTrainResult {
   seconds: number;
   /** Mean loss over each tenth of the run. */
   lossCurve: number[];
+  /** What `evaluate` returned, with the step it ran after. */
+  evalCurve: { step: number; values: number[] }[];
+}
+
+/** Learning rate at `step` of `steps`: linear warm-up over `warmup` steps, then cosine decay to 10 % of `lr`. */
+export function scheduledLr(lr: number, step: number, steps: number, warmup: number): number {
+  if (warmup <= 0) return lr;
+  if (step < warmup) return (lr * (step + 1)) / warmup;
+  const t = (step - warmup) / Math.max(1, steps - warmup);
+  return lr * (0.1 + 0.45 * (1 + Math.cos(Math.PI * t)));
+}
+
+/** Sets an Adam optimizer's learning rate (tfjs reads the field at every update). */
+function setLr(opt: tf.AdamOptimizer, lr: number): void {
+  (opt as unknown as { learningRate: number }).learningRate = lr;
 }
 
 function infoNce(S: tf.Tensor2D): tf.Scalar {
@@ -93,8 +113,20 @@ export async function trainEmbedder(model: TfEmbedder, o: EmbedTrainOptions): Pr
   const vars = [...model.params.values()];
   let order: number[] = [];
   const losses: number[] = [];
+  const evalCurve: { step: number; values: number[] }[] = [];
   const t0 = performance.now();
+  let evalSeconds = 0;
+  const evaluate = async (step: number) => {
+    if (!o.evaluate) return;
+    const e0 = performance.now();
+    const values = await o.evaluate(step);
+    evalSeconds += (performance.now() - e0) / 1000;
+    evalCurve.push({ step, values });
+    o.log?.(`after step ${step}: ${values.map((v) => v.toFixed(3)).join(' / ')}`);
+  };
+  await evaluate(0);
   for (let step = 0; step < o.steps; step++) {
+    setLr(opt, scheduledLr(o.lr, step, o.steps, o.warmup ?? 0));
     if (order.length < o.batchSize) order = lengthBuckets(o.codes, o.batchSize, rand);
     const idx = order.splice(0, o.batchSize);
     const qRows = idx.map((i) => o.queries[i]);
@@ -119,7 +151,9 @@ export async function trainEmbedder(model: TfEmbedder, o: EmbedTrainOptions): Pr
       const s = (performance.now() - t0) / 1000;
       o.log(`step ${step + 1}/${o.steps}: loss ${losses[losses.length - 1].toFixed(4)} (${s.toFixed(0)} s)`);
     }
+    if (o.evalEvery && (step + 1) % o.evalEvery === 0 && step + 1 < o.steps) await evaluate(step + 1);
   }
+  await evaluate(o.steps);
   opt.dispose();
   const tenth = Math.max(1, Math.floor(losses.length / 10));
   const lossCurve: number[] = [];
@@ -127,7 +161,7 @@ export async function trainEmbedder(model: TfEmbedder, o: EmbedTrainOptions): Pr
     const part = losses.slice(s, s + tenth);
     lossCurve.push(part.reduce((a, b) => a + b, 0) / part.length);
   }
-  return { steps: o.steps, seconds: (performance.now() - t0) / 1000, lossCurve };
+  return { steps: o.steps, seconds: (performance.now() - t0) / 1000 - evalSeconds, lossCurve, evalCurve };
 }
 
 export interface PretrainOptions {
@@ -141,6 +175,11 @@ export interface PretrainOptions {
   lr: number;
   seed: number;
   tau?: number;
+  /** Warm-up steps of the schedule (see scheduledLr; default 0: constant lr). */
+  warmup?: number;
+  /** Called with the current table after `evalEvery` steps and at the end (the learning curve). */
+  evaluate?: (table: tf.Variable, step: number) => Promise<number>;
+  evalEvery?: number;
   log?: (line: string) => void;
 }
 
@@ -150,7 +189,7 @@ export interface PretrainOptions {
  */
 export async function pretrainTokenEmbeddings(
   o: PretrainOptions,
-): Promise<{ table: Float32Array; seconds: number; loss: number }> {
+): Promise<{ table: Float32Array; seconds: number; loss: number; evalCurve: { step: number; value: number }[] }> {
   const rand = mulberry32(o.seed);
   const table = tf.variable(
     tf.randomNormal([o.vocabSize, o.dim], 0, 0.02, 'float32', o.seed),
@@ -163,13 +202,24 @@ export async function pretrainTokenEmbeddings(
     const p = padBatch(rows, o.padId, 16);
     const T = p.ids.shape[1];
     const valid = tf.cast(tf.less(tf.range(0, T, 1, 'int32').expandDims(0), p.lengths.expandDims(1)), 'float32');
-    const e = tf.sum(tf.mul(tf.gather(table, p.ids), valid.expandDims(2)), 1) as tf.Tensor2D;
+    const e = tf.sum(tf.mul(gatherRows(table, p.ids), valid.expandDims(2)), 1) as tf.Tensor2D;
     return { e: tf.div(e, tf.maximum(tf.norm(e, 2, 1, true), 1e-12)) as tf.Tensor2D, dispose: [p.ids, p.lengths] };
   };
   let order: number[] = [];
   let last = 0;
+  const evalCurve: { step: number; value: number }[] = [];
+  let evalSeconds = 0;
+  const evaluate = async (step: number) => {
+    if (!o.evaluate) return;
+    const e0 = performance.now();
+    const value = await o.evaluate(table, step);
+    evalSeconds += (performance.now() - e0) / 1000;
+    evalCurve.push({ step, value });
+    o.log?.(`stage 0 after step ${step}: ${value.toFixed(3)}`);
+  };
   const t0 = performance.now();
   for (let step = 0; step < o.steps; step++) {
+    setLr(opt, scheduledLr(o.lr, step, o.steps, o.warmup ?? 0));
     if (order.length < o.batchSize) order = lengthBuckets(o.codes, o.batchSize, rand);
     const idx = order.splice(0, o.batchSize);
     const loss = opt.minimize(
@@ -184,10 +234,14 @@ export async function pretrainTokenEmbeddings(
     last = (await loss.data())[0];
     loss.dispose();
     if (o.log && (step % 50 === 0 || step === o.steps - 1))
-      o.log(`stage 0 step ${step + 1}/${o.steps}: loss ${last.toFixed(4)}`);
+      o.log(
+        `stage 0 step ${step + 1}/${o.steps}: loss ${last.toFixed(4)} (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
+      );
+    if (o.evalEvery && (step + 1) % o.evalEvery === 0 && step + 1 < o.steps) await evaluate(step + 1);
   }
+  await evaluate(o.steps);
   opt.dispose();
   const out = Float32Array.from(await table.data());
   table.dispose();
-  return { table: out, seconds: (performance.now() - t0) / 1000, loss: last };
+  return { table: out, seconds: (performance.now() - t0) / 1000 - evalSeconds, loss: last, evalCurve };
 }
