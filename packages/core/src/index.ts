@@ -30,6 +30,7 @@ export {
 export * from './errors.js';
 export * from './generation/decoder-model.js';
 export {
+  checkDecodeLoopOptions,
   DEFAULT_STEPS_PER_SUBMIT,
   dispatchSample,
   f32Threshold,

@@ -24,6 +24,7 @@
 // readback per exit, any rule including custom and classifier) and the same device sampler, so both modes
 // draw the same tokens.
 import {
+  checkDecodeLoopOptions,
   dispatchSample,
   EXIT_RULE_CODE,
   exitDecide,
@@ -46,7 +47,6 @@ import {
 import { type BlockState, blockStep, Scope } from './block.js';
 import type { ExitClassifiers } from './exit-classifier.js';
 import type { ExitRule, MambaCache, MambaLM } from './model.js';
-import { checkSampling } from './sampling.js';
 
 export interface MambaLoopOptions {
   maxNewTokens: number;
@@ -133,16 +133,7 @@ class StepScope extends Scope {
 }
 
 function checkLoopOptions(lm: MambaLM, prompts: readonly (readonly number[])[], o: MambaLoopOptions, what: string) {
-  if (prompts.length === 0) throw new ValidationError(`${what}: no prompts`);
-  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 1)
-    throw new ValidationError(`${what}: maxNewTokens must be a positive integer, got ${o.maxNewTokens}`);
-  const n = o.stepsPerSubmit ?? MAMBA_STEPS_PER_SUBMIT;
-  if (!Number.isInteger(n) || n < 1 || n > 1024)
-    throw new ValidationError(`${what}: stepsPerSubmit must be an integer in [1, 1024], got ${o.stepsPerSubmit}`);
-  checkSampling(o.sampling ?? {});
-  for (const t of o.stop ?? [])
-    if (!Number.isInteger(t) || t < 0 || t >= lm.V)
-      throw new ValidationError(`${what}: stop token ${t} is outside [0, ${lm.V}) (vocab_size)`);
+  const n = checkDecodeLoopOptions(lm.V, prompts, o, what, MAMBA_STEPS_PER_SUBMIT);
   const skip = o.exit?.skip ?? 'freeze';
   if (skip !== 'freeze' && skip !== 'partial')
     throw new ValidationError(`${what}: skip strategy '${skip}' is not one of freeze, partial`);

@@ -111,22 +111,37 @@ function ruleParams(rule: DecoderExitRule): { code: number; threshold: number } 
   }
 }
 
+/**
+ * The checks every decode loop makes of its options (the decoder's and the Mamba LM's): prompts given,
+ * maxNewTokens, stepsPerSubmit, sampling and stop tokens inside the vocabulary. Returns the steps per submission.
+ */
+export function checkDecodeLoopOptions(
+  V: number,
+  prompts: readonly (readonly number[])[],
+  o: { maxNewTokens: number; stepsPerSubmit?: number; sampling?: SamplingOptions; stop?: readonly number[] },
+  what: string,
+  defaultSteps = DEFAULT_STEPS_PER_SUBMIT,
+): number {
+  if (prompts.length === 0) throw new ValidationError(`${what}: no prompts`);
+  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 1)
+    throw new ValidationError(`${what}: maxNewTokens must be a positive integer, got ${o.maxNewTokens}`);
+  const n = o.stepsPerSubmit ?? defaultSteps;
+  if (!Number.isInteger(n) || n < 1 || n > 1024)
+    throw new ValidationError(`${what}: stepsPerSubmit must be an integer in [1, 1024], got ${o.stepsPerSubmit}`);
+  checkSampling(o.sampling ?? {});
+  for (const t of o.stop ?? [])
+    if (!Number.isInteger(t) || t < 0 || t >= V)
+      throw new ValidationError(`${what}: stop token ${t} is outside [0, ${V}) (vocab_size)`);
+  return n;
+}
+
 export function checkOptions(
   model: DecoderLM,
   prompts: readonly (readonly number[])[],
   o: LoopGenerateOptions,
   what: string,
 ) {
-  if (prompts.length === 0) throw new ValidationError(`${what}: no prompts`);
-  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 1)
-    throw new ValidationError(`${what}: maxNewTokens must be a positive integer, got ${o.maxNewTokens}`);
-  const n = o.stepsPerSubmit ?? DEFAULT_STEPS_PER_SUBMIT;
-  if (!Number.isInteger(n) || n < 1 || n > 1024)
-    throw new ValidationError(`${what}: stepsPerSubmit must be an integer in [1, 1024], got ${o.stepsPerSubmit}`);
-  checkSampling(o.sampling ?? {});
-  for (const t of o.stop ?? [])
-    if (!Number.isInteger(t) || t < 0 || t >= model.V)
-      throw new ValidationError(`${what}: stop token ${t} is outside [0, ${model.V}) (vocab_size)`);
+  const n = checkDecodeLoopOptions(model.V, prompts, o, what);
   const maxLen = Math.max(...prompts.map((p) => p.length)) + o.maxNewTokens;
   if (maxLen > model.config.maxPositionEmbeddings)
     throw new ValidationError(

@@ -11,7 +11,7 @@
 // policy sees the group's rows at an exit together, as it would in a run of the group alone.
 import type { EarlyExitModel, ModelInput } from '../engine/model.js';
 import type { ExitContext, ExitPolicy, ExitSignals } from '../engine/policy.js';
-import type { Runner, SampleResult, SampleTrace } from '../engine/runner.js';
+import { type Runner, type SampleResult, type SampleTrace, unpackSignals } from '../engine/runner.js';
 import { ValidationError } from '../errors.js';
 import { exitSignals, SIGNALS_PER_ROW } from '../kernels/exit-signals.js';
 import { argmax, softmax } from '../util/probs.js';
@@ -371,27 +371,8 @@ function takeGroups<Tag>(store: Row<Tag>[], max: number): Row<Tag>[] {
 }
 
 function signalsOf<Tag>(raw: Float32Array, from: number, count: number, rows: Row<Tag>[]): ExitSignals {
-  const s: ExitSignals = {
-    count,
-    sampleIds: new Int32Array(count),
-    maxProb: new Float32Array(count),
-    entropy: new Float32Array(count),
-    margin: new Float32Array(count),
-    argmax: new Int32Array(count),
-    gate: new Float32Array(count),
-    similarity: new Float32Array(count),
-  };
-  for (let r = 0; r < count; r++) {
-    const b = (from + r) * SIGNALS_PER_ROW;
-    s.sampleIds[r] = rows[from + r].index;
-    s.maxProb[r] = raw[b];
-    s.entropy[r] = raw[b + 1];
-    s.margin[r] = raw[b + 2];
-    s.argmax[r] = raw[b + 3];
-    s.gate[r] = raw[b + 4];
-    s.similarity[r] = raw[b + 5];
-  }
-  return s;
+  const ids = Int32Array.from({ length: count }, (_, r) => rows[from + r].index);
+  return unpackSignals(raw.subarray(from * SIGNALS_PER_ROW), count, ids);
 }
 
 function traceOf(rows: Float32Array[]): SampleTrace {
