@@ -2,7 +2,8 @@
 // run decoder and Mamba folders on OrtDecoderLM / OrtMambaLM: a real server answers /v1/completions (whole
 // and streamed) and /v1/chat/completions with the tokens (greedy) and exit blocks of the same server on the
 // WebGPU device, for a request alone, two requests prefilled together, and a request joining a running decode
-// batch (rows merged and compacted by copying host-array state); /v1/models says which path each LM runs on.
+// batch (rows merged and compacted by copying host-array state), with no exit policy and with the confidence,
+// entropy and fixed policies; /v1/models says which path each LM runs on.
 import { join } from 'node:path';
 import { GpuDevice, isSoftwareAdapter } from '@offramp/core';
 import { expect, test } from 'vitest';
@@ -105,7 +106,7 @@ async function answers(dir: string, device: 'gpu' | 'auto', policy: string | und
 for (const name of ['austen-decoder', 'austen-mamba'])
   test(`${name}: 'auto' on a software adapter serves completions on ONNX Runtime with the WebGPU path's tokens`, async () => {
     const dir = join(ck, name);
-    for (const policy of [undefined, 'confidence:threshold=0.5']) {
+    for (const policy of [undefined, 'confidence:threshold=0.5', 'entropy:threshold=1.5', 'fixed:block=3']) {
       const gpu = await answers(dir, 'gpu', policy);
       const auto = await answers(dir, 'auto', policy);
       expect(gpu.path).toBe('webgpu');
@@ -117,7 +118,9 @@ for (const name of ['austen-decoder', 'austen-mamba'])
       // the streamed request equals the same request whole (its first 16 tokens: the alone answers' length)
       expect(g.stream.length).toBeGreaterThan(0);
       expect(g.together[0].text).toBe(g.stream.slice(0, g.together[0].text.length));
-      if (policy)
+      // the first token comes from the full-depth prefill, the others from block 3
+      if (policy?.startsWith('fixed')) expect(new Set(g.alone.blocks.slice(1))).toEqual(new Set([3]));
+      else if (policy)
         expect([...g.alone.blocks, ...g.together.flatMap((t) => t.blocks)].some((b) => b < g.L - 1)).toBe(true);
     }
-  }, 120_000);
+  }, 180_000);
