@@ -2,8 +2,10 @@
 // server takes: a Mamba LM (@offramp/mamba) and a Llama-style decoder (@offramp/core's DecoderLM). The
 // scheduler merges and compacts rows of a decode batch by copying each row's state, so a backend names its
 // per-row state: tensors whose rows are contiguous blocks (Mamba: conv and SSM states per layer; the decoder:
-// keys and values per layer) plus, for the decoder, the host-side cached length of each row.
-import type { DecoderCache, DecoderExitRule, DecoderLM, Tensor } from '@offramp/core';
+// keys and values per layer) plus, for the decoder, the host-side cached length of each row. The states are
+// device tensors here; the ONNX Runtime CPU path's backends (completions-ort.ts) hand host arrays through the
+// same RowState shape.
+import type { DecoderCache, DecoderExitRule, DecoderLM } from '@offramp/core';
 import type { ExitOptions, MambaCache, MambaLM } from '@offramp/mamba';
 
 export interface LmCache {
@@ -11,8 +13,35 @@ export interface LmCache {
   dispose(): void;
 }
 
+/**
+ * One per-row state buffer of a cache, (batch, ...) with row-contiguous blocks: a device Tensor, or a host
+ * array wrapped by hostRowState. The scheduler reads whole buffers and writes whole new ones.
+ */
+export interface RowState {
+  readonly length: number;
+  read(): Promise<ArrayLike<number>>;
+  write(data: Float32Array): void;
+}
+
+/** A host array as a RowState (read gives the array itself; write copies into it). */
+export function hostRowState(a: Float32Array): RowState {
+  return {
+    length: a.length,
+    read: async () => a,
+    write: (data) => {
+      if (data.length !== a.length)
+        throw new RangeError(`a row state of ${a.length} floats cannot take ${data.length} (a scheduler bug)`);
+      a.set(data);
+    },
+  };
+}
+
 export interface LmBackend<C extends LmCache = LmCache> {
   readonly kind: 'mamba' | 'decoder';
+  /** What runs the model: 'webgpu' (the device's kernels) or 'ort-cpu' (ONNX Runtime on the host). */
+  readonly path: 'webgpu' | 'ort-cpu';
+  /** The path in words, for logs (e.g. 'decoder on onnxruntime-node cpu, 2 threads'). */
+  readonly pathDetail: string;
   /** Vocabulary size (logits per row). */
   readonly V: number;
   /** Blocks (an exit block of L − 1 is full depth). */
@@ -30,8 +59,8 @@ export interface LmBackend<C extends LmCache = LmCache> {
     exit?: ExitOptions,
   ): Promise<{ logits: Float32Array; exitBlocks: Int32Array }>;
   newCache(batch: number): C;
-  /** The per-row state tensors of a cache, each (batch, ...) with row-contiguous blocks. */
-  stateTensors(cache: C): Tensor[];
+  /** The per-row states of a cache, each (batch, ...) with row-contiguous blocks. */
+  stateTensors(cache: C): RowState[];
   /** Host-side per-row metadata that travels with a row (the decoder's cached length). */
   rowLength?(cache: C, row: number): number;
   setRowLength?(cache: C, row: number, length: number): void;
@@ -41,6 +70,8 @@ export interface LmBackend<C extends LmCache = LmCache> {
 export function mambaBackend(lm: MambaLM): LmBackend<MambaCache> {
   return {
     kind: 'mamba',
+    path: 'webgpu',
+    pathDetail: 'Mamba on the WebGPU device',
     V: lm.V,
     L: lm.L,
     exits: lm.exits,
@@ -69,6 +100,8 @@ export function decoderBackend(lm: DecoderLM, context = DEFAULT_DECODER_CONTEXT)
   const maxContext = Math.min(lm.config.maxPositionEmbeddings, context);
   return {
     kind: 'decoder',
+    path: 'webgpu',
+    pathDetail: 'decoder on the WebGPU device',
     V: lm.V,
     L: lm.L,
     exits: lm.exits,

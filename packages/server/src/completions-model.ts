@@ -1,15 +1,18 @@
 // A language model served by the completions routes: a Mamba LM or a Llama-style decoder, its tokenizer and
 // its decode scheduler; loadLm reads a Hugging Face-style folder (MambaForCausalLM or LlamaForCausalLM
-// config.json, safetensors, a char or BPE tokenizer).
+// config.json, safetensors, a char or BPE tokenizer). Where the device carries the ONNX Runtime CPU path
+// (`auto` on a software adapter), the routes run OrtDecoderLM / OrtMambaLM instead (completions-ort.ts); the
+// WebGPU model stays loaded as `model` (its tokenizer, limits and own generate).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DecoderLM, Device } from '@offramp/core';
-import { parseJsonText } from '@offramp/core';
+import { OrtDecoderLM, ortCpuOf, parseJsonText } from '@offramp/core';
 import { FILE_LIMITS, loadDecoderLM, readBoundedTextSync, resolveInside } from '@offramp/core/node';
-import type { MambaLM } from '@offramp/mamba';
+import { type MambaLM, OrtMambaLM } from '@offramp/mamba';
 import { loadMambaLM } from '@offramp/mamba/node';
 import { CharTokenizer, loadBpeTokenizer } from '@offramp/train';
 import { decoderBackend, type LmBackend, mambaBackend } from './completions-backend.js';
+import { ortDecoderBackend, ortMambaBackend } from './completions-ort.js';
 import { DecodeScheduler, type DecodeSchedulerOptions } from './completions-scheduler.js';
 
 /** Text ↔ token ids. */
@@ -34,11 +37,13 @@ export function createLoadedLm(
   model: MambaLM | DecoderLM,
   tokenizer: LmTokenizer,
   options: DecodeSchedulerOptions = {},
+  backendOverride?: LmBackend,
 ): LoadedLm {
   const backend: LmBackend =
-    'blocks' in model
+    backendOverride ??
+    ('blocks' in model
       ? (mambaBackend(model as MambaLM) as LmBackend)
-      : (decoderBackend(model as DecoderLM) as LmBackend);
+      : (decoderBackend(model as DecoderLM) as LmBackend));
   return { model, backend, tokenizer, scheduler: new DecodeScheduler(backend, options) };
 }
 
@@ -64,10 +69,23 @@ export async function loadLm(device: Device, dir: string, options: DecodeSchedul
       model.dispose();
       throw new Error(`${dir}: no tokenizer (offramp.tokenizer in config.json or tokenizer.json)`);
     }
+    const ortCpu = ortCpuOf(device);
+    let ort: LmBackend | undefined;
+    try {
+      if (ortCpu)
+        ort = ortDecoderBackend(new OrtDecoderLM(ortCpu, loaded.config, loaded.tensors, { exits: [...model.exits] }), {
+          maxPromptTokens: model.maxTokens,
+          disposeAlso: () => model.dispose(),
+        }) as LmBackend;
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
     return createLoadedLm(
       model,
       { encode: (t) => tok.encode(t), decode: (ids) => tok.decode(Array.from(ids)) },
       options,
+      ort,
     );
   }
   const { model, loaded } = await loadMambaLM(device, dir);
@@ -83,7 +101,14 @@ export async function loadLm(device: Device, dir: string, options: DecodeSchedul
       file.endsWith('tokenizer.json') && !file.endsWith('char-tokenizer.json')
         ? loadBpeTokenizer(file)
         : CharTokenizer.load(file);
-    return createLoadedLm(model, tokenizer, options);
+    const ortCpu = ortCpuOf(device);
+    const ort = ortCpu
+      ? (ortMambaBackend(new OrtMambaLM(ortCpu, loaded.config, loaded.tensors, { exits: [...model.exits] }), {
+          maxPromptTokens: model.maxPromptTokens,
+          disposeAlso: () => model.dispose(),
+        }) as LmBackend)
+      : undefined;
+    return createLoadedLm(model, tokenizer, options, ort);
   } catch (e) {
     model.dispose();
     throw e;

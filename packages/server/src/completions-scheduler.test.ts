@@ -15,7 +15,7 @@ let device: Device;
 let lm: LoadedLm;
 
 beforeAll(async () => {
-  device = await createDevice();
+  device = await createDevice({ backend: 'gpu' }); // the WebGPU path (completions-ort.test.ts: the ORT one)
   lm = await loadLm(device, MODEL_DIR, { maxBatch: 3 });
 });
 afterAll(() => {

@@ -24,7 +24,7 @@ let base: string;
 let client: OpenAI;
 
 beforeAll(async () => {
-  device = await createDevice();
+  device = await createDevice({ backend: 'gpu' }); // the WebGPU path (completions-ort.test.ts: the ORT one)
   lm = await loadLm(device, MODEL_DIR, { maxBatch: 8 });
   const a = fastify().withTypeProvider<ZodTypeProvider>();
   a.setValidatorCompiler(validatorCompiler);

@@ -117,6 +117,8 @@ export const ModelsResponse = z.object({
         routes: z.array(z.string()),
         max_batch: z.number().int(),
         max_seq_len: z.number().int().optional(),
+        /** 'webgpu' or 'ort-cpu' (ONNX Runtime on the host: `auto` on a software adapter). */
+        execution_path: z.enum(['webgpu', 'ort-cpu']),
       }),
       z.object({
         id: z.string(),

@@ -252,7 +252,7 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
     for (const lm of l.lms.values()) {
       try {
         lm.scheduler.close(err);
-        lm.model.dispose();
+        lm.backend.dispose();
       } catch {
         /* a lost device may refuse */
       }
@@ -685,6 +685,7 @@ export async function createServer(options: ServerOptions): Promise<OfframpServe
         routes: ['/v1/completions', '/v1/chat/completions'],
         max_batch: lm.scheduler.maxBatch,
         ...(lm.maxSeqLen !== undefined ? { max_seq_len: lm.maxSeqLen } : {}),
+        execution_path: lm.backend.path,
       })),
       ...[...embedders.entries()].map(([id, e]) => ({
         id,

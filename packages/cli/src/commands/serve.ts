@@ -127,6 +127,8 @@ export async function serveCommand(o: ServeOptions, log: Logger): Promise<void> 
   log.info(
     `offramp server on ${url} serving ${Object.keys(models).join(', ')} (device: ${server.context.device.describe()}; classify scheduler: ${o.scheduler ?? 'window'})`,
   );
+  for (const [name, lm] of server.context.lms)
+    log.info(`language model ${name}: ${lm.backend.path} (${lm.backend.pathDetail})`);
   const sig = await stopped;
   log.info(`${sig}: finishing the requests in flight, then stopping`);
   await server.close();
