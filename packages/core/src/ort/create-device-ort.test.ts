@@ -63,7 +63,8 @@ describe.skipIf(Boolean(ortError))('createDevice with the ONNX Runtime path', ()
     const dev = await createDevice({ backend: 'auto' });
     expect(dev.kind).toBe('gpu'); // kernels (decoders, Mamba) stay on the adapter
     expect(executionPath(dev)).toBe(software ? 'ort-cpu' : 'webgpu');
-    if (software) expect(dev.describe()).toMatch(/^gpu: .*; classifiers run on ort-cpu: onnxruntime-node/);
+    if (software)
+      expect(dev.describe()).toMatch(/^gpu: .*; classifiers and language models run on ort-cpu: onnxruntime-node/);
     const model = buildModel(dev, cfg, randomWeights(cfg, 2));
     const runner = new Runner(dev, model);
     const x = { features: new Float32Array(16).fill(0.5) };
