@@ -91,6 +91,27 @@ async function classifyResult(
   };
 }
 
+/** Records a Pareto trace of n samples in the page and checks its frontier against `want` (computed in Node). */
+async function expectRecordedFrontier(
+  page: Page,
+  n: number,
+  want: { policy: string; options: Record<string, unknown>; accuracy: number | null; meanCost: number }[],
+  timeout: number,
+): Promise<void> {
+  await page.getByTestId('trace-size').selectOption(String(n));
+  await page.getByTestId('record').click();
+  const plot = page.getByTestId('pareto-plot');
+  await plot.waitFor({ timeout });
+  const got = JSON.parse((await plot.getAttribute('data-frontier'))!);
+  expect(got.map((p: { policy: string; options: Record<string, unknown> }) => pointLabel(p))).toEqual(
+    want.map((p) => pointLabel(p)),
+  );
+  for (let i = 0; i < want.length; i++) {
+    expect(got[i].accuracy).toBe(want[i].accuracy);
+    expect(got[i].meanCost).toBeCloseTo(want[i].meanCost, 12);
+  }
+}
+
 async function nodeRun(image: number | Uint8Array, threshold: number) {
   const bytes = typeof image === 'number' ? fashionImage(image).bytes : image;
   const features = [Float32Array.from(bytes, (b) => b / 255)];
@@ -235,18 +256,7 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
     }));
     expect(want.length).toBeGreaterThan(1);
     const page = await open('pareto');
-    await page.getByTestId('trace-size').selectOption(String(n));
-    await page.getByTestId('record').click();
-    const plot = page.getByTestId('pareto-plot');
-    await plot.waitFor({ timeout: 60_000 });
-    const got = JSON.parse((await plot.getAttribute('data-frontier'))!);
-    expect(got.map((p: { policy: string; options: Record<string, unknown> }) => pointLabel(p))).toEqual(
-      want.map((p) => pointLabel(p)),
-    );
-    for (let i = 0; i < want.length; i++) {
-      expect(got[i].accuracy).toBe(want[i].accuracy);
-      expect(got[i].meanCost).toBeCloseTo(want[i].meanCost, 12);
-    }
+    await expectRecordedFrontier(page, n, want, 60_000);
     // click the cheapest frontier point that is not the first exit's: it runs on the device as simulated
     const { points } = sweepAll(nodeTrace);
     const target = points.find((p) => pointLabel(p) === pointLabel(want[Math.min(1, want.length - 1)]))!;
@@ -507,18 +517,7 @@ describe('playground (built site, headless Chromium on WebGPU)', () => {
       const page = await open('pareto');
       await page.getByTestId('server').fill(url);
       // Pareto: the trace recorded through the server gives Node's frontier, and the same policy file
-      await page.getByTestId('trace-size').selectOption(String(n));
-      await page.getByTestId('record').click();
-      const plot = page.getByTestId('pareto-plot');
-      await plot.waitFor({ timeout: 30_000 });
-      const got = JSON.parse((await plot.getAttribute('data-frontier'))!);
-      expect(got.map((p: { policy: string; options: Record<string, unknown> }) => pointLabel(p))).toEqual(
-        want.map((p) => pointLabel(p)),
-      );
-      for (let i = 0; i < want.length; i++) {
-        expect(got[i].accuracy).toBe(want[i].accuracy);
-        expect(got[i].meanCost).toBeCloseTo(want[i].meanCost, 12);
-      }
+      await expectRecordedFrontier(page, n, want, 30_000);
       console.log(
         `pareto trace of ${n} images through the server: ${await page.getByTestId('sweep-summary').getAttribute('data-trace-ms')} ms`,
       );
