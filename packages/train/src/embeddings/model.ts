@@ -3,6 +3,7 @@
 //   ids (B, T) i32, lengths (B) i32 → h per exit block (B, T, d) → masked mean (B, d) → shared head → (B, p)
 import { type EncoderEmbedderConfig, embedderTensorSpec, mulberry32, randn } from '@offramp/core';
 import * as tf from '@tensorflow/tfjs';
+import { bmm, linear } from '../training/matmul.js';
 import { geluTanh, layerNorm } from '../training/models.js';
 
 let count = 0;
@@ -75,21 +76,25 @@ export class TfEmbedder {
     for (let i = 0; i < c.num_layers; i++) {
       const q = `blocks.${i}`;
       const x1 = layerNorm(h, this.p(`${q}.ln1.weight`), this.p(`${q}.ln1.bias`), eps);
+      // every product is a plain one (linear/bmm) and every transpose 4-D: the fast paths of the wasm backend
       const qkv = tf.add(
-        tf.matMul(tf.reshape(x1, [B * T, d]), this.p(`${q}.attn.qkv.weight`)),
+        linear(tf.reshape(x1, [B * T, d]), this.p(`${q}.attn.qkv.weight`)),
         this.p(`${q}.attn.qkv.bias`),
       );
-      const [qh, kh, vh] = tf.unstack(
-        tf.transpose(tf.reshape(qkv, [B, T, 3, H, dh]), [2, 0, 3, 1, 4]),
-        0,
-      ) as tf.Tensor4D[];
-      const scores = tf.add(tf.mul(tf.matMul(qh, kh, false, true), 1 / Math.sqrt(dh)), mask);
-      const ctx = tf.reshape(tf.transpose(tf.matMul(tf.softmax(scores, -1), vh), [0, 2, 1, 3]), [B * T, d]);
-      const o = tf.add(tf.matMul(ctx, this.p(`${q}.attn.out.weight`)), this.p(`${q}.attn.out.bias`));
+      const [qf, kf, vf] = tf.split(qkv, 3, 1) as tf.Tensor2D[];
+      const heads = (x: tf.Tensor2D, perm: number[]) => tf.transpose(tf.reshape(x, [B, T, H, dh]), perm) as tf.Tensor4D;
+      const qh = heads(qf, [0, 2, 1, 3]); // (B, H, T, dh)
+      const khT = heads(kf, [0, 2, 3, 1]); // (B, H, dh, T)
+      const vh = heads(vf, [0, 2, 1, 3]);
+      const scores = tf.add(tf.mul(bmm(qh, khT), 1 / Math.sqrt(dh)), mask) as tf.Tensor4D;
+      const ctx = tf.reshape(tf.transpose(bmm(tf.softmax(scores, -1) as tf.Tensor4D, vh), [0, 2, 1, 3]), [B * T, d]);
+      const o = tf.add(linear(ctx as tf.Tensor2D, this.p(`${q}.attn.out.weight`)), this.p(`${q}.attn.out.bias`));
       const mid = tf.add(h, tf.reshape(o, [B, T, d]));
       const x2 = tf.reshape(layerNorm(mid, this.p(`${q}.ln2.weight`), this.p(`${q}.ln2.bias`), eps), [B * T, d]);
-      const f1 = geluTanh(tf.add(tf.matMul(x2, this.p(`${q}.mlp.fc1.weight`)), this.p(`${q}.mlp.fc1.bias`)));
-      const f2 = tf.add(tf.matMul(f1 as tf.Tensor2D, this.p(`${q}.mlp.fc2.weight`)), this.p(`${q}.mlp.fc2.bias`));
+      const f1 = geluTanh(
+        tf.add(linear(x2 as tf.Tensor2D, this.p(`${q}.mlp.fc1.weight`)), this.p(`${q}.mlp.fc1.bias`)),
+      );
+      const f2 = tf.add(linear(f1 as tf.Tensor2D, this.p(`${q}.mlp.fc2.weight`)), this.p(`${q}.mlp.fc2.bias`));
       h = tf.add(mid, tf.reshape(f2, [B, T, d])) as tf.Tensor3D;
       if (c.exit_blocks.includes(i)) out.push(tf.sum(tf.mul(h, weights), 1) as tf.Tensor2D);
     }
