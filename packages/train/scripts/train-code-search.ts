@@ -46,12 +46,14 @@ const { values: a } = parseArgs({
     'pre-steps': { type: 'string', default: '500' },
     'pre-batch': { type: 'string', default: '256' },
     'text-form': { type: 'string', default: 'words' },
+    'table-lr-scale': { type: 'string', default: '1' },
+    evals: { type: 'string', default: '2' },
     help: { type: 'boolean', default: false },
   },
 });
 if (a.help) {
   console.log(
-    'pnpm train:code-search [--variant mose|independent|last] [--steps 32] [--batch 32] [--code-len 256] [--hidden 64] [--pre-steps 500] [--pre-batch 256] [--text-form words|one-line] [--lr 0.0003] [--seed 1234] [--out DIR] [--backend wasm|webgpu|cpu]',
+    'pnpm train:code-search [--variant mose|independent|last] [--steps 32] [--batch 32] [--code-len 256] [--hidden 64] [--pre-steps 500] [--pre-batch 256] [--text-form words|one-line] [--lr 0.0003] [--table-lr-scale 1] [--evals 2] [--seed 1234] [--out DIR] [--backend wasm|webgpu|cpu]',
   );
   process.exit(0);
 }
@@ -78,6 +80,12 @@ if (!TEXT_FORMS.includes(textForm)) {
   process.exit(2);
 }
 const batchSize = int('batch', a.batch);
+const evals = int('evals', a.evals);
+const tableLrScale = Number(a['table-lr-scale']);
+if (!(tableLrScale >= 0)) {
+  console.error(`--table-lr-scale is '${a['table-lr-scale']}'; expected a number >= 0 (0 freezes the token table)`);
+  process.exit(2);
+}
 const seed = int('seed', a.seed);
 const lr = Number(a.lr);
 const root = checkoutRoot() ?? process.cwd();
@@ -241,13 +249,14 @@ const result = await trainEmbedder(model, {
   batchSize,
   lr,
   warmup: WARMUP,
+  tableLrScale,
   seed,
   evaluate: async () => {
     const q = await inBatches(valQ, (ids, lengths) => model.embed(ids, lengths));
     const c = await inBatches(valC, (ids, lengths) => model.embed(ids, lengths));
     return q.map((x, j) => mrrOf(x, c[j], config.embedding_dim));
   },
-  evalEvery: Math.max(1, Math.round(steps / 2)),
+  evalEvery: Math.max(1, Math.round(steps / evals)),
   log: console.log,
 });
 const weights = await model.export();
@@ -259,6 +268,7 @@ const training = {
   steps,
   batch_size: batchSize,
   lr,
+  table_lr_scale: tableLrScale,
   tau: 0.05,
   seed,
   seconds: Math.round(result.seconds),

@@ -32,6 +32,11 @@ export interface EmbedTrainOptions {
   padMultiple?: number;
   /** Steps of linear warm-up before the cosine decay to 10 % of `lr` (default 0: constant `lr`). */
   warmup?: number;
+  /**
+   * The token embedding table's learning rate as a multiple of `lr` (default 1; 0 freezes the table, e.g. when
+   * it comes from a stage that trained it with larger batches).
+   */
+  tableLrScale?: number;
   /** Called after `evalEvery` steps and at the end (e.g. a validation MRR per exit for the learning curve). */
   evaluate?: (step: number) => Promise<number[]>;
   evalEvery?: number;
@@ -109,8 +114,12 @@ export async function trainEmbedder(model: TfEmbedder, o: EmbedTrainOptions): Pr
   const tau = o.tau ?? 0.05;
   const mult = o.padMultiple ?? 32;
   const rand = mulberry32(o.seed);
+  const tableScale = o.tableLrScale ?? 1;
+  if (!(tableScale >= 0)) throw new Error(`tableLrScale is ${tableScale}; expected a number >= 0`);
+  const table = model.params.get('embeddings.token.weight')!;
   const opt = tf.train.adam(o.lr);
-  const vars = [...model.params.values()];
+  const tableOpt = tableScale > 0 && tableScale !== 1 ? tf.train.adam(o.lr * tableScale) : null;
+  const vars = [...model.params.values()].filter((v) => tableScale === 1 || v !== table);
   let order: number[] = [];
   const losses: number[] = [];
   const evalCurve: { step: number; values: number[] }[] = [];
@@ -126,7 +135,9 @@ export async function trainEmbedder(model: TfEmbedder, o: EmbedTrainOptions): Pr
   };
   await evaluate(0);
   for (let step = 0; step < o.steps; step++) {
-    setLr(opt, scheduledLr(o.lr, step, o.steps, o.warmup ?? 0));
+    const rate = scheduledLr(o.lr, step, o.steps, o.warmup ?? 0);
+    setLr(opt, rate);
+    if (tableOpt) setLr(tableOpt, rate * tableScale);
     if (order.length < o.batchSize) order = lengthBuckets(o.codes, o.batchSize, rand);
     const idx = order.splice(0, o.batchSize);
     const qRows = idx.map((i) => o.queries[i]);
@@ -135,16 +146,23 @@ export async function trainEmbedder(model: TfEmbedder, o: EmbedTrainOptions): Pr
     const c = padBatch(cRows, o.padId, mult);
     const cIds = c.ids;
     const cLen = c.lengths;
-    const loss = opt.minimize(
-      () => {
-        const qe = model.embed(q.ids, q.lengths);
-        const ce = model.embed(cIds, cLen);
-        const S = qe.map((x, j) => tf.div(tf.matMul(x, ce[j], false, true), tau) as tf.Tensor2D);
-        return embedLoss(o.variant, S, o.distillWeight);
-      },
-      true,
-      vars,
-    ) as tf.Scalar;
+    const lossFn = () => {
+      const qe = model.embed(q.ids, q.lengths);
+      const ce = model.embed(cIds, cLen);
+      const S = qe.map((x, j) => tf.div(tf.matMul(x, ce[j], false, true), tau) as tf.Tensor2D);
+      return embedLoss(o.variant, S, o.distillWeight);
+    };
+    let loss: tf.Scalar;
+    if (!tableOpt) loss = opt.minimize(lossFn, true, vars) as tf.Scalar;
+    else {
+      // two learning rates: one gradient pass, each optimizer applies its own part
+      const { value, grads } = tf.variableGrads(lossFn, [...vars, table]);
+      const { [table.name]: tableGrad, ...rest } = grads;
+      opt.applyGradients(rest);
+      tableOpt.applyGradients({ [table.name]: tableGrad });
+      tf.dispose(Object.values(grads));
+      loss = value;
+    }
     losses.push((await loss.data())[0]);
     tf.dispose([loss, q.ids, q.lengths, cIds, cLen]);
     if (o.log && (step % 20 === 0 || step < 10 || step === o.steps - 1)) {
@@ -155,6 +173,7 @@ export async function trainEmbedder(model: TfEmbedder, o: EmbedTrainOptions): Pr
   }
   await evaluate(o.steps);
   opt.dispose();
+  tableOpt?.dispose();
   const tenth = Math.max(1, Math.floor(losses.length / 10));
   const lossCurve: number[] = [];
   for (let s = 0; s < losses.length; s += tenth) {
