@@ -48,12 +48,13 @@ const { values: a } = parseArgs({
     'text-form': { type: 'string', default: 'words' },
     'table-lr-scale': { type: 'string', default: '1' },
     evals: { type: 'string', default: '2' },
+    batches: { type: 'string', default: 'length' },
     help: { type: 'boolean', default: false },
   },
 });
 if (a.help) {
   console.log(
-    'pnpm train:code-search [--variant mose|independent|last] [--steps 32] [--batch 32] [--code-len 256] [--hidden 64] [--pre-steps 500] [--pre-batch 256] [--text-form words|one-line] [--lr 0.0003] [--table-lr-scale 1] [--evals 2] [--seed 1234] [--out DIR] [--backend wasm|webgpu|cpu]',
+    'pnpm train:code-search [--variant mose|independent|last] [--steps 32] [--batch 32] [--code-len 256] [--hidden 64] [--pre-steps 500] [--pre-batch 256] [--text-form words|one-line] [--lr 0.0003] [--table-lr-scale 1] [--evals 2] [--batches length|unit] [--seed 1234] [--out DIR] [--backend wasm|webgpu|cpu]',
   );
   process.exit(0);
 }
@@ -81,6 +82,12 @@ if (!TEXT_FORMS.includes(textForm)) {
 }
 const batchSize = int('batch', a.batch);
 const evals = int('evals', a.evals);
+if (a.batches !== 'length' && a.batches !== 'unit') {
+  console.error(
+    `--batches is '${a.batches}'; allowed: length (random pairs of similar code length), unit (pairs of one package or module per batch)`,
+  );
+  process.exit(2);
+}
 const tableLrScale = Number(a['table-lr-scale']);
 if (!(tableLrScale >= 0)) {
   console.error(`--table-lr-scale is '${a['table-lr-scale']}'; expected a number >= 0 (0 freezes the token table)`);
@@ -250,6 +257,7 @@ const result = await trainEmbedder(model, {
   lr,
   warmup: WARMUP,
   tableLrScale,
+  units: a.batches === 'unit' ? train.map((r) => r.module) : undefined,
   seed,
   evaluate: async () => {
     const q = await inBatches(valQ, (ids, lengths) => model.embed(ids, lengths));
@@ -269,6 +277,7 @@ const training = {
   batch_size: batchSize,
   lr,
   table_lr_scale: tableLrScale,
+  batches: a.batches,
   tau: 0.05,
   seed,
   seconds: Math.round(result.seconds),

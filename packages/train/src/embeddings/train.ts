@@ -19,6 +19,12 @@ export interface EmbedTrainOptions {
   /** Token ids of each training pair's query and code. */
   queries: number[][];
   codes: number[][];
+  /**
+   * Each pair's split unit (package or module). Given, batches are drawn from one unit at a time (see
+   * unitBuckets): its functions share names and vocabulary, so the in-batch negatives are harder than random
+   * ones.
+   */
+  units?: readonly string[];
   padId: number;
   steps: number;
   batchSize: number;
@@ -110,6 +116,44 @@ export function lengthBuckets(codes: readonly number[][], batchSize: number, ran
   return shuffleInPlace(batches, rand).flat();
 }
 
+/**
+ * One epoch's order with batches drawn from one unit each: every unit's pairs shuffled and cut into groups of
+ * 8 batches sorted by code length, as lengthBuckets; the pairs of units too small for a whole batch (and each
+ * unit's remainder) are pooled and batched as lengthBuckets does. Batch order shuffled.
+ */
+export function unitBuckets(
+  units: readonly string[],
+  codes: readonly number[][],
+  batchSize: number,
+  rand: () => number,
+): number[] {
+  const byUnit = new Map<string, number[]>();
+  units.forEach((u, i) => {
+    const list = byUnit.get(u);
+    if (list) list.push(i);
+    else byUnit.set(u, [i]);
+  });
+  const batches: number[][] = [];
+  const pooled: number[] = [];
+  const group = 8 * batchSize;
+  for (const u of [...byUnit.keys()].sort()) {
+    const all = shuffleInPlace(byUnit.get(u)!, rand);
+    const whole = all.length - (all.length % batchSize);
+    for (let g = 0; g < whole; g += group) {
+      const part = all.slice(g, Math.min(g + group, whole)).sort((a, b) => codes[a].length - codes[b].length);
+      for (let b = 0; b < part.length; b += batchSize) batches.push(part.slice(b, b + batchSize));
+    }
+    pooled.push(...all.slice(whole));
+  }
+  shuffleInPlace(pooled, rand);
+  const group2 = 8 * batchSize;
+  for (let g = 0; g < pooled.length; g += group2) {
+    const part = pooled.slice(g, g + group2).sort((a, b) => codes[a].length - codes[b].length);
+    for (let b = 0; b + batchSize <= part.length; b += batchSize) batches.push(part.slice(b, b + batchSize));
+  }
+  return shuffleInPlace(batches, rand).flat();
+}
+
 export async function trainEmbedder(model: TfEmbedder, o: EmbedTrainOptions): Promise<EmbedTrainResult> {
   const tau = o.tau ?? 0.05;
   const mult = o.padMultiple ?? 32;
@@ -138,7 +182,8 @@ export async function trainEmbedder(model: TfEmbedder, o: EmbedTrainOptions): Pr
     const rate = scheduledLr(o.lr, step, o.steps, o.warmup ?? 0);
     setLr(opt, rate);
     if (tableOpt) setLr(tableOpt, rate * tableScale);
-    if (order.length < o.batchSize) order = lengthBuckets(o.codes, o.batchSize, rand);
+    if (order.length < o.batchSize)
+      order = o.units ? unitBuckets(o.units, o.codes, o.batchSize, rand) : lengthBuckets(o.codes, o.batchSize, rand);
     const idx = order.splice(0, o.batchSize);
     const qRows = idx.map((i) => o.queries[i]);
     const cRows = idx.map((i) => o.codes[i]);
