@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Bm25, dotScores, dynamicExit, metricsFromRanks, rankOf, top2 } from './retrieval.js';
+import { Bm25, dotScores, dynamicExit, metricsFromRanks, pairedBootstrapMrr, rankOf, top2 } from './retrieval.js';
 
 describe('retrieval helpers', () => {
   it('ranks pessimistically on ties and computes recall and MRR', () => {
@@ -37,5 +37,23 @@ describe('retrieval helpers', () => {
     expect(p.flops).toBe((10 + 1 + 30 + 2) / 2);
     // a threshold above every margin sends both to the last exit
     expect(dynamicExit(scores, [0, 1], 2, [10, 30], 1).exitShare).toEqual([0, 1]);
+  });
+
+  it('paired bootstrap: the observed MRR difference, an interval around it, excluding 0 only for a real gap', () => {
+    const n = 400;
+    const b = Array.from({ length: n }, (_, i) => 1 + (i % 7));
+    const better = b.map((r, i) => (i % 2 === 0 ? 1 : r)); // half the queries improved to rank 1
+    const g = pairedBootstrapMrr(better, b, 1000, 3);
+    expect(g.diff).toBeCloseTo(metricsFromRanks(better).mrr - metricsFromRanks(b).mrr, 12);
+    expect(g.lo).toBeGreaterThan(0);
+    expect(g.lo).toBeLessThanOrEqual(g.diff);
+    expect(g.hi).toBeGreaterThanOrEqual(g.diff);
+    // the same system against a shuffled copy of itself: no real difference, the interval spans 0
+    const shuffled = [...b].reverse();
+    const same = pairedBootstrapMrr(shuffled, b, 1000, 3);
+    expect(same.lo).toBeLessThan(0);
+    expect(same.hi).toBeGreaterThan(0);
+    expect(pairedBootstrapMrr(better, b, 1000, 3)).toEqual(g); // seeded
+    expect(() => pairedBootstrapMrr([1], [1, 2])).toThrow(/equal/);
   });
 });
