@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type CodePair, moduleOf, parseCodePairs, splitCodePairs } from './code-search.js';
+import { type CodePair, langOf, moduleOf, parseCodePairs, splitCodePairs } from './code-search.js';
 
 const row = (path: string, name: string, query: string, refactored = `def f():\n    return ${name}`): CodePair => ({
   path,
@@ -9,6 +9,7 @@ const row = (path: string, name: string, query: string, refactored = `def f():\n
   code: `def ${name}():\n    return 1`,
   refactored,
   module: moduleOf(path),
+  lang: langOf(path),
 });
 
 describe('code-search pairs', () => {
@@ -26,6 +27,7 @@ describe('code-search pairs', () => {
     const rows = parseCodePairs(`${good}\n`, 'pairs.jsonl');
     expect(rows).toHaveLength(1);
     expect(rows[0].module).toBe('a');
+    expect(rows[0].lang).toBe('python');
     const bad = JSON.stringify({ path: 'a.py', line: 3, name: 'g', code: 'x', refactored: 'y' });
     expect(() => parseCodePairs(`${good}\n${bad}\n`, 'pairs.jsonl')).toThrow(/line 2: field "query"/);
   });
