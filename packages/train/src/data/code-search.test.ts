@@ -49,4 +49,30 @@ describe('code-search pairs', () => {
     expect(splitCodePairs(rows, 0.25, 7).testModules).toEqual(s.testModules);
     expect(() => splitCodePairs(rows, 1)).toThrow(/testFraction is 1/);
   });
+
+  it('splits each language on its own: the Python split does not move when JavaScript rows are added', () => {
+    const py: CodePair[] = [];
+    for (let m = 0; m < 30; m++) py.push(row(`mod${m}/x.py`, `fn${m}`, `Return the thing number ${m}.`));
+    const js: CodePair[] = [];
+    for (let p = 0; p < 10; p++) {
+      for (let k = 0; k < 20; k++) {
+        js.push(
+          row(
+            `npm-pkg${p}:lib/x.js`,
+            `js${p}_${k}`,
+            `Returns the value number ${k}.`,
+            `function f() { return ${p * 100 + k}; }`,
+          ),
+        );
+      }
+    }
+    const alone = splitCodePairs(py, 0.1, 5);
+    const both = splitCodePairs([...py, ...js], 0.1, 5);
+    expect(both.test.filter((r) => r.lang === 'python')).toEqual(alone.test);
+    const jsTest = both.test.filter((r) => r.lang === 'javascript');
+    expect(jsTest.length).toBeGreaterThanOrEqual(0.1 * js.length);
+    expect(jsTest.length).toBeLessThan(0.1 * js.length + 20); // one 20-row unit past the share at most
+    expect(both.testModules.filter((m) => m.startsWith('npm-')).length).toBeGreaterThan(0);
+    expect(both.trainModules.length + both.testModules.length).toBe(40);
+  });
 });

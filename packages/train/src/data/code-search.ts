@@ -167,9 +167,10 @@ export function parseCodePairs(text: string, source: string): CodePair[] {
 }
 
 /**
- * Dedupes (the first of rows with equal refactored forms is kept), drops queries under MIN_QUERY_WORDS
- * words, and splits by module: modules in a seeded random order go to test until it holds `testFraction` of
- * the rows. Both halves keep file order.
+ * Dedupes (the first of rows with equal refactored forms is kept, across languages), drops queries under
+ * MIN_QUERY_WORDS words, and splits by unit, each language on its own: a language's units in a seeded random
+ * order go to test until it holds `testFraction` of that language's rows (so the Python split is the same with or
+ * without the JavaScript rows, and each language is tested on its share). Both halves keep file order.
  */
 export function splitCodePairs(
   rows: readonly CodePair[],
@@ -195,20 +196,29 @@ export function splitCodePairs(
     seen.add(r.refactored);
     kept.push(r);
   }
-  const count = new Map<string, number>();
-  for (const r of kept) count.set(r.module, (count.get(r.module) ?? 0) + 1);
-  const modules = shuffleInPlace([...count.keys()].sort(), mulberry32(seed));
   const test = new Set<string>();
-  let n = 0;
-  for (const m of modules) {
-    if (n >= testFraction * kept.length) break;
-    test.add(m);
-    n += count.get(m)!;
+  const all: string[] = [];
+  for (const lang of ['python', 'javascript'] as const) {
+    const count = new Map<string, number>();
+    let total = 0;
+    for (const r of kept) {
+      if (r.lang !== lang) continue;
+      count.set(r.module, (count.get(r.module) ?? 0) + 1);
+      total++;
+    }
+    const modules = shuffleInPlace([...count.keys()].sort(), mulberry32(seed));
+    all.push(...modules);
+    let n = 0;
+    for (const m of modules) {
+      if (n >= testFraction * total) break;
+      test.add(m);
+      n += count.get(m)!;
+    }
   }
   return {
     train: kept.filter((r) => !test.has(r.module)),
     test: kept.filter((r) => test.has(r.module)),
-    trainModules: modules.filter((m) => !test.has(m)).sort(),
+    trainModules: all.filter((m) => !test.has(m)).sort(),
     testModules: [...test].sort(),
     dropped: { duplicates, shortQueries },
     extracted: rows.length,
