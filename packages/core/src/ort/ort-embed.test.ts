@@ -8,13 +8,18 @@ import { type EncoderEmbedderConfig, embedderTensorSpec } from '../embeddings/co
 import { embed } from '../embeddings/embed.js';
 import { buildEmbedder } from '../embeddings/model.js';
 import { embedReference } from '../embeddings/reference.js';
+import type { GraphBuilder } from '../engine/graph.js';
+import type { EarlyExitModel } from '../engine/model.js';
 import { Runner } from '../engine/runner.js';
+import { maskedMean } from '../kernels/masked-mean.js';
+import { rmsNorm } from '../kernels/rms-norm.js';
 import type { HostTensor } from '../models/common.js';
 import { createDevice, createGpuDevice } from '../runtime/create-device.js';
 import type { Device } from '../runtime/device.js';
 import type { GpuDevice } from '../runtime/gpu-device.js';
 import { mulberry32, randn } from '../util/random.js';
 import { createOrtCpu, isSoftwareAdapter, loadOrt, OrtCpuDevice } from './ort-cpu.js';
+import { captureGraph, translateSegment } from './translate.js';
 
 const ortError = await loadOrt().then(
   () => null,
@@ -249,4 +254,61 @@ describeOrt('embedder Runner on a device from createDevice', () => {
       dev.destroy();
     }
   }, 120_000);
+});
+
+describeOrt('the translations of the head kernels against the kernels themselves', () => {
+  it('maskedMean (lengths 0, inside and beyond T) then rmsNorm over two rows per sample equal the references', async () => {
+    const T = 7;
+    const d = 6;
+    const rand = mulberry32(17);
+    const gain = randn(d / 2, rand, 1);
+    // the head alone: inputs x (T·d) and lengths (1) per row → maskedMean → rmsNorm over rows of d/2
+    const model = {
+      numBlocks: 1,
+      exitBlocks: [0],
+      numClasses: d,
+      program: (b: GraphBuilder) => ({
+        stem: () => {},
+        block: () => {},
+        exit: () => {
+          const x = b.input('x', T * d);
+          const lengths = b.input('lengths', 1, 'u32');
+          const pooled = b.scratch('pooled', d);
+          b.op(maskedMean, { x, lengths, y: pooled }, (r) => ({ B: r, T, d }), { label: 'mean' });
+          const y = b.scratch('y', d);
+          b.op(rmsNorm, { x: pooled, weight: b.weight('gain'), y }, (r) => ({ rows: 2 * r, cols: d / 2, eps: 1e-3 }), {
+            label: 'rms',
+          });
+          return { logits: y, classes: d, pooled, poolDim: d };
+        },
+      }),
+    } as unknown as EarlyExitModel;
+    const g = captureGraph(model, new Map([['gain', { shape: [d / 2], data: gain }]]), T);
+    const tr = translateSegment(g, 0, false);
+    const session = await ortDev.ortCpu.createSession(tr.bytes);
+    const lens = [0, 1, 3, T, T + 5, 2];
+    const n = lens.length;
+    const x = randn(n * T * d, rand, 2);
+    x[(0 * T + 3) * d + 1] = Number.NaN; // beyond row 0's one token: must not reach its mean
+    x[(1 * T + 4) * d] = Number.POSITIVE_INFINITY; // beyond row 1's one token
+    const Ctor = ortDev.ortCpu.ort.Tensor;
+    const feeds = {
+      x: new Ctor('float32', x, [n, T * d]),
+      lengths: new Ctor('int32', Int32Array.from(lens), [n, 1]),
+    };
+    expect(tr.inputs.map((io) => io.name).sort()).toEqual(['lengths', 'x']);
+    const out = await session.run(feeds);
+    const pooled = new Float32Array(n * d);
+    maskedMean.reference({ x, lengths: Uint32Array.from(lens), y: pooled }, { B: n, T, d });
+    const y = new Float32Array(n * d);
+    rmsNorm.reference({ x: pooled, weight: gain, y }, { rows: 2 * n, cols: d / 2, eps: 1e-3 });
+    const gotPooled = out[tr.pooled].data as Float32Array;
+    const gotY = out[tr.logits].data as Float32Array;
+    expect(gotPooled.every(Number.isFinite)).toBe(true);
+    for (let i = 0; i < n * d; i++) {
+      expect(Math.abs(gotPooled[i] - pooled[i]), `pooled ${i}`).toBeLessThan(1e-5 * (1 + Math.abs(pooled[i])));
+      expect(Math.abs(gotY[i] - y[i]), `y ${i}`).toBeLessThan(1e-5 * (1 + Math.abs(y[i])));
+    }
+    await session.release();
+  });
 });
