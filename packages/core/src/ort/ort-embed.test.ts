@@ -299,9 +299,9 @@ describeOrt('the translations of the head kernels against the kernels themselves
     expect(tr.inputs.map((io) => io.name).sort()).toEqual(['lengths', 'x']);
     const out = await session.run(feeds);
     const pooled = new Float32Array(n * d);
-    maskedMean.reference({ x, lengths: Uint32Array.from(lens), y: pooled }, { B: n, T, d });
+    maskedMean.reference({ x, lengths: Uint32Array.from(lens), y: pooled }, { B: n, T, d }, maskedMean.resolveSpec());
     const y = new Float32Array(n * d);
-    rmsNorm.reference({ x: pooled, weight: gain, y }, { rows: 2 * n, cols: d / 2, eps: 1e-3 });
+    rmsNorm.reference({ x: pooled, weight: gain, y }, { rows: 2 * n, cols: d / 2, eps: 1e-3 }, rmsNorm.resolveSpec());
     const gotPooled = out[tr.pooled].data as Float32Array;
     const gotY = out[tr.logits].data as Float32Array;
     expect(gotPooled.every(Number.isFinite)).toBe(true);
