@@ -9,6 +9,7 @@ import {
   type EncoderEmbedderConfig,
   embedderTensorSpec,
   embedReference,
+  executionPath,
   mulberry32,
   randn,
   writeSafetensors,
@@ -143,6 +144,38 @@ describe('POST /v1/embeddings', () => {
       await expect(
         createServer({ models: { code: { path: dir, defaultPolicy: 'never' } }, device, logger: false }),
       ).rejects.toThrow(/is an embedder: maxSeqLen and defaultPolicy do not apply/);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it("on createServer's default device ('auto': ONNX Runtime on a software adapter) the same vectors as the reference", async () => {
+    const srv = await createServer({ models: { code: dir }, device: 'auto', logger: false, warmup: true });
+    try {
+      // the embedder's runner takes the device's path: ONNX Runtime where 'auto' attached it
+      expect(srv.context.embedders.get('code')!.runner.backend).toBe(
+        executionPath(srv.context.device) === 'ort-cpu'
+          ? 'ort-cpu'
+          : srv.context.device.kind === 'gpu'
+            ? 'webgpu'
+            : 'cpu-reference',
+      );
+      const texts = ['def f(x): return x', 'identity function', 'sum two numbers'];
+      for (const exit of [0, 1]) {
+        const res = await srv.app.inject({
+          method: 'POST',
+          url: '/v1/embeddings',
+          payload: { model: 'code', input: texts, exit },
+        });
+        expect(res.statusCode, res.body).toBe(200);
+        m.tokenize(texts).forEach((row, i) => {
+          const ref = embedReference(cfg, weights, row)[exit];
+          const got = res.json().data[i].embedding as number[];
+          got.forEach((v, k) => {
+            expect(Math.abs(v - ref[k])).toBeLessThan(2e-5);
+          });
+        });
+      }
     } finally {
       await srv.close();
     }

@@ -79,23 +79,27 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('offramp embed', () => {
-  it('prints unit-length embeddings equal to the float64 reference at every exit', async () => {
-    const { log, results } = capture();
-    await embedCommand([docs[1], 'read a text file'], { model, exit: 'all', device: 'gpu' }, log);
-    const r = results[0] as { dim: number; rows: { embeddings: { exit: number; vector: number[] }[] }[] };
-    expect(r.dim).toBe(8);
-    const tok = loadBpeTokenizer(path.join(model, 'tokenizer.json'));
-    const ids = encodeTexts(tok, [docs[1], 'read a text file'], 64, cfg.pad_token_id!);
-    ids.forEach((row, i) => {
-      const ref = embedReference(cfg, weights, row);
-      expect(r.rows[i].embeddings.map((e) => e.exit)).toEqual([0, 1]);
-      r.rows[i].embeddings.forEach((e, j) => {
-        e.vector.forEach((v, k) => {
-          expect(Math.abs(v - ref[j][k])).toBeLessThan(2e-5);
+  // 'auto' on this machine's software adapter: the embedder on the ONNX Runtime CPU path
+  it.each(['gpu', 'auto'] as const)(
+    'prints unit-length embeddings equal to the float64 reference at every exit (device %s)',
+    async (device) => {
+      const { log, results } = capture();
+      await embedCommand([docs[1], 'read a text file'], { model, exit: 'all', device }, log);
+      const r = results[0] as { dim: number; rows: { embeddings: { exit: number; vector: number[] }[] }[] };
+      expect(r.dim).toBe(8);
+      const tok = loadBpeTokenizer(path.join(model, 'tokenizer.json'));
+      const ids = encodeTexts(tok, [docs[1], 'read a text file'], 64, cfg.pad_token_id!);
+      ids.forEach((row, i) => {
+        const ref = embedReference(cfg, weights, row);
+        expect(r.rows[i].embeddings.map((e) => e.exit)).toEqual([0, 1]);
+        r.rows[i].embeddings.forEach((e, j) => {
+          e.vector.forEach((v, k) => {
+            expect(Math.abs(v - ref[j][k])).toBeLessThan(2e-5);
+          });
         });
       });
-    });
-  });
+    },
+  );
 
   it('rejects an exit the model does not have', async () => {
     expect(() => parseExit('2', 2, ['all'])).toThrow(
@@ -119,7 +123,9 @@ describe('offramp index and search', () => {
     for (const exit of ['0', '1', 'auto']) {
       for (let i = 0; i < docs.length; i++) {
         const { log, results } = capture();
-        await searchCommand(docs[i], { index: out, exit, top: 3, margin: 0.01, device: 'cpu' }, log);
+        // queries on another path than the index's (WebGPU): the reference kernels, and ONNX Runtime ('auto')
+        const device = i % 2 === 0 ? 'cpu' : 'auto';
+        await searchCommand(docs[i], { index: out, exit, top: 3, margin: 0.01, device }, log);
         const r = results[0] as { exit: number; hits: { id: string; score: number }[] };
         expect(r.hits[0].id, `doc ${i} at exit ${exit}`).toBe(`f${i}`);
         expect(r.hits[0].score).toBeCloseTo(1, 4);

@@ -42,11 +42,9 @@ export function parseExit(v: string | undefined, exits: number, allowed: ('all' 
 
 async function open(model: string, device: EmbedCommandOptions['device']) {
   const { loadEmbedder } = await import('@offramp/train/embeddings');
-  // the ONNX Runtime path has no embedder: 'auto' means the GPU when one works, else the CPU reference device
-  let dev: Awaited<ReturnType<typeof createDevice>>;
-  if (device === 'cpu') dev = await createDevice({ backend: 'cpu' });
-  else if (device === 'gpu') dev = await createDevice({ backend: 'gpu' });
-  else dev = await createDevice({ backend: 'gpu' }).catch(() => createDevice({ backend: 'cpu' }));
+  // 'auto': a hardware GPU → WebGPU; a software adapter (lavapipe) → the embedder on the ONNX Runtime CPU path;
+  // no adapter → ONNX Runtime, else the CPU reference device. 'gpu' forces the WebGPU kernels, 'cpu' the reference.
+  const dev = await createDevice({ backend: device ?? 'auto' });
   try {
     return { dev, m: await loadEmbedder(path.resolve(model), dev) };
   } catch (e) {

@@ -1,5 +1,7 @@
 // embed(): unit-length embeddings of token sequences from a Runner over an EncoderEmbedder, at one exit (the
-// rows leave there: the blocks above it do not run) or at every exit in one pass.
+// rows leave there: the blocks above it do not run) or at every exit in one pass. The same on every path: the
+// WebGPU kernels, the CPU reference kernels, or ONNX Runtime (a Runner on a device with the ONNX Runtime CPU
+// path attached runs the embedder's translated segments: exit k runs segments 0 … k).
 import type { ExitPolicy } from '../engine/policy.js';
 import type { Runner } from '../engine/runner.js';
 import { ValidationError } from '../errors.js';
@@ -44,11 +46,6 @@ export async function embed(
   if (!(model instanceof EncoderEmbedder)) {
     throw new ValidationError(
       `embed: the runner's model is a ${model.config.architecture}; embed needs an encoder_embedder`,
-    );
-  }
-  if (runner.backend === 'ort-cpu') {
-    throw new ValidationError(
-      "embed: the ONNX Runtime CPU path has no embedder; create the embedder's Runner with { ort: false } (it then runs on the device's WebGPU kernels) or use a 'gpu' or 'cpu' device",
     );
   }
   const E = model.exitBlocks.length;

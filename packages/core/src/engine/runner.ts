@@ -71,8 +71,8 @@ export interface RunnerOptions {
   concurrency?: number;
   /**
    * Take the ONNX Runtime CPU path when the device has one attached (createDevice 'auto' on a software
-   * adapter). Default true; false runs on the device's own kernels, for models the ONNX path does not
-   * translate (embedders, image enhancers).
+   * adapter). Default true; false runs on the device's own kernels (to force the WebGPU kernels, or for models
+   * the ONNX path does not translate: image enhancers).
    */
   ort?: boolean;
 }

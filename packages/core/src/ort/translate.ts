@@ -131,6 +131,7 @@ class Translator {
   private readonly vals = new Map<number, Val>();
   private readonly weightNames = new Map<number, string>();
   private readonly maskCache = new Map<string, string>();
+  private arangeF: string | undefined;
   readonly inputs: OnnxIo[] = [];
   private readonly entry = new Map<number, OnnxIo>();
 
@@ -212,6 +213,18 @@ class Translator {
       default:
         throw new ValidationError(`op '${label}': activation '${act}' is not supported by the ONNX Runtime path`);
     }
+  }
+
+  /** The float positions 0 … T−1 ([T]), one initializer per graph. */
+  private arangeF32(): string {
+    if (!this.arangeF) {
+      this.arangeF = this.w.initializer(
+        'positions',
+        Float32Array.from({ length: this.T }, (_, i) => i),
+        [this.T],
+      );
+    }
+    return this.arangeF;
   }
 
   /** Additive key mask [B, 1, 1, T] from per-row lengths: 0 for keys < length, −1e30 after. */
@@ -356,6 +369,36 @@ class Translator {
         const src = x('x');
         const y = w.op('ReduceMean', [this.reshape(src.name, [-1, p.C, p.HW])], { axes: [2], keepdims: 0 });
         this.write(out('y'), y, p.C);
+        return;
+      }
+      case 'maskedMean': {
+        // y[b, :] = Σ_{t < n} x[b, t, :] · (1/n), n = max(1, min(lengths[b], T)): each term scaled before the
+        // sum as the kernel does; the padded tokens are selected away (Where), not multiplied by 0, so a non-finite
+        // value there cannot leak into the mean
+        if (perRowOf('B') !== 1) throw new Error(`internal: '${op.label}': unexpected shape`);
+        const T = p.T;
+        const d = p.d;
+        const src = x('x');
+        const lengths = x('lengths');
+        if (src.perRow !== T * d) throw new Error(`internal: '${op.label}': x has ${src.perRow} values per row`);
+        const n = w.op('Clip', [w.op('Cast', [lengths.name], { to: 1 }), w.float(1), w.float(T)]); // [B, 1]
+        const valid = w.op('Less', [this.arangeF32(), n]); // [B, T]
+        const kept = w.op('Where', [this.reshape(valid, [-1, T, 1]), this.reshape(src.name, [-1, T, d]), w.float(0)]);
+        const scaled = w.op('Mul', [kept, this.reshape(w.op('Reciprocal', [n]), [-1, 1, 1])]);
+        this.write(out('y'), w.op('ReduceSum', [scaled, w.int64([1])], { keepdims: 0 }), d);
+        return;
+      }
+      case 'rmsNorm': {
+        // y = x / √(mean(x²) + eps) · weight over rows of `cols` (the embedder's L2 normalisation uses it with
+        // weight 1/√cols)
+        const xv = x('x');
+        const rows = perRowOf('rows');
+        const cols = p.cols;
+        const g = this.weight(op, 'weight');
+        const x2 = this.reshape(xv.name, [-1, cols]);
+        const ms = w.op('ReduceMean', [w.op('Mul', [x2, x2])], { axes: [-1], keepdims: 1 });
+        const y = w.op('Mul', [w.op('Div', [x2, w.op('Sqrt', [w.op('Add', [ms, w.float(p.eps)])])]), g.name]);
+        this.write(out('y'), rows === 1 ? y : this.reshape(y, [-1, rows * cols]), rows * cols);
         return;
       }
       default:

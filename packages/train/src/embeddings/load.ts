@@ -1,5 +1,7 @@
 // Loads a code-search embedder folder (config.json + model.safetensors + tokenizer.json) onto a device, and
-// embeds texts with it: the tokenizer, the engine's EncoderEmbedder and embed() of @offramp/core together.
+// embeds texts with it: the tokenizer, the engine's EncoderEmbedder and embed() of @offramp/core together. On a
+// device with the ONNX Runtime CPU path attached (createDevice 'auto' on a software adapter) the embedder runs
+// there, unless { ort: false }.
 import path from 'node:path';
 import {
   buildEmbedder,
@@ -34,7 +36,14 @@ export interface LoadedEmbedder {
 export async function loadEmbedder(
   dir: string,
   device: Device,
-  options: { maxBatch?: number } = {},
+  options: {
+    maxBatch?: number;
+    /**
+     * Run on the ONNX Runtime CPU path where `device` has it (createDevice 'auto' on a software adapter, or an
+     * 'ort-cpu' device). Default true; false keeps the device's own kernels (WebGPU, or the CPU reference).
+     */
+    ort?: boolean;
+  } = {},
 ): Promise<LoadedEmbedder> {
   const cfgPath = path.join(dir, 'config.json');
   let raw: unknown;
@@ -56,8 +65,7 @@ export async function loadEmbedder(
     );
   }
   const model = buildEmbedder(device, config, host);
-  // the ONNX Runtime CPU path does not translate the embedder: its own kernels always
-  const runner = new Runner(device, model, { maxBatch: options.maxBatch ?? 32, ort: false });
+  const runner = new Runner(device, model, { maxBatch: options.maxBatch ?? 32, ort: options.ort ?? true });
   const pad = config.pad_token_id ?? 0;
   const tokenize = (texts: readonly string[]) => encodeTexts(tokenizer, texts, config.max_position, pad, textForm);
   return {
