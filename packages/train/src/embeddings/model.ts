@@ -58,6 +58,11 @@ export class TfEmbedder {
     return this.params.get(name)!;
   }
 
+  /** A 2-D weight (a matrix), typed as one. */
+  private w(name: string): tf.Tensor2D {
+    return this.params.get(name)! as unknown as tf.Tensor2D;
+  }
+
   /** Masked mean of the hidden states after each exit block: E tensors (B, d). */
   pooled(ids: tf.Tensor2D, lengths: tf.Tensor1D): tf.Tensor2D[] {
     const c = this.config;
@@ -78,7 +83,7 @@ export class TfEmbedder {
       const x1 = layerNorm(h, this.p(`${q}.ln1.weight`), this.p(`${q}.ln1.bias`), eps);
       // every product is a plain one (linear/bmm) and every transpose 4-D: the fast paths of the wasm backend
       const qkv = tf.add(
-        linear(tf.reshape(x1, [B * T, d]), this.p(`${q}.attn.qkv.weight`)),
+        linear(tf.reshape(x1, [B * T, d]), this.w(`${q}.attn.qkv.weight`)),
         this.p(`${q}.attn.qkv.bias`),
       );
       const [qf, kf, vf] = tf.split(qkv, 3, 1) as tf.Tensor2D[];
@@ -88,13 +93,13 @@ export class TfEmbedder {
       const vh = heads(vf, [0, 2, 1, 3]);
       const scores = tf.add(tf.mul(bmm(qh, khT), 1 / Math.sqrt(dh)), mask) as tf.Tensor4D;
       const ctx = tf.reshape(tf.transpose(bmm(tf.softmax(scores, -1) as tf.Tensor4D, vh), [0, 2, 1, 3]), [B * T, d]);
-      const o = tf.add(linear(ctx as tf.Tensor2D, this.p(`${q}.attn.out.weight`)), this.p(`${q}.attn.out.bias`));
+      const o = tf.add(linear(ctx as tf.Tensor2D, this.w(`${q}.attn.out.weight`)), this.p(`${q}.attn.out.bias`));
       const mid = tf.add(h, tf.reshape(o, [B, T, d]));
       const x2 = tf.reshape(layerNorm(mid, this.p(`${q}.ln2.weight`), this.p(`${q}.ln2.bias`), eps), [B * T, d]);
       const f1 = geluTanh(
-        tf.add(linear(x2 as tf.Tensor2D, this.p(`${q}.mlp.fc1.weight`)), this.p(`${q}.mlp.fc1.bias`)),
+        tf.add(linear(x2 as tf.Tensor2D, this.w(`${q}.mlp.fc1.weight`)), this.p(`${q}.mlp.fc1.bias`)),
       );
-      const f2 = tf.add(linear(f1 as tf.Tensor2D, this.p(`${q}.mlp.fc2.weight`)), this.p(`${q}.mlp.fc2.bias`));
+      const f2 = tf.add(linear(f1 as tf.Tensor2D, this.w(`${q}.mlp.fc2.weight`)), this.p(`${q}.mlp.fc2.bias`));
       h = tf.add(mid, tf.reshape(f2, [B, T, d])) as tf.Tensor3D;
       if (c.exit_blocks.includes(i)) out.push(tf.sum(tf.mul(h, weights), 1) as tf.Tensor2D);
     }

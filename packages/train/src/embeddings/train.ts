@@ -203,8 +203,8 @@ export async function trainEmbedder(model: TfEmbedder, o: EmbedTrainOptions): Pr
       // two learning rates: one gradient pass, each optimizer applies its own part
       const { value, grads } = tf.variableGrads(lossFn, [...vars, table]);
       const { [table.name]: tableGrad, ...rest } = grads;
-      opt.applyGradients(rest);
-      tableOpt.applyGradients({ [table.name]: tableGrad });
+      opt.applyGradients(rest as unknown as Parameters<typeof opt.applyGradients>[0]);
+      tableOpt.applyGradients({ [table.name]: tableGrad } as unknown as Parameters<typeof opt.applyGradients>[0]);
       tf.dispose(Object.values(grads));
       loss = value;
     }
