@@ -3,9 +3,12 @@
 // recall@10 and MRR per exit with FLOPs per query, a BM25 baseline over the same tokens, the per-query dynamic
 // exit's recall–compute curve against the fixed exits, and the code-to-code task (function → its refactored
 // form). Embeddings come from the engine (embed() of @offramp/core on the chosen device).
-// The test side is a seeded sample of --sample pairs of the held-out units (all of them with --sample 0): the
-// engine embeds about five code texts a second on a loaded 2-core machine without a GPU.
-// pnpm results:embeddings [--device gpu|cpu] [--sample 800] [--mose DIR] [--independent DIR] [--last DIR]
+// The test side is every pair of the held-out units (Python and JavaScript, one pool of documents; metrics also
+// per language), or a seeded sample of --sample pairs. On a machine without a GPU the default device ('auto')
+// embeds on the ONNX Runtime CPU path (about 200 texts a second at every exit on 2 cores).
+// Differences that matter (each training's best exit against BM25 and the bag of embeddings, the trainings
+// against each other exit by exit) get a paired bootstrap 95 % interval over the queries.
+// pnpm results:embeddings [--device auto|gpu|cpu] [--sample 0] [--mose DIR] [--independent DIR] [--last DIR]
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,6 +24,7 @@ import {
   dotScores,
   dynamicExit,
   metricsFromRanks,
+  pairedBootstrapMrr,
   type RetrievalMetrics,
   rankOf,
   top2,
@@ -29,8 +33,8 @@ import {
 const root = checkoutRoot() ?? process.cwd();
 const { values: a } = parseArgs({
   options: {
-    device: { type: 'string', default: 'gpu' },
-    sample: { type: 'string', default: '800' },
+    device: { type: 'string', default: 'auto' },
+    sample: { type: 'string', default: '0' },
     mose: { type: 'string', default: path.join(root, 'checkpoints/code-search') },
     independent: { type: 'string', default: path.join(root, '.data/runs/code-search-independent') },
     last: { type: 'string', default: path.join(root, '.data/runs/code-search-last') },
@@ -59,16 +63,23 @@ const test =
         .slice(0, sampleN)
         .sort((x, y) => x - y)
         .map((i) => data.test[i]);
-const device = await createDevice({ backend: a.device as 'gpu' | 'cpu' });
+const device = await createDevice({ backend: a.device as 'auto' | 'gpu' | 'cpu' });
 console.log(`device: ${device.describe()}; ${test.length} held-out pairs from ${data.testModules.length} modules`);
 const pct = (x: number) => (100 * x).toFixed(1);
 const mflops = (x: number) => (x / 1e6).toFixed(2);
 
+const LANGS = [...new Set(test.map((r) => r.lang))].sort();
+/** Metrics over every query and over each language's queries (ranks in the one pool of all test functions). */
+type ByLang = Record<string, RetrievalMetrics>;
+const byLang = (ranks: readonly number[]): ByLang =>
+  Object.fromEntries(LANGS.map((l) => [l, metricsFromRanks(ranks.filter((_, i) => test[i].lang === l))]));
 interface ExitRow {
   exit: number;
   block: number;
   textToCode: RetrievalMetrics;
   codeToCode: RetrievalMetrics;
+  textToCodeByLang: ByLang;
+  codeToCodeByLang: ByLang;
   queryFlops: number;
   codeFlops: number;
 }
@@ -102,6 +113,8 @@ function ranksAt(
 }
 
 const results: VariantResult[] = [];
+/** Text-to-code ranks per training, per exit (for the bootstrap intervals). */
+const ranksByVariant = new Map<string, number[][]>();
 let tokensForBm25: { queries: number[][]; codes: number[][]; refactored: number[][] } | null = null;
 for (const [variant] of VARIANTS) {
   const dir = a[variant] as string;
@@ -129,15 +142,19 @@ for (const [variant] of VARIANTS) {
     lens.reduce((s, L) => s + embedderFlops(m.config, L, j), 0) / lens.length;
   const exits: ExitRow[] = [];
   const scoresPerExit: Float64Array[][] = [];
+  const t2cRanks: number[][] = [];
   for (let j = 0; j < q.exits.length; j++) {
     const t2c = ranksAt(q.vectors[j], c.vectors[j], p, n);
     scoresPerExit.push(t2c.scores);
+    t2cRanks.push(t2c.ranks);
     const c2c = ranksAt(r.vectors[j], c.vectors[j], p, n);
     exits.push({
       exit: j,
       block: m.config.exit_blocks[j],
       textToCode: metricsFromRanks(t2c.ranks),
       codeToCode: metricsFromRanks(c2c.ranks),
+      textToCodeByLang: byLang(t2c.ranks),
+      codeToCodeByLang: byLang(c2c.ranks),
       queryFlops: meanFlops(qLens, j),
       codeFlops: meanFlops(cLens, j),
     });
@@ -163,6 +180,7 @@ for (const [variant] of VARIANTS) {
   let training: unknown = null;
   const trainingFile = path.join(dir, 'training.json');
   if (existsSync(trainingFile)) training = JSON.parse(readFileSync(trainingFile, 'utf8'));
+  ranksByVariant.set(variant, t2cRanks);
   results.push({
     variant,
     dir: path.relative(root, dir),
@@ -183,7 +201,14 @@ if (results.length === 0 || !tokensForBm25)
   throw new Error('no model could be loaded: train them first (pnpm train:code-search)');
 
 // the stage-0 bag-of-embeddings (token embeddings before the blocks are trained), when its cache is there
-let boe: { textToCode: RetrievalMetrics; codeToCode: RetrievalMetrics; file: string } | null = null;
+let boe: {
+  textToCode: RetrievalMetrics;
+  codeToCode: RetrievalMetrics;
+  textToCodeByLang: ByLang;
+  codeToCodeByLang: ByLang;
+  file: string;
+} | null = null;
+let boeRanks: number[] | null = null;
 {
   const t = results[0].training as { seed?: number; stage0?: { cache?: string } } | null;
   const dim = results[0].hidden;
@@ -206,9 +231,13 @@ let boe: { textToCode: RetrievalMetrics; codeToCode: RetrievalMetrics; file: str
     const qv = bag(tokensForBm25.queries);
     const cv = bag(tokensForBm25.codes);
     const rv = bag(tokensForBm25.refactored);
+    boeRanks = ranksAt(qv, cv, dim, test.length).ranks;
+    const c2c = ranksAt(rv, cv, dim, test.length).ranks;
     boe = {
-      textToCode: metricsFromRanks(ranksAt(qv, cv, dim, test.length).ranks),
-      codeToCode: metricsFromRanks(ranksAt(rv, cv, dim, test.length).ranks),
+      textToCode: metricsFromRanks(boeRanks),
+      codeToCode: metricsFromRanks(c2c),
+      textToCodeByLang: byLang(boeRanks),
+      codeToCodeByLang: byLang(c2c),
       file: path.relative(root, file),
     };
   }
@@ -217,21 +246,47 @@ let boe: { textToCode: RetrievalMetrics; codeToCode: RetrievalMetrics; file: str
 const bm = new Bm25(tokensForBm25.codes);
 const bmRanks = tokensForBm25.queries.map((q, i) => rankOf(bm.scores(q), i));
 const bmC2c = tokensForBm25.refactored.map((q, i) => rankOf(bm.scores(q), i));
-const bm25 = { textToCode: metricsFromRanks(bmRanks), codeToCode: metricsFromRanks(bmC2c) };
+const bm25 = {
+  textToCode: metricsFromRanks(bmRanks),
+  codeToCode: metricsFromRanks(bmC2c),
+  textToCodeByLang: byLang(bmRanks),
+  codeToCodeByLang: byLang(bmC2c),
+};
+
+// paired bootstrap intervals (95 %, 2,000 resamples of the queries) of MRR differences
+type Interval = { a: string; b: string; diff: number; lo: number; hi: number };
+const intervals: Interval[] = [];
+const interval = (a: string, ra: number[], b: string, rb: number[]) =>
+  intervals.push({ a, b, ...pairedBootstrapMrr(ra, rb, 2000, 7) });
+for (const r of results) {
+  const ranks = ranksByVariant.get(r.variant)!;
+  const best = r.exits.reduce((x, e) => (e.textToCode.mrr > x.textToCode.mrr ? e : x));
+  interval(`${r.variant} exit ${best.exit}`, ranks[best.exit], 'BM25', bmRanks);
+  if (boeRanks) interval(`${r.variant} exit ${best.exit}`, ranks[best.exit], 'bag of embeddings', boeRanks);
+  if (boeRanks) interval(`${r.variant} exit 0`, ranks[0], 'bag of embeddings', boeRanks);
+}
+const mose = ranksByVariant.get('mose');
+for (const other of ['independent', 'last']) {
+  const o = ranksByVariant.get(other);
+  if (mose && o) mose.forEach((rk, j) => interval(`mose exit ${j}`, rk, `${other} exit ${j}`, o[j]));
+}
 
 const json = {
   generated: new Date().toISOString(),
   device: device.describe(),
   data: {
     test_pairs: test.length,
+    test_pairs_by_language: Object.fromEntries(LANGS.map((l) => [l, test.filter((r) => r.lang === l).length])),
     test_pairs_in_split: data.test.length,
     sample_seed: test.length < data.test.length ? SAMPLE_SEED : null,
     test_modules: data.testModules,
     train_pairs: data.train.length,
     train_modules: data.trainModules.length,
   },
+  languages: LANGS,
   bm25,
   bag_of_embeddings: boe,
+  bootstrap_mrr_differences: intervals,
   results,
 };
 writeFileSync(a.out.replace(/\.md$/, '.json'), `${JSON.stringify(json, null, 2)}\n`);
@@ -244,7 +299,7 @@ L.push(
 );
 L.push('');
 L.push(
-  `**Task.** Text-to-code: each of ${test.length.toLocaleString('en-US')} held-out docstring summaries (${test.length < data.test.length ? `a seeded sample, seed ${SAMPLE_SEED}, of the ${data.test.length.toLocaleString('en-US')} pairs of ` : ''}the ${data.testModules.length} test units, standard-library modules and whole library packages never seen in training, see [data-code-search.md](data-code-search.md)) searches the ${test.length.toLocaleString('en-US')} held-out functions (without docstrings); its own function is the one relevant document. Code-to-code: each function's refactored form (names renamed, comments and layout dropped) searches the same ${test.length.toLocaleString('en-US')} functions. Recall@k = share of queries whose document ranks in the top k (ties count against it); MRR = mean of 1/rank.`,
+  `**Task.** Text-to-code: each of ${test.length.toLocaleString('en-US')} held-out docstring or JSDoc summaries (${LANGS.map((l) => `${json.data.test_pairs_by_language[l].toLocaleString('en-US')} ${l}`).join(', ')}; ${test.length < data.test.length ? `a seeded sample, seed ${SAMPLE_SEED}, of the ${data.test.length.toLocaleString('en-US')} pairs of ` : 'every pair of '}the ${data.testModules.length} test units, standard-library modules and whole packages never seen in training, see [data-code-search.md](data-code-search.md)) searches one pool of all ${test.length.toLocaleString('en-US')} held-out functions (without their comments); its own function is the one relevant document. Code-to-code: each function's refactored form (names renamed, comments and layout dropped) searches the same pool. Recall@k = share of queries whose document ranks in the top k (ties count against it); MRR = mean of 1/rank. Where two systems are compared, the interval is a paired bootstrap 95 % interval of the MRR difference over the queries (2,000 resamples).`,
 );
 L.push('');
 L.push(
@@ -269,6 +324,25 @@ L.push(
 if (boe)
   L.push(
     `| bag of embeddings (stage 0: mean of the token embeddings, no blocks) | – | ${pct(boe.textToCode.recallAt1)} % | ${pct(boe.textToCode.recallAt10)} % | ${boe.textToCode.mrr.toFixed(3)} | – |`,
+  );
+L.push('');
+L.push("### Text-to-code MRR by the query's language");
+L.push('');
+L.push(`| training | exit | ${LANGS.join(' | ')} |`);
+L.push(`|---|---|${LANGS.map(() => '---|').join('')}`);
+for (const r of results)
+  for (const e of r.exits)
+    L.push(`| ${r.variant} | ${e.exit} | ${LANGS.map((l) => e.textToCodeByLang[l].mrr.toFixed(3)).join(' | ')} |`);
+L.push(`| BM25 | – | ${LANGS.map((l) => bm25.textToCodeByLang[l].mrr.toFixed(3)).join(' | ')} |`);
+if (boe) L.push(`| bag of embeddings | – | ${LANGS.map((l) => boe!.textToCodeByLang[l].mrr.toFixed(3)).join(' | ')} |`);
+L.push('');
+L.push('### Differences with intervals (text-to-code MRR, all queries)');
+L.push('');
+L.push('| system | against | MRR difference | 95 % interval | |');
+L.push('|---|---|---|---|---|');
+for (const iv of intervals)
+  L.push(
+    `| ${iv.a} | ${iv.b} | ${iv.diff >= 0 ? '+' : ''}${iv.diff.toFixed(4)} | [${iv.lo.toFixed(4)}, ${iv.hi.toFixed(4)}] | ${iv.lo > 0 ? 'better' : iv.hi < 0 ? 'worse' : 'not distinguishable'} |`,
   );
 L.push('');
 L.push('## Code-to-code (function → its refactored form), per exit');

@@ -1,6 +1,6 @@
 // Trains checkpoints/code-search: a small multi-exit text/code embedder (encoder blocks, an embedding exit after
 // every block, one projection head shared by the exits and conditioned on an exit-index embedding, mean pooling,
-// unit-length embeddings) on the code-search pairs (Python standard library docstrings → functions), with
+// unit-length embeddings) on the code-search pairs (Python docstrings and JavaScript JSDoc → functions), with
 // InfoNCE at every exit + self-distillation from the last exit (variant 'mose', the shipped checkpoint), or the
 // ablations 'independent' (InfoNCE at every exit, no distillation) and 'last' (InfoNCE at the last exit only).
 // Texts are split into words first (identifiers at `_` and camelCase, lower case: text_form.json 'words'); the
@@ -15,6 +15,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type EncoderEmbedderConfig, writeSafetensors } from '@offramp/core';
 import { CODE_SEARCH_PY_DEBS, loadCodeSearch, splitCodePairs } from '../src/data/code-search.js';
+import { CODE_SEARCH_NPM_PACKAGES } from '../src/data/code-search-js.js';
 import { ensureDatasets } from '../src/data/fetch.js';
 import { checkoutRoot } from '../src/data/paths.js';
 import { type DecoderBackend, initDecoderBackend } from '../src/decoder/backend.js';
@@ -35,26 +36,26 @@ import { tf } from '../src/training/backend.js';
 const { values: a } = parseArgs({
   options: {
     variant: { type: 'string', default: 'mose' },
-    steps: { type: 'string', default: '32' },
+    steps: { type: 'string', default: '120' },
     batch: { type: 'string', default: '32' },
-    lr: { type: 'string', default: '0.0003' },
+    lr: { type: 'string', default: '0.00005' },
     seed: { type: 'string', default: '1234' },
     out: { type: 'string' },
     backend: { type: 'string', default: 'wasm' },
     'code-len': { type: 'string', default: '256' },
-    hidden: { type: 'string', default: '64' },
-    'pre-steps': { type: 'string', default: '500' },
+    hidden: { type: 'string', default: '128' },
+    'pre-steps': { type: 'string', default: '1000' },
     'pre-batch': { type: 'string', default: '256' },
     'text-form': { type: 'string', default: 'words' },
     'table-lr-scale': { type: 'string', default: '1' },
     evals: { type: 'string', default: '2' },
-    batches: { type: 'string', default: 'length' },
+    batches: { type: 'string', default: 'unit' },
     help: { type: 'boolean', default: false },
   },
 });
 if (a.help) {
   console.log(
-    'pnpm train:code-search [--variant mose|independent|last] [--steps 32] [--batch 32] [--code-len 256] [--hidden 64] [--pre-steps 500] [--pre-batch 256] [--text-form words|one-line] [--lr 0.0003] [--table-lr-scale 1] [--evals 2] [--batches length|unit] [--seed 1234] [--out DIR] [--backend wasm|webgpu|cpu]',
+    'pnpm train:code-search [--variant mose|independent|last] [--steps 120] [--batch 32] [--code-len 256] [--hidden 128] [--pre-steps 1000] [--pre-batch 256] [--text-form words|one-line] [--lr 0.00005] [--table-lr-scale 1] [--evals 2] [--batches unit|length] [--seed 1234] [--out DIR] [--backend wasm|webgpu|cpu]',
   );
   process.exit(0);
 }
@@ -322,8 +323,9 @@ conditioned on a learned ${config.exit_embedding_dim}-wide exit-index embedding 
 ${params.toLocaleString('en-US')} parameters (F32).
 
 - **Data**: @offramp/train's code-search set (Debian's Python 3.11 standard library and ${CODE_SEARCH_PY_DEBS.length} Debian
-  \`python3-*\` library packages; query = a docstring's summary sentence, document = the function without its
-  docstring), split by unit (a standard-library top-level module, or a whole package): ${train.length.toLocaleString('en-US')} training pairs
+  \`python3-*\` library packages; ${CODE_SEARCH_NPM_PACKAGES.length} JavaScript packages from the npm registry; query = a docstring's or
+  JSDoc block's summary sentence, document = the function without it), split by unit (a standard-library
+  top-level module, or a whole package; each language on its own): ${train.length.toLocaleString('en-US')} training pairs
   from ${inner.trainModules.length} units, ${val.length} validation pairs from ${inner.testModules.length} other units (the learning curve); the
   ${data.test.length.toLocaleString('en-US')} pairs of the test units (${data.testModules.length}) are held out. See docs/data-code-search.md.
 - **Tokenizer**: ${CODE_TOKENIZER_FILE}, GPT-2's byte-level BPE cut to its first ${CODE_MERGES} merges (${vocabSize} ids
@@ -335,7 +337,7 @@ ${params.toLocaleString('en-US')} parameters (F32).
   encoder then starts from it with zero position embeddings, blocks that start as the identity (residual output
   projections at zero) and the head's projection set to pass the pooled state through, so every exit starts as
   the bag of embeddings (centred by the head's LayerNorm); ${recipe}. ${steps} steps of ${batchSize} pairs
-  (${((steps * batchSize) / train.length).toFixed(2)} epochs; batches drawn from groups of similar code length), Adam, lr ${lr} (warm-up ${WARMUP}
+  (${((steps * batchSize) / train.length).toFixed(2)} epochs; ${a.batches === 'unit' ? 'each batch drawn from one package or module where it has a batch to give, so the in-batch negatives share its vocabulary, the rest pooled; ' : ''}batches of similar code length), Adam, lr ${lr}${tableLrScale !== 1 ? (tableLrScale === 0 ? ' with the token table frozen' : ` (the token table at ${tableLrScale}× that)`) : ''} (warm-up ${WARMUP}
   steps, cosine decay to 10 %), seed ${seed}, ${Math.round(result.seconds)} s on the tfjs ${a.backend} backend. Loss per tenth of the
   run: ${training.loss_curve.join(', ')}. Validation MRR per exit (learning curve): ${result.evalCurve.map((e) => `step ${e.step}: ${e.values.map((v) => v.toFixed(3)).join(' / ')}`).join('; ')}.
 - **Results**: recall@1/10 and MRR per exit on the held-out modules: docs/results-embeddings.md.
