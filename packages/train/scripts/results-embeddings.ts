@@ -263,7 +263,7 @@ for (const r of results) {
   const best = r.exits.reduce((x, e) => (e.textToCode.mrr > x.textToCode.mrr ? e : x));
   interval(`${r.variant} exit ${best.exit}`, ranks[best.exit], 'BM25', bmRanks);
   if (boeRanks) interval(`${r.variant} exit ${best.exit}`, ranks[best.exit], 'bag of embeddings', boeRanks);
-  if (boeRanks) interval(`${r.variant} exit 0`, ranks[0], 'bag of embeddings', boeRanks);
+  if (boeRanks && best.exit !== 0) interval(`${r.variant} exit 0`, ranks[0], 'bag of embeddings', boeRanks);
 }
 const mose = ranksByVariant.get('mose');
 for (const other of ['independent', 'last']) {

@@ -134,7 +134,7 @@ export function attachOrtCpu(device: Device, ortCpu: OrtCpu): void {
   // logs that print the device say which path the classifiers take
   const base = device.describe.bind(device);
   Object.defineProperty(device, 'describe', {
-    value: () => `${base()}; classifiers and language models run on ${ortCpu.describe()}`,
+    value: () => `${base()}; classifiers, embedders and language models run on ${ortCpu.describe()}`,
     enumerable: false,
   });
 }
