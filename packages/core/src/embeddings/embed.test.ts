@@ -2,15 +2,15 @@
 // reference device: every exit in one pass, one exit at a time (rows leave there), padding, unit length, FLOPs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Runner } from '../engine/runner.js';
-import type { HostTensor } from '../models/common.js';
 import { CpuDevice } from '../runtime/cpu-device.js';
 import { createGpuDevice } from '../runtime/create-device.js';
 import type { Device } from '../runtime/device.js';
 import type { GpuDevice } from '../runtime/gpu-device.js';
-import { mulberry32, randn } from '../util/random.js';
-import { type EncoderEmbedderConfig, embedderTensorSpec, parseEmbedderConfig } from './config.js';
+import { mulberry32 } from '../util/random.js';
+import { type EncoderEmbedderConfig, parseEmbedderConfig } from './config.js';
 import { embed } from './embed.js';
 import { buildEmbedder } from './model.js';
+import { randomEmbedderWeights } from './random-weights.js';
 import { embedReference } from './reference.js';
 
 const cfg: EncoderEmbedderConfig = {
@@ -29,22 +29,7 @@ const cfg: EncoderEmbedderConfig = {
   pooling: 'mean',
 };
 
-function randomWeights(c: EncoderEmbedderConfig, seed: number): Map<string, HostTensor> {
-  const rand = mulberry32(seed);
-  const out = new Map<string, HostTensor>();
-  for (const [name, shape] of embedderTensorSpec(c)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    let data: Float32Array;
-    if (/ln\d?\.weight$/.test(name)) data = randn(n, rand, 0.1).map((v) => 1 + v);
-    else if (name.endsWith('.bias')) data = randn(n, rand, 0.05);
-    else if (name.startsWith('embeddings.') || name === 'head.exit_embedding.weight') data = randn(n, rand, 0.5);
-    else data = randn(n, rand, 1 / Math.sqrt(shape[0]));
-    out.set(name, { shape, data });
-  }
-  return out;
-}
-
-const weights = randomWeights(cfg, 3);
+const weights = randomEmbedderWeights(cfg, 3);
 const rand = mulberry32(11);
 // token ids in [0, 49): never the pad id; lengths 1 .. 37 (buckets 8, 16, 32, 40)
 const rows = [1, 2, 5, 9, 17, 30, 37].map((len) => Array.from({ length: len }, () => Math.floor(rand() * 49)));

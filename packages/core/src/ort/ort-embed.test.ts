@@ -4,16 +4,16 @@
 // invariance; one session per segment and bucket; a Runner on createDevice 'auto' over a software adapter
 // takes the path, { ort: false } keeps the WebGPU kernels. (The config allows one pooling, 'mean'.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EncoderEmbedderConfig, embedderTensorSpec } from '../embeddings/config.js';
+import type { EncoderEmbedderConfig } from '../embeddings/config.js';
 import { embed } from '../embeddings/embed.js';
 import { buildEmbedder } from '../embeddings/model.js';
+import { randomEmbedderWeights } from '../embeddings/random-weights.js';
 import { embedReference } from '../embeddings/reference.js';
 import type { GraphBuilder } from '../engine/graph.js';
 import type { EarlyExitModel } from '../engine/model.js';
 import { Runner } from '../engine/runner.js';
 import { maskedMean } from '../kernels/masked-mean.js';
 import { rmsNorm } from '../kernels/rms-norm.js';
-import type { HostTensor } from '../models/common.js';
 import { createDevice, createGpuDevice } from '../runtime/create-device.js';
 import type { Device } from '../runtime/device.js';
 import type { GpuDevice } from '../runtime/gpu-device.js';
@@ -88,21 +88,6 @@ const configs: { name: string; cfg: EncoderEmbedderConfig }[] = [
   },
 ];
 
-function randomWeights(c: EncoderEmbedderConfig, seed: number): Map<string, HostTensor> {
-  const rand = mulberry32(seed);
-  const out = new Map<string, HostTensor>();
-  for (const [name, shape] of embedderTensorSpec(c)) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    let data: Float32Array;
-    if (/ln\d?\.weight$/.test(name)) data = randn(n, rand, 0.1).map((v) => 1 + v);
-    else if (name.endsWith('.bias')) data = randn(n, rand, 0.05);
-    else if (name.startsWith('embeddings.') || name === 'head.exit_embedding.weight') data = randn(n, rand, 0.5);
-    else data = randn(n, rand, 1 / Math.sqrt(shape[0]));
-    out.set(name, { shape, data });
-  }
-  return out;
-}
-
 /** Ragged rows of ids that are never the pad id: lengths 1 … max_position (several buckets). */
 function raggedRows(c: EncoderEmbedderConfig, seed: number): number[][] {
   const rand = mulberry32(seed);
@@ -130,7 +115,7 @@ beforeAll(async () => {
 afterAll(() => gpu?.destroy());
 
 describeOrt.each(configs)('embedder on the ONNX Runtime path: $name', ({ cfg }) => {
-  const weights = randomWeights(cfg, 3);
+  const weights = randomEmbedderWeights(cfg, 3);
   const rows = raggedRows(cfg, 11);
   const reference = rows.map((r) => embedReference(cfg, weights, r));
   const E = cfg.exit_blocks.length;
@@ -231,7 +216,7 @@ describeOrt('embedder Runner on a device from createDevice', () => {
     const dev: Device = await createDevice({ backend: 'auto' });
     try {
       const { cfg } = configs[0];
-      const weights = randomWeights(cfg, 9);
+      const weights = randomEmbedderWeights(cfg, 9);
       const model = buildEmbedder(dev, cfg, weights);
       const rows = raggedRows(cfg, 2);
       const auto = new Runner(dev, model);

@@ -90,15 +90,25 @@ export const MAX_JS_CODE_CHARS = 8000;
 const SKIP_DIRS = new Set(['test', 'tests', '__tests__', 'node_modules', '__mocks__', 'fixtures', 'benchmark']);
 const JS_EXT = /\.(c|m)?js$/;
 
-/** One extracted function, as written to pairs-js.jsonl. */
-export interface JsRow {
+/** One extracted function as the extractors write it (a line of pairs.jsonl or pairs-js.jsonl), either language. */
+export interface ExtractedPair {
+  /**
+   * Source file relative to the library folder, e.g. 'email/utils.py'; a package's file is prefixed with the
+   * package (`python3-requests:requests/api.py`, `npm-lodash:chunk.js`, `npm-@scope/name:lib/x.js`).
+   */
   path: string;
   line: number;
   name: string;
+  /** The docstring's or JSDoc block's summary sentence. */
   query: string;
+  /** The function's source without its docstring or JSDoc block. */
   code: string;
+  /** The same function re-printed without comments, named f, parameters and locals renamed v0, v1, ... */
   refactored: string;
 }
+
+/** One extracted JavaScript function, as written to pairs-js.jsonl. */
+export type JsRow = ExtractedPair;
 
 /** The split unit and path prefix of an npm package: `npm-lodash`, `npm-@babel/core`. */
 export function npmUnit(name: string): string {

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { mulberry32, ValidationError } from '@offramp/core';
 import { corruptFile, type DataOptions, readCacheFile } from './cache.js';
 import { EXTRACT_PY } from './code-search-extract.js';
-import { CODE_SEARCH_JS_FILE } from './code-search-js.js';
+import { CODE_SEARCH_JS_FILE, type ExtractedPair } from './code-search-js.js';
 import { shuffleInPlace } from './split.js';
 
 export const CODE_SEARCH_FILE = 'pairs.jsonl';
@@ -81,21 +81,8 @@ export const MIN_QUERY_WORDS = 3;
 /** The language of a pair, from its path: `npm-NAME:…` paths are JavaScript, all others Python. */
 export type CodeLang = 'python' | 'javascript';
 
-/** One extracted function. */
-export interface CodePair {
-  /**
-   * Source file relative to the library folder, e.g. 'email/utils.py'; a package's file is prefixed with the
-   * package (`python3-requests:requests/api.py`, `npm-lodash:chunk.js`, `npm-@scope/name:lib/x.js`).
-   */
-  path: string;
-  line: number;
-  name: string;
-  /** The docstring's summary sentence. */
-  query: string;
-  /** The function's source from its `def` line, without the docstring (decorators left out). */
-  code: string;
-  /** The same function re-printed by ast.unparse, named f, parameters and locals renamed v0, v1, ... */
-  refactored: string;
+/** One extracted function with its split unit and language. */
+export interface CodePair extends ExtractedPair {
   /** Top-level module or package: the split unit. */
   module: string;
   /** Derived from the path (not stored in the files). */
