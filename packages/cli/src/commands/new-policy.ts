@@ -195,7 +195,7 @@ test('${name} passes the policy conformance kit', async () => {
   };
   const readme = `# ${pkg}
 
-The \`${name}\` exit policy for Offramp (`@offramp/core`) early-exit models.
+The \`${name}\` exit policy for Offramp (\`@offramp/core\`) early-exit models.
 
 **The rule.** After each exit head, a sample's streak counts the consecutive exits (up to this one) whose max
 softmax probability was at least \`threshold\`; an exit below it (or a NaN) resets the streak to 0. The sample
