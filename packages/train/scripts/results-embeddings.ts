@@ -268,7 +268,7 @@ for (const r of results) {
 const mose = ranksByVariant.get('mose');
 for (const other of ['independent', 'last']) {
   const o = ranksByVariant.get(other);
-  if (mose && o) mose.forEach((rk, j) => interval(`mose exit ${j}`, rk, `${other} exit ${j}`, o[j]));
+  if (mose && o) for (let j = 0; j < mose.length; j++) interval(`mose exit ${j}`, mose[j], `${other} exit ${j}`, o[j]);
 }
 
 const json = {

@@ -64,7 +64,9 @@ describe.skipIf(Boolean(ortError))('createDevice with the ONNX Runtime path', ()
     expect(dev.kind).toBe('gpu'); // kernels (decoders, Mamba) stay on the adapter
     expect(executionPath(dev)).toBe(software ? 'ort-cpu' : 'webgpu');
     if (software)
-      expect(dev.describe()).toMatch(/^gpu: .*; classifiers, embedders and language models run on ort-cpu: onnxruntime-node/);
+      expect(dev.describe()).toMatch(
+        /^gpu: .*; classifiers, embedders and language models run on ort-cpu: onnxruntime-node/,
+      );
     const model = buildModel(dev, cfg, randomWeights(cfg, 2));
     const runner = new Runner(dev, model);
     const x = { features: new Float32Array(16).fill(0.5) };
