@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createDevice, type EmbedResult, mulberry32 } from '@offramp/core';
 import { loadCodeSearch } from '../src/data/code-search.js';
+import { ensureDatasets } from '../src/data/fetch.js';
 import { shuffleInPlace } from '../src/data/split.js';
 import { type LoadedEmbedder, loadEmbedder } from '../src/embeddings/load.js';
 import { dotScores } from '../src/embeddings/retrieval.js';
@@ -38,15 +39,9 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-let data: ReturnType<typeof loadCodeSearch>;
-try {
-  data = loadCodeSearch();
-} catch (e) {
-  console.error(
-    `the code-search set is not cached (${(e as Error).message}): run \`pnpm data fetch code-search\` first`,
-  );
-  process.exit(2);
-}
+// fetches the code-search set into the data cache on first use (a few minutes), as the other scripts do
+await ensureDatasets(['code-search'], { log: (line) => console.error(line) });
+const data = loadCodeSearch();
 const pairs = shuffleInPlace([...data.test], mulberry32(SEED)).slice(0, Math.ceil(N / 2));
 const texts = [...pairs.map((p) => p.query), ...pairs.map((p) => p.code)].slice(0, N);
 const nQueries = Math.min(pairs.length, N);
